@@ -1,0 +1,76 @@
+"""tokenbank: a payment-grade in-app token ledger for Python web applications."""
+
+from tokenbank.bank import TokenBank
+from tokenbank.errors import (
+    BatchAbortedError,
+    ConfigurationError,
+    HoldNotFoundError,
+    HoldStateError,
+    IdempotencyConflictError,
+    InsufficientBalanceError,
+    InvalidAccountError,
+    InvalidAmountError,
+    InvalidRequestError,
+    StorageError,
+    StorageUnavailableError,
+    SupplyCapExceededError,
+    TokenBankError,
+    TokenNotInitializedError,
+    TransactionNotFoundError,
+    TransactionStateError,
+)
+from tokenbank.models import (
+    AuditEntry,
+    Check,
+    Hold,
+    Holder,
+    HoldStatus,
+    TokenInfo,
+    Transaction,
+    TransactionPage,
+    TransactionType,
+    TransferRequest,
+    TransferResult,
+    VerifyReport,
+)
+from tokenbank.services.transactions import TransactionImport
+from tokenbank.settings import Settings, StorageMode, TokenSettings
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AuditEntry",
+    "BatchAbortedError",
+    "Check",
+    "ConfigurationError",
+    "Hold",
+    "HoldNotFoundError",
+    "HoldStateError",
+    "HoldStatus",
+    "Holder",
+    "IdempotencyConflictError",
+    "InsufficientBalanceError",
+    "InvalidAccountError",
+    "InvalidAmountError",
+    "InvalidRequestError",
+    "Settings",
+    "StorageError",
+    "StorageMode",
+    "StorageUnavailableError",
+    "SupplyCapExceededError",
+    "TokenBank",
+    "TokenBankError",
+    "TokenInfo",
+    "TokenNotInitializedError",
+    "TokenSettings",
+    "Transaction",
+    "TransactionImport",
+    "TransactionNotFoundError",
+    "TransactionPage",
+    "TransactionStateError",
+    "TransactionType",
+    "TransferRequest",
+    "TransferResult",
+    "VerifyReport",
+    "__version__",
+]

@@ -1,0 +1,57 @@
+"""Exact conversion between user-facing token amounts and integer base units (SPEC §2)."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from tokenbank.errors import InvalidAmountError
+
+MAX_BASE_UNITS = 2**63 - 1
+"""Largest amount, balance or supply any store keeps exactly (a signed 64-bit integer)."""
+
+AmountInput = int | Decimal | str
+
+
+def to_base_units(amount: object, decimals: int) -> int:
+    """Convert a positive token amount to base units, refusing anything inexact.
+
+    Raises InvalidAmountError for floats, bools, non-numbers, NaN/Infinity, zero, negatives, more fractional
+    digits than ``decimals``, or more than :data:`MAX_BASE_UNITS` base units.
+    """
+    value = _to_decimal(amount)
+    if not value.is_finite():
+        raise InvalidAmountError(f"amount must be finite, got {amount!r}")
+    if value <= 0:
+        raise InvalidAmountError(f"amount must be positive, got {amount!r}")
+    scaled = value.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise InvalidAmountError(f"amount {amount!r} has more than {decimals} fractional digits")
+    units = int(scaled)
+    if units > MAX_BASE_UNITS:
+        raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")
+    return units
+
+
+def from_base_units(units: int, decimals: int) -> Decimal:
+    """Base units back to a Decimal with exactly ``decimals`` fractional digits."""
+    return Decimal(units).scaleb(-decimals)
+
+
+def _to_decimal(amount: object) -> Decimal:
+    if isinstance(amount, bool):
+        raise InvalidAmountError("a bool is not an amount")
+    if isinstance(amount, float):
+        raise InvalidAmountError("floats are not exact; pass Decimal or str")
+    if isinstance(amount, Decimal):
+        return amount
+    if isinstance(amount, int):
+        return Decimal(amount)
+    if isinstance(amount, str):
+        text = amount.strip()
+        if not text or len(text) > 80:
+            raise InvalidAmountError(f"not a number: {amount!r}")
+        try:
+            return Decimal(text)
+        except InvalidOperation:
+            raise InvalidAmountError(f"not a number: {amount!r}") from None
+    raise InvalidAmountError(f"amount must be int, Decimal or str, got {type(amount).__name__}")

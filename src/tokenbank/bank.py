@@ -1,0 +1,455 @@
+"""The TokenBank facade: validate the request, make ONE store call, turn its status into a result or error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, Self
+
+from tokenbank import convert
+from tokenbank.amounts import from_base_units, to_base_units
+from tokenbank.errors import (
+    BatchAbortedError,
+    ConfigurationError,
+    HoldNotFoundError,
+    InvalidAccountError,
+    InvalidRequestError,
+    StorageError,
+    TokenBankError,
+    TokenNotInitializedError,
+    error_for,
+)
+from tokenbank.ids import (
+    check_account_id,
+    check_idempotency_key,
+    check_reason,
+    encode_metadata,
+    fingerprint,
+    new_id,
+)
+from tokenbank.models import (
+    AuditEntry,
+    Check,
+    Hold,
+    Holder,
+    TokenInfo,
+    Transaction,
+    TransferRequest,
+    TransferResult,
+    VerifyReport,
+)
+from tokenbank.services.balances import BalancesService
+from tokenbank.services.transactions import TransactionsService
+from tokenbank.settings import Settings
+from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
+
+logger = logging.getLogger("tokenbank")
+
+MAX_HOLD_SECONDS = 366 * 24 * 3600
+MAX_PAGE = 1000
+_SWEEP_BATCH = 500
+
+
+class TokenBank:
+    """An in-app token ledger. Use as ``async with TokenBank(Settings(...)) as bank:``."""
+
+    def __init__(self, settings: Settings | None = None, *, storage: Storage | None = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = Settings.load(**overrides)
+        elif overrides:
+            settings = Settings.load(**{**settings.model_dump(), **overrides})
+        self.settings = settings
+        self._storage = storage
+        self._token: TokenRecord | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self.balances = BalancesService(self)
+        self.transactions = TransactionsService(self)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> TokenBank:
+        """A bank configured from the environment (``TOKEN_*``, ``DATABASE_URL``, ``REDIS_URL``)."""
+        return cls(Settings.load(**overrides))
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = storage_from_settings(self.settings)
+        return self._storage
+
+    @property
+    def decimals(self) -> int:
+        return self.settings.decimals
+
+    async def open(self) -> None:
+        """Connect, create or upgrade the schema and initialize the token (idempotent)."""
+        await self.storage.open()
+        await self.initialize_token()
+        if self.settings.hold_sweep_interval > 0 and self._sweeper is None:
+            self._sweeper = asyncio.create_task(self._sweep_holds_forever(), name="tokenbank-hold-sweeper")
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+        if self._storage is not None:
+            await self._storage.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # token -------------------------------------------------------------------------------------------------
+    async def initialize_token(self) -> TokenInfo:
+        """Create the token and mint the initial supply to the treasury, once; later calls apply changed settings
+        (name, emoji, max supply, treasury) with an audit entry. Raises ConfigurationError if the stored token
+        has other decimals, or a max supply below the current supply is configured."""
+        s = self.settings
+        check_account_id(s.treasury_account, "TOKEN_TREASURY_ACCOUNT")
+        wanted = TokenRecord(
+            symbol=s.symbol,
+            name=s.name,
+            decimals=s.decimals,
+            emoji=s.emoji,
+            treasury_account=s.treasury_account,
+            initial_supply=self._units_or_zero(s.initial_supply),
+            max_supply=None if s.max_supply is None else self._units_or_zero(s.max_supply),
+            total_supply=0,
+            created_at=datetime.now(UTC),
+        )
+        mint = None
+        if wanted.initial_supply:
+            mint = WriteOp(
+                kind=OpKind.MINT, tx_id=new_id(), to_user_id=s.treasury_account, amount=wanted.initial_supply,
+                reason="initial supply", audit_action="mint",
+            )  # fmt: skip
+        token = await self.storage.create_token(wanted, mint)
+        if token.decimals != s.decimals:
+            raise ConfigurationError(
+                f"TOKEN_DECIMALS: token {s.symbol} exists with {token.decimals} decimals, settings say {s.decimals}"
+            )
+        changes: dict[str, object] = {
+            field: getattr(wanted, field)
+            for field in ("name", "emoji", "max_supply", "treasury_account")
+            if getattr(wanted, field) != getattr(token, field)
+        }
+        if changes:
+            if wanted.max_supply is not None and wanted.max_supply < token.total_supply:
+                raise ConfigurationError("TOKEN_MAX_SUPPLY: is below the current total supply")
+            token = await self.storage.update_token(changes)
+        self._token = token
+        return convert.token_info(token)
+
+    def _units_or_zero(self, amount: Decimal) -> int:
+        return to_base_units(amount, self.decimals) if amount else 0
+
+    async def get_token_info(self) -> TokenInfo:
+        """Token settings and current total supply. Raises TokenNotInitializedError."""
+        token = await self.storage.get_token()
+        if token is None:
+            raise TokenNotInitializedError(f"token {self.settings.symbol} is not initialized")
+        return convert.token_info(token)
+
+    async def get_total_supply(self) -> Decimal:
+        return (await self.get_token_info()).total_supply
+
+    async def get_circulating_supply(self) -> Decimal:
+        """Total supply minus what the excluded accounts (the treasury by default) hold."""
+        total = await self.get_total_supply()
+        excluded = await self.storage.sum_balances(self.settings.excluded_accounts)
+        return total - from_base_units(excluded, self.decimals)
+
+    # balances and leaderboard ------------------------------------------------------------------------------
+    async def get_balance(self, user_id: str) -> Decimal:
+        """Spendable balance (held funds excluded). Raises InvalidAccountError."""
+        check_account_id(user_id)
+        balances = await self.storage.get_balances([user_id])
+        return from_base_units(balances[user_id], self.decimals)
+
+    async def get_balances(self, user_ids: Sequence[str]) -> dict[str, Decimal]:
+        ids = [check_account_id(user_id) for user_id in user_ids]
+        balances = await self.storage.get_balances(list(dict.fromkeys(ids)))
+        return {user_id: from_base_units(units, self.decimals) for user_id, units in balances.items()}
+
+    async def get_held_balance(self, user_id: str) -> Decimal:
+        """Funds reserved by the account's pending holds."""
+        return from_base_units(await self.storage.get_held(check_account_id(user_id)), self.decimals)
+
+    async def get_top_holders(self, limit: int = 10, offset: int = 0) -> list[Holder]:
+        """Highest balances first (excluded accounts left out). Raises InvalidRequestError for bad paging."""
+        _check_page(limit, offset)
+        rows = await self.storage.top_holders(limit, offset, self.settings.excluded_accounts)
+        return [
+            Holder(user_id, from_base_units(units, self.decimals), offset + i + 1) for i, (user_id, units) in enumerate(rows)
+        ]
+
+    async def get_rank(self, user_id: str) -> int | None:
+        """1-based leaderboard position; None for excluded accounts and accounts without balance."""
+        return await self.storage.rank(check_account_id(user_id), self.settings.excluded_accounts)
+
+    async def get_balance_at(self, user_id: str, at: datetime) -> Decimal:
+        """Spendable balance right after the last transaction at or before ``at`` (an aware datetime)."""
+        check_account_id(user_id)
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise InvalidRequestError("at must be a timezone-aware datetime")
+        return from_base_units(await self.storage.balance_at(user_id, at), self.decimals)
+
+    # writes ------------------------------------------------------------------------------------------------
+    async def transfer(
+        self,
+        from_user_id: str,
+        to_user_id: str,
+        amount: Any,
+        *,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Transaction:
+        """Move ``amount`` between accounts, atomically. Raises InvalidAmountError, InvalidAccountError,
+        InsufficientBalanceError, IdempotencyConflictError, StorageError."""
+        op = self._transfer_op(from_user_id, to_user_id, amount, idempotency_key, metadata, reason)
+        return self._transaction(await self._apply_one(op))
+
+    def _transfer_op(
+        self, from_user_id: Any, to_user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any
+    ) -> WriteOp:
+        check_account_id(from_user_id, "sender")
+        check_account_id(to_user_id, "receiver")
+        if from_user_id == to_user_id:
+            raise InvalidAccountError("cannot transfer to the same account")
+        return self._op(OpKind.TRANSFER, amount, key, metadata, reason, from_user_id=from_user_id, to_user_id=to_user_id)
+
+    async def mint(
+        self,
+        to_user_id: str,
+        amount: Any,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Transaction:
+        """Create new tokens (audited). Raises SupplyCapExceededError past TOKEN_MAX_SUPPLY."""
+        check_account_id(to_user_id)
+        op = self._op(OpKind.MINT, amount, idempotency_key, metadata, reason, to_user_id=to_user_id, audit_action="mint")
+        return self._transaction(await self._apply_one(op))
+
+    async def burn(
+        self,
+        user_id: str,
+        amount: Any,
+        *,
+        reason: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Transaction:
+        """Destroy tokens from an account (audited). Raises InsufficientBalanceError."""
+        check_account_id(user_id)
+        op = self._op(OpKind.BURN, amount, idempotency_key, metadata, reason, from_user_id=user_id, audit_action="burn")
+        return self._transaction(await self._apply_one(op))
+
+    async def hold(
+        self,
+        from_user_id: str,
+        to_user_id: str,
+        amount: Any,
+        *,
+        expires_in: float | timedelta,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Hold:
+        """Reserve funds for a later capture or void (two-phase transfer); held funds are not spendable.
+        Raises InsufficientBalanceError, InvalidRequestError (bad expiry) and the transfer errors."""
+        seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float | Decimal):
+            raise InvalidRequestError("expires_in must be seconds or a timedelta")
+        if not 0 < seconds <= MAX_HOLD_SECONDS:
+            raise InvalidRequestError(f"expires_in must be between 0 and {MAX_HOLD_SECONDS} seconds")
+        base = self._transfer_op(from_user_id, to_user_id, amount, idempotency_key, metadata, reason)
+        op = WriteOp(
+            kind=OpKind.HOLD, tx_id=base.tx_id, from_user_id=base.from_user_id, to_user_id=base.to_user_id,
+            amount=base.amount, idempotency_key=base.idempotency_key,
+            fingerprint=None if base.idempotency_key is None else fingerprint("hold", base.fingerprint, str(seconds)),
+            metadata=base.metadata, reason=base.reason, hold_id=new_id(),
+            expires_at=datetime.now(UTC) + timedelta(seconds=float(seconds)),
+        )  # fmt: skip
+        return self._hold(await self._apply_one(op))
+
+    async def capture(self, hold_id: str, amount: Any = None, *, reason: str | None = None) -> Hold:
+        """Pay out a pending hold, all or part; a partial capture releases the rest to the sender.
+        Raises HoldNotFoundError, HoldStateError (captured, voided or expired), InvalidAmountError."""
+        units = None if amount is None else to_base_units(amount, self.decimals)
+        op = WriteOp(
+            kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=_check_id(hold_id, "hold"), amount=units,
+            reason=check_reason(reason),
+        )  # fmt: skip
+        return self._hold(await self._apply_one(op))
+
+    async def void(self, hold_id: str, *, reason: str | None = None) -> Hold:
+        """Release a pending (or expired) hold back to the sender. Raises HoldNotFoundError, HoldStateError."""
+        op = WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=_check_id(hold_id, "hold"), reason=check_reason(reason))
+        return self._hold(await self._apply_one(op))
+
+    async def get_hold(self, hold_id: str) -> Hold:
+        record = await self.storage.get_hold(_check_id(hold_id, "hold"))
+        if record is None:
+            raise HoldNotFoundError(f"hold not found: {hold_id}")
+        return convert.hold(record, self.decimals)
+
+    async def expire_holds(self, now: datetime | None = None) -> int:
+        """Void every pending hold past its expiry; returns how many were voided. Runs in the background
+        every TOKEN_HOLD_SWEEP_INTERVAL seconds while the bank is open."""
+        count = 0
+        while ids := await self.storage.expired_holds(now or datetime.now(UTC), _SWEEP_BATCH):
+            ops = [WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=i, reason="expired") for i in ids]
+            results = await self.storage.apply(ops)
+            count += sum(1 for r in results if r.status.ok)
+            if len(ids) < _SWEEP_BATCH:
+                break
+        return count
+
+    async def _sweep_holds_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.hold_sweep_interval)
+            try:
+                await self.expire_holds()
+            except TokenBankError as exc:
+                logger.warning("hold expiry sweep failed: %s", exc, extra={"operation": "expire_holds"})
+
+    async def reverse(
+        self,
+        transaction_id: str,
+        *,
+        reason: str,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Transaction:
+        """Undo a transfer with a correcting transaction (history is never edited; at most once).
+        Raises TransactionNotFoundError, TransactionStateError, InsufficientBalanceError."""
+        if not reason:
+            raise InvalidRequestError("a reversal needs a reason")
+        tx_id = _check_id(transaction_id, "transaction")
+        op = self._op(OpKind.REVERSE, None, idempotency_key, metadata, reason, reverses_id=tx_id, audit_action="reverse")
+        return self._transaction(await self._apply_one(op))
+
+    async def transfer_many(self, requests: Sequence[TransferRequest], *, atomic: bool = False) -> list[TransferResult]:
+        """Apply many transfers in one store call, in order. ``atomic``: all or nothing (every item then fails,
+        the culprit with its own error, the rest with BatchAbortedError). Never raises for an item's failure."""
+        ops: list[WriteOp | None] = []
+        errors: list[TokenBankError | None] = []
+        for request in requests:
+            try:
+                ops.append(
+                    self._transfer_op(
+                        request.from_user_id, request.to_user_id, request.amount, request.idempotency_key,
+                        request.metadata, None,
+                    )
+                )  # fmt: skip
+                errors.append(None)
+            except TokenBankError as exc:
+                ops.append(None)
+                errors.append(exc)
+        if atomic and any(errors):
+            return [
+                TransferResult(r, error=e or BatchAbortedError("not applied: another item of the atomic batch failed"))
+                for r, e in zip(requests, errors, strict=True)
+            ]
+        valid = [op for op in ops if op is not None]
+        results = iter(await self._apply(valid, atomic=atomic) if valid else [])
+        out = []
+        for request, op, error in zip(requests, ops, errors, strict=True):
+            if op is None:
+                out.append(TransferResult(request, error=error))
+                continue
+            result = next(results)
+            if result.status.ok:
+                out.append(TransferResult(request, transaction=convert.transaction(result.transactions[0], self.decimals)))
+            else:
+                out.append(TransferResult(request, error=error_for(result.status)))
+        return out
+
+    # audit and verification --------------------------------------------------------------------------------
+    async def get_audit_log(self, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:
+        """Audit entries (mints, burns, reversals, imports, configuration), newest first."""
+        _check_page(limit, 0)
+        return [
+            AuditEntry(r.id, r.action, json.loads(r.details), r.timestamp)
+            for r in await self.storage.audit_log(limit, before_id)
+        ]
+
+    async def verify(self) -> VerifyReport:
+        """Check SPEC §4 invariants in the store (conservation, supply, no negatives, journal replay)."""
+        return VerifyReport([Check(c.name, c.ok, c.detail) for c in await self.storage.verify()])
+
+    # plumbing ----------------------------------------------------------------------------------------------
+    def _op(self, kind: OpKind, amount: Any, key: Any, metadata: Any, reason: Any, **fields: Any) -> WriteOp:
+        units = None if amount is None else to_base_units(amount, self.decimals)
+        key = check_idempotency_key(key)
+        meta = encode_metadata(metadata)
+        reason = check_reason(reason)
+        request_hash = None
+        if key is not None:
+            request_hash = fingerprint(kind.value, units, meta, reason, sorted(fields.items()))
+        return WriteOp(
+            kind=kind, tx_id=new_id(), amount=units, idempotency_key=key, fingerprint=request_hash, metadata=meta,
+            reason=reason, **fields,
+        )  # fmt: skip
+
+    async def _apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
+        started = time.perf_counter()
+        try:
+            results = await self.storage.apply(ops, atomic=atomic)
+        except StorageError as exc:
+            logger.error("storage failure: %s", exc, extra={"operation": ops[0].kind.value, "count": len(ops)})
+            raise
+        if logger.isEnabledFor(logging.DEBUG):
+            for op, result in zip(ops, results, strict=True):
+                logger.debug(
+                    "%s %s", op.kind.value, result.status.name,
+                    extra={"operation": op.kind.value, "from_user_id": op.from_user_id, "to_user_id": op.to_user_id,
+                           "amount": op.amount, "transaction_id": op.tx_id, "status": result.status.name,
+                           "latency_ms": round((time.perf_counter() - started) * 1000, 3)},
+                )  # fmt: skip
+        return results
+
+    async def _apply_one(self, op: WriteOp) -> OpResult:
+        [result] = await self._apply([op])
+        if not result.status.ok:
+            error = error_for(result.status)
+            logger.info("%s refused: %s", op.kind.value, error.code, extra={"operation": op.kind.value, "code": error.code})
+            raise error
+        return result
+
+    def _transaction(self, result: OpResult) -> Transaction:
+        return convert.transaction(result.transactions[0], self.decimals)
+
+    def _hold(self, result: OpResult) -> Hold:
+        assert result.hold is not None
+        return convert.hold(result.hold, self.decimals)
+
+
+def _check_page(limit: int, offset: int) -> None:
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE}")
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidRequestError("offset must be a non-negative integer")
+
+
+def _check_id(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not 0 < len(value) <= 64:
+        raise InvalidRequestError(f"{what} id must be a non-empty string")
+    return value

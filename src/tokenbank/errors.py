@@ -1,0 +1,175 @@
+"""The one exception tree of tokenbank, with a stable ``code`` per class.
+
+::
+
+    TokenBankError
+    ├── InvalidAmountError            invalid_amount          (422)
+    ├── InvalidAccountError           invalid_account         (422)
+    ├── InvalidRequestError           invalid_request         (422)
+    ├── InsufficientBalanceError      insufficient_balance    (409)
+    ├── SupplyCapExceededError        supply_cap_exceeded     (409)
+    ├── IdempotencyConflictError      idempotency_conflict    (409)
+    ├── HoldStateError                hold_state              (409)
+    ├── TransactionStateError         transaction_state       (409)
+    ├── BatchAbortedError             batch_aborted           (409)
+    ├── TokenNotInitializedError      token_not_initialized   (409)
+    ├── TransactionNotFoundError      transaction_not_found   (404)
+    ├── HoldNotFoundError             hold_not_found          (404)
+    ├── ConfigurationError            configuration_error     (500)
+    └── StorageError                  storage_error           (500)
+        └── StorageUnavailableError   storage_unavailable     (503)
+
+Stores report outcomes as :class:`~tokenbank.storage.base.Status` values; :data:`STATUS_TO_ERROR`
+is the only place that turns them into exceptions.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from tokenbank.storage.status import Status
+
+
+class TokenBankError(Exception):
+    """Root of every error tokenbank raises on purpose."""
+
+    code: ClassVar[str] = "token_bank_error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidAmountError(TokenBankError):
+    """An amount that is not an exact, positive value within the supported range."""
+
+    code = "invalid_amount"
+    http_status = 422
+
+
+class InvalidAccountError(TokenBankError):
+    """An account id that is empty, too long, has control characters, or a self-transfer."""
+
+    code = "invalid_account"
+    http_status = 422
+
+
+class InvalidRequestError(TokenBankError):
+    """Any other malformed argument (metadata too large, bad expiry, bad cursor...)."""
+
+    code = "invalid_request"
+    http_status = 422
+
+
+class InsufficientBalanceError(TokenBankError):
+    code = "insufficient_balance"
+    http_status = 409
+
+
+class SupplyCapExceededError(TokenBankError):
+    code = "supply_cap_exceeded"
+    http_status = 409
+
+
+class IdempotencyConflictError(TokenBankError):
+    """The idempotency key was already used for a different request."""
+
+    code = "idempotency_conflict"
+    http_status = 409
+
+
+class HoldStateError(TokenBankError):
+    """The hold is already captured, voided or expired."""
+
+    code = "hold_state"
+    http_status = 409
+
+
+class TransactionStateError(TokenBankError):
+    """The transaction cannot be reversed (wrong type, or reversed already)."""
+
+    code = "transaction_state"
+    http_status = 409
+
+
+class BatchAbortedError(TokenBankError):
+    """This item of an atomic batch was not applied because another item failed."""
+
+    code = "batch_aborted"
+    http_status = 409
+
+
+class TokenNotInitializedError(TokenBankError):
+    code = "token_not_initialized"
+    http_status = 409
+
+
+class TransactionNotFoundError(TokenBankError):
+    code = "transaction_not_found"
+    http_status = 404
+
+
+class HoldNotFoundError(TokenBankError):
+    code = "hold_not_found"
+    http_status = 404
+
+
+class ConfigurationError(TokenBankError):
+    code = "configuration_error"
+    http_status = 500
+
+
+class StorageError(TokenBankError):
+    """The store failed in a way that is not the caller's fault."""
+
+    code = "storage_error"
+    http_status = 500
+
+
+class StorageUnavailableError(StorageError):
+    """The store cannot be reached right now; the operation did not happen or may be retried."""
+
+    code = "storage_unavailable"
+    http_status = 503
+
+
+STATUS_TO_ERROR: dict[Status, type[TokenBankError]] = {
+    Status.INSUFFICIENT_BALANCE: InsufficientBalanceError,
+    Status.SUPPLY_CAP_EXCEEDED: SupplyCapExceededError,
+    Status.IDEMPOTENCY_CONFLICT: IdempotencyConflictError,
+    Status.HOLD_NOT_FOUND: HoldNotFoundError,
+    Status.HOLD_NOT_PENDING: HoldStateError,
+    Status.HOLD_EXPIRED: HoldStateError,
+    Status.CAPTURE_EXCEEDS_HOLD: InvalidAmountError,
+    Status.TRANSACTION_NOT_FOUND: TransactionNotFoundError,
+    Status.NOT_REVERSIBLE: TransactionStateError,
+    Status.ALREADY_REVERSED: TransactionStateError,
+    Status.TOKEN_NOT_INITIALIZED: TokenNotInitializedError,
+    Status.DUPLICATE_TRANSACTION: IdempotencyConflictError,
+    Status.BATCH_ABORTED: BatchAbortedError,
+}
+
+STATUS_MESSAGES: dict[Status, str] = {
+    Status.INSUFFICIENT_BALANCE: "insufficient balance",
+    Status.SUPPLY_CAP_EXCEEDED: "the mint would exceed the maximum supply",
+    Status.IDEMPOTENCY_CONFLICT: "idempotency key already used for a different request",
+    Status.HOLD_NOT_FOUND: "hold not found",
+    Status.HOLD_NOT_PENDING: "hold is no longer pending",
+    Status.HOLD_EXPIRED: "hold has expired",
+    Status.CAPTURE_EXCEEDS_HOLD: "capture amount exceeds the held amount",
+    Status.TRANSACTION_NOT_FOUND: "transaction not found",
+    Status.NOT_REVERSIBLE: "only transfers can be reversed",
+    Status.ALREADY_REVERSED: "transaction was already reversed",
+    Status.TOKEN_NOT_INITIALIZED: "token is not initialized",
+    Status.DUPLICATE_TRANSACTION: "a transaction with this id already exists",
+    Status.BATCH_ABORTED: "not applied: another item of the atomic batch failed",
+}
+
+
+def error_for(status: Status, context: str | None = None) -> TokenBankError:
+    """Build the exception for a failed store status (the one status -> exception mapping)."""
+    message = STATUS_MESSAGES[status]
+    if context:
+        message = f"{message}: {context}"
+    return STATUS_TO_ERROR[status](message)

@@ -1,0 +1,132 @@
+"""Immutable result models returned by the public API (amounts as Decimal, times as aware UTC)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from tokenbank.errors import TokenBankError
+
+
+class TransactionType(StrEnum):
+    TRANSFER = "transfer"
+    MINT = "mint"
+    BURN = "burn"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    VOID = "void"
+    REVERSAL = "reversal"
+
+
+class HoldStatus(StrEnum):
+    PENDING = "pending"
+    CAPTURED = "captured"
+    VOIDED = "voided"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenInfo:
+    name: str
+    symbol: str
+    decimals: int
+    emoji: str | None
+    treasury_account: str
+    initial_supply: Decimal
+    max_supply: Decimal | None
+    total_supply: Decimal
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    id: str
+    seq: int
+    type: TransactionType
+    from_user_id: str | None
+    to_user_id: str | None
+    amount: Decimal
+    timestamp: datetime
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    reason: str | None = None
+    hold_id: str | None = None
+    reverses_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionPage:
+    items: list[Transaction]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Holder:
+    user_id: str
+    balance: Decimal
+    rank: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    id: str
+    from_user_id: str
+    to_user_id: str
+    amount: Decimal
+    captured_amount: Decimal
+    status: HoldStatus
+    expires_at: datetime
+    created_at: datetime
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """One item of :meth:`TokenBank.transfer_many`."""
+
+    from_user_id: str
+    to_user_id: str
+    amount: Any
+    idempotency_key: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferResult:
+    """The outcome of one :class:`TransferRequest`: its transaction or its error."""
+
+    request: TransferRequest
+    transaction: Transaction | None = None
+    error: TokenBankError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    action: str
+    details: dict[str, Any]
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """Result of :meth:`TokenBank.verify`: every invariant checked, with what was found."""
+
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)

@@ -1,0 +1,1 @@
+"""Services reached as attributes of the bank (``bank.balances``, ``bank.transactions``)."""

@@ -1,0 +1,140 @@
+"""``bank.transactions``: history with keyset cursors, lookup by id, and importing existing ledgers."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from tokenbank import convert
+from tokenbank.errors import InvalidRequestError, TransactionNotFoundError
+from tokenbank.ids import check_account_id
+from tokenbank.models import Transaction, TransactionPage, TransactionType
+from tokenbank.storage.base import HistoryQuery, OpKind, WriteOp
+
+if TYPE_CHECKING:
+    from tokenbank.bank import TokenBank
+
+_CURSOR_PREFIX = "s1:"
+_IMPORTABLE = {"transfer": OpKind.TRANSFER, "mint": OpKind.MINT, "burn": OpKind.BURN}
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionImport:
+    """A transaction from another ledger, for :meth:`TransactionsService.record_transaction`."""
+
+    type: str
+    amount: Any
+    from_user_id: str | None = None
+    to_user_id: str | None = None
+    id: str | None = None
+    timestamp: datetime | None = None
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+    reason: str | None = None
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The sequence number behind an opaque cursor; raises InvalidRequestError for anything else."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        if text.startswith(_CURSOR_PREFIX):
+            seq = int(text.removeprefix(_CURSOR_PREFIX))
+            if seq > 0:
+                return seq
+    except (ValueError, binascii.Error, UnicodeDecodeError, TypeError):
+        pass
+    raise InvalidRequestError("invalid cursor")
+
+
+class TransactionsService:
+    def __init__(self, bank: TokenBank) -> None:
+        self._bank = bank
+
+    async def get_transaction_history(
+        self,
+        user_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        types: Iterable[str | TransactionType] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> TransactionPage:
+        """An account's transactions, newest first. Pass ``next_cursor`` back for the next page; pages stay
+        stable while new transactions arrive. Raises InvalidAccountError, InvalidRequestError."""
+        check_account_id(user_id)
+        if not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidRequestError("limit must be between 1 and 1000")
+        type_names = None
+        if types is not None:
+            try:
+                type_names = tuple(TransactionType(t).value for t in types)
+            except ValueError:
+                raise InvalidRequestError(f"unknown transaction type in {types!r}") from None
+        for bound in (since, until):
+            if bound is not None and (not isinstance(bound, datetime) or bound.tzinfo is None):
+                raise InvalidRequestError("since/until must be timezone-aware datetimes")
+        query = HistoryQuery(
+            user_id=user_id,
+            limit=limit + 1,
+            before_seq=None if cursor is None else decode_cursor(cursor),
+            types=type_names,
+            since=since,
+            until=until,
+        )
+        records = await self._bank.storage.history(query)
+        items = [convert.transaction(r, self._bank.decimals) for r in records[:limit]]
+        next_cursor = encode_cursor(items[-1].seq) if len(records) > limit else None
+        return TransactionPage(items=items, next_cursor=next_cursor)
+
+    async def get_transaction_by_id(self, transaction_id: str) -> Transaction:
+        """Raises TransactionNotFoundError."""
+        if not isinstance(transaction_id, str) or not transaction_id:
+            raise InvalidRequestError("transaction id must be a non-empty string")
+        record = await self._bank.storage.get_transaction(transaction_id)
+        if record is None:
+            raise TransactionNotFoundError(f"transaction not found: {transaction_id}")
+        return convert.transaction(record, self._bank.decimals)
+
+    async def record_transaction(self, dto: TransactionImport | Mapping[str, Any]) -> Transaction:
+        """Import a transfer, mint or burn from an existing ledger, keeping its id and time; balances and
+        supply change as if it happened now, and an audit entry records the import. Raises the errors of
+        the matching write, and IdempotencyConflictError if its id was imported already."""
+        item = dto if isinstance(dto, TransactionImport) else TransactionImport(**dict(dto))
+        kind = _IMPORTABLE.get(str(item.type))
+        if kind is None:
+            raise InvalidRequestError("only transfer, mint and burn transactions can be imported")
+        bank = self._bank
+        if kind is OpKind.TRANSFER:
+            op = bank._transfer_op(
+                item.from_user_id, item.to_user_id, item.amount, item.idempotency_key, item.metadata, item.reason
+            )
+        else:
+            user = check_account_id(item.to_user_id if kind is OpKind.MINT else item.from_user_id)
+            side = {"to_user_id": user} if kind is OpKind.MINT else {"from_user_id": user}
+            op = bank._op(kind, item.amount, item.idempotency_key, item.metadata, item.reason, **side)
+        if item.timestamp is not None and (not isinstance(item.timestamp, datetime) or item.timestamp.tzinfo is None):
+            raise InvalidRequestError("timestamp must be a timezone-aware datetime")
+        tx_id = op.tx_id if item.id is None else _check_uuid(item.id)
+        imported = WriteOp(
+            kind=op.kind, tx_id=tx_id, from_user_id=op.from_user_id, to_user_id=op.to_user_id, amount=op.amount,
+            idempotency_key=op.idempotency_key, fingerprint=op.fingerprint, metadata=op.metadata, reason=op.reason,
+            timestamp=item.timestamp or datetime.now(UTC), audit_action=f"import.{kind.value}",
+        )  # fmt: skip
+        return bank._transaction(await bank._apply_one(imported))
+
+
+def _check_uuid(value: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidRequestError(f"imported transaction id must be a UUID, got {value!r}") from None

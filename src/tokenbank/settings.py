@@ -1,0 +1,144 @@
+"""Configuration from arguments or the environment, under the seed's variable names (SPEC §6)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tokenbank.errors import ConfigurationError, InvalidAmountError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///tokenbank.db"
+
+
+class StorageMode(StrEnum):
+    SQL = "sql"
+    REDIS = "redis"
+    HYBRID = "hybrid"
+
+
+_MODE_ALIASES = {"postgres-only": "sql", "postgres": "sql", "redis-only": "redis"}
+
+
+def _env(name: str, field_name: str) -> Any:
+    """A field readable as ``field_name=`` in Python or ``name`` in the environment."""
+    return AliasChoices(field_name, name)
+
+
+class Settings(BaseSettings):
+    """Every knob of a TokenBank. Environment names are the ``TOKEN_*`` / ``*_URL`` variables."""
+
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore", frozen=True)
+
+    storage_mode: StorageMode = Field(StorageMode.SQL, validation_alias=_env("TOKEN_STORAGE_MODE", "storage_mode"))
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL", "database_url"))
+    database_schema: str | None = Field(None, validation_alias=_env("TOKEN_DATABASE_SCHEMA", "database_schema"))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "redis_url"))
+    name: str = Field("Token", min_length=1, max_length=100, validation_alias=_env("TOKEN_NAME", "name"))
+    symbol: str = Field("TOKEN", validation_alias=_env("TOKEN_SYMBOL", "symbol"))
+    emoji: str | None = Field(None, max_length=16, validation_alias=_env("TOKEN_EMOJI", "emoji"))
+    decimals: int = Field(2, ge=0, le=18, validation_alias=_env("TOKEN_DECIMALS", "decimals"))
+    initial_supply: Decimal = Field(
+        Decimal(0), ge=0, validation_alias=_env("TOKEN_INITIAL_SUPPLY", "initial_supply")
+    )
+    max_supply: Decimal | None = Field(None, gt=0, validation_alias=_env("TOKEN_MAX_SUPPLY", "max_supply"))
+    treasury_account: str = Field(
+        "treasury", min_length=1, max_length=128, validation_alias=_env("TOKEN_TREASURY_ACCOUNT", "treasury_account")
+    )
+    leaderboard_exclude: Annotated[tuple[str, ...] | None, NoDecode] = Field(
+        None, validation_alias=_env("TOKEN_LEADERBOARD_EXCLUDE", "leaderboard_exclude")
+    )
+    usd_price: Decimal | None = Field(None, ge=0, validation_alias=_env("TOKEN_USD_PRICE", "usd_price"))
+    key_prefix: str = Field("tb", min_length=1, max_length=32, validation_alias=_env("TOKEN_KEY_PREFIX", "key_prefix"))
+    enable_leaderboard: bool = Field(True, validation_alias=_env("TOKEN_ENABLE_LEADERBOARD", "enable_leaderboard"))
+    enable_notifications: bool = Field(
+        True, validation_alias=_env("TOKEN_ENABLE_NOTIFICATIONS", "enable_notifications")
+    )
+    enable_audit_log: bool = Field(True, validation_alias=_env("TOKEN_ENABLE_AUDIT_LOG", "enable_audit_log"))
+    enable_synchronization: bool = Field(
+        True, validation_alias=_env("TOKEN_ENABLE_SYNCHRONIZATION", "enable_synchronization")
+    )
+    hold_sweep_interval: float = Field(
+        1.0, ge=0, le=3600, validation_alias=_env("TOKEN_HOLD_SWEEP_INTERVAL", "hold_sweep_interval")
+    )
+    max_retries: int = Field(8, ge=0, le=100, validation_alias=_env("TOKEN_MAX_RETRIES", "max_retries"))
+    pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("TOKEN_POOL_SIZE", "pool_size"))
+
+    @field_validator("storage_mode", mode="before")
+    @classmethod
+    def _mode_alias(cls, value: Any) -> Any:
+        return _MODE_ALIASES.get(value, value) if isinstance(value, str) else value
+
+    @field_validator("symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", value):
+            raise ValueError("must be 1-16 letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("database_schema")
+    @classmethod
+    def _schema(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
+            raise ValueError("must be a lower-case SQL identifier")
+        return value
+
+    @field_validator("leaderboard_exclude", mode="before")
+    @classmethod
+    def _split_exclude(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _amounts_fit(self) -> Settings:
+        from tokenbank.amounts import to_base_units
+
+        for field_name in ("initial_supply", "max_supply"):
+            value = getattr(self, field_name)
+            if value:
+                try:
+                    to_base_units(value, self.decimals)
+                except InvalidAmountError as exc:
+                    raise ValueError(f"{field_name}: {exc}") from None
+        if self.max_supply is not None and self.initial_supply > self.max_supply:
+            raise ValueError("initial_supply: is larger than max_supply")
+        return self
+
+    @property
+    def excluded_accounts(self) -> tuple[str, ...]:
+        """Accounts left out of the leaderboard and circulating supply (the treasury by default)."""
+        return self.leaderboard_exclude if self.leaderboard_exclude is not None else (self.treasury_account,)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Build settings, turning validation errors into one ConfigurationError naming the variable."""
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from None
+
+
+TokenSettings = Settings
+
+_ENV_NAMES = {
+    name: next((a for a in field.validation_alias.choices if isinstance(a, str) and a.isupper()), name)
+    for name, field in Settings.model_fields.items()
+    if isinstance(field.validation_alias, AliasChoices)
+}
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for error in exc.errors():
+        field_name = str(error["loc"][0]) if error["loc"] else ""
+        message = error["msg"].removeprefix("Value error, ")
+        if not field_name and ":" in message:
+            field_name, message = (part.strip() for part in message.split(":", 1))
+        env_name = _ENV_NAMES.get(field_name, field_name or "configuration")
+        parts.append(f"{env_name}: {message}")
+    return "invalid configuration: " + "; ".join(parts)

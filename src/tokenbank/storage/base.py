@@ -1,0 +1,246 @@
+"""The storage interface every backend implements, and the records it speaks (base-unit ints, enums).
+
+Each write is ONE call to :meth:`Storage.apply`, which the store makes atomic in its own way (one SQL
+transaction or stored-function call; one Lua script). The facade owns validation and the public models.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from tokenbank.storage.status import Status
+
+if TYPE_CHECKING:
+    from tokenbank.settings import Settings
+
+
+class OpKind(StrEnum):
+    TRANSFER = "transfer"
+    MINT = "mint"
+    BURN = "burn"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    VOID = "void"
+    REVERSE = "reversal"
+
+
+@dataclass(frozen=True, slots=True)
+class WriteOp:
+    """One ledger write. Which fields matter depends on ``kind``:
+
+    transfer: from, to, amount; mint: to, amount; burn: from, amount; hold: from, to, amount, hold_id,
+    expires_at; capture: hold_id, amount (None = all); void: hold_id; reversal: reverses_id.
+    """
+
+    kind: OpKind
+    tx_id: str
+    from_user_id: str | None = None
+    to_user_id: str | None = None
+    amount: int | None = None
+    idempotency_key: str | None = None
+    fingerprint: str | None = None
+    metadata: str | None = None
+    reason: str | None = None
+    hold_id: str | None = None
+    expires_at: datetime | None = None
+    reverses_id: str | None = None
+    timestamp: datetime | None = None
+    audit_action: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TxRecord:
+    seq: int
+    id: str
+    type: str
+    from_user_id: str | None
+    to_user_id: str | None
+    amount: int
+    timestamp: datetime
+    metadata: str | None = None
+    idempotency_key: str | None = None
+    reason: str | None = None
+    hold_id: str | None = None
+    reverses_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRecord:
+    id: str
+    from_user_id: str
+    to_user_id: str
+    amount: int
+    captured_amount: int
+    status: str
+    expires_at: datetime
+    created_at: datetime
+    metadata: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpResult:
+    """Outcome of one WriteOp: a status, the transactions it wrote (or the replayed ones), its hold."""
+
+    status: Status
+    transactions: tuple[TxRecord, ...] = ()
+    hold: HoldRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    symbol: str
+    name: str
+    decimals: int
+    emoji: str | None
+    treasury_account: str
+    initial_supply: int
+    max_supply: int | None
+    total_supply: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRecord:
+    id: int
+    action: str
+    details: str
+    timestamp: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryQuery:
+    user_id: str
+    limit: int
+    before_seq: int | None = None
+    types: tuple[str, ...] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+@dataclass(slots=True)
+class StoreStats:
+    """Counters a store keeps about itself (retries after deadlocks, etc.), for metrics and tests."""
+
+    retries: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class Storage(ABC):
+    """A ledger store for ONE token (scoped by its symbol). All amounts are base-unit ints."""
+
+    stats: StoreStats
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and create or upgrade the schema. Raises StorageUnavailableError."""
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> None:
+        """Round trip to the store; raises StorageUnavailableError if it does not answer."""
+
+    @abstractmethod
+    async def create_token(self, token: TokenRecord, initial_mint: WriteOp | None) -> TokenRecord:
+        """Create the token row and apply its initial mint atomically, or return the existing token."""
+
+    @abstractmethod
+    async def get_token(self) -> TokenRecord | None: ...
+
+    @abstractmethod
+    async def update_token(self, changes: dict[str, object]) -> TokenRecord:
+        """Change token settings (name, emoji, max supply, treasury) with an audit entry."""
+
+    @abstractmethod
+    async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
+        """Apply ops in order, one result each. ``atomic``: all succeed or none is applied."""
+
+    @abstractmethod
+    async def get_balances(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """Spendable balance of each account (0 for unknown ones)."""
+
+    @abstractmethod
+    async def get_held(self, user_id: str) -> int:
+        """Amount held out of the account by pending holds."""
+
+    @abstractmethod
+    async def top_holders(self, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
+        """Accounts with a positive balance, highest first, ties by account id."""
+
+    @abstractmethod
+    async def rank(self, user_id: str, exclude: Sequence[str]) -> int | None:
+        """1-based leaderboard position, None for excluded or empty accounts."""
+
+    @abstractmethod
+    async def sum_balances(self, user_ids: Sequence[str]) -> int:
+        """Balance plus held amount, summed over the given accounts (for circulating supply)."""
+
+    @abstractmethod
+    async def history(self, query: HistoryQuery) -> list[TxRecord]:
+        """The account's transactions, newest first, with ``seq < before_seq``."""
+
+    @abstractmethod
+    async def get_transaction(self, tx_id: str) -> TxRecord | None: ...
+
+    @abstractmethod
+    async def get_hold(self, hold_id: str) -> HoldRecord | None: ...
+
+    @abstractmethod
+    async def expired_holds(self, now: datetime, limit: int) -> list[str]:
+        """Ids of pending holds whose expiry is at or before ``now``."""
+
+    @abstractmethod
+    async def balance_at(self, user_id: str, at: datetime) -> int:
+        """Spendable balance right after the last transaction at or before ``at``."""
+
+    @abstractmethod
+    async def audit_log(self, limit: int, before_id: int | None) -> list[AuditRecord]: ...
+
+    @abstractmethod
+    async def append_audit(self, action: str, details: str) -> None: ...
+
+    @abstractmethod
+    async def verify(self) -> list[CheckRecord]:
+        """Check SPEC §4 invariants inside the store; one record per check."""
+
+
+StorageFactory = Callable[["Settings"], Storage]
+_REGISTRY: dict[str, StorageFactory] = {}
+
+
+def register_storage(mode: str) -> Callable[[StorageFactory], StorageFactory]:
+    """Register a factory for a storage mode (see :func:`storage_from_settings`)."""
+
+    def decorator(factory: StorageFactory) -> StorageFactory:
+        _REGISTRY[mode] = factory
+        return factory
+
+    return decorator
+
+
+def storage_from_settings(settings: Settings) -> Storage:
+    """Build the store for ``settings.storage_mode``; raises ConfigurationError for an unknown mode."""
+    from tokenbank.errors import ConfigurationError
+    from tokenbank.storage import load_backends
+
+    load_backends(settings.storage_mode.value)
+    try:
+        factory = _REGISTRY[settings.storage_mode.value]
+    except KeyError:
+        raise ConfigurationError(
+            f"TOKEN_STORAGE_MODE: storage mode {settings.storage_mode.value!r} is not available"
+        ) from None
+    return factory(settings)

@@ -1,0 +1,245 @@
+-- tb_apply(token, ops, atomic) -> jsonb
+-- The whole PostgreSQL write path in one statement: applies a list of ledger ops in order.
+--   ops: jsonb array of {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, ts, audit}
+--        (amounts are JSON strings of base units; kinds: transfer mint burn hold capture void reversal)
+--   returns: jsonb array, one {s: status, t: [transaction rows], h: hold row|null} per op
+--   status numbers are tokenbank.storage.status.Status.
+-- Every account row touched is locked first, in user_id order, so concurrent calls never deadlock on them.
+-- atomic: the first failing op rolls back every op of the call (a subtransaction), and the others report 14.
+CREATE OR REPLACE FUNCTION tb_apply(p_token text, p_ops jsonb, p_atomic boolean) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_token tb_tokens;
+    v_ids text[];
+    v_results jsonb := '[]'::jsonb;
+    v_op jsonb;
+    v_res jsonb;
+    v_idx int := 0;
+BEGIN
+    IF p_ops @? '$[*] ? (@.kind == "mint" || @.kind == "burn")' THEN
+        SELECT * INTO v_token FROM tb_tokens WHERE symbol = p_token FOR UPDATE;
+    ELSE
+        SELECT * INTO v_token FROM tb_tokens WHERE symbol = p_token;
+    END IF;
+    IF v_token.symbol IS NULL THEN
+        SELECT jsonb_agg(jsonb_build_object('s', 12)) INTO v_results FROM jsonb_array_elements(p_ops);
+        RETURN v_results;
+    END IF;
+
+    SELECT array_agg(DISTINCT u ORDER BY u) INTO v_ids FROM (
+        SELECT o->>'from' AS u FROM jsonb_array_elements(p_ops) o
+        UNION ALL SELECT o->>'to' FROM jsonb_array_elements(p_ops) o
+        UNION ALL SELECT unnest(ARRAY[h.from_user_id, h.to_user_id]) FROM tb_holds h
+            WHERE h.id IN (SELECT o->>'hold_id' FROM jsonb_array_elements(p_ops) o
+                           WHERE o->>'kind' IN ('capture', 'void')) AND h.token = p_token
+        UNION ALL SELECT unnest(ARRAY[t.from_user_id, t.to_user_id]) FROM tb_transactions t
+            WHERE t.id IN (SELECT o->>'reverses_id' FROM jsonb_array_elements(p_ops) o
+                           WHERE o->>'kind' = 'reversal') AND t.token = p_token
+    ) s WHERE u IS NOT NULL;
+    IF v_ids IS NOT NULL THEN
+        INSERT INTO tb_accounts (token, user_id, balance, held)
+            SELECT p_token, u, 0, 0 FROM unnest(v_ids) u ORDER BY u ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_ids) ORDER BY user_id FOR UPDATE;
+    END IF;
+
+    IF NOT p_atomic THEN
+        FOR v_op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
+            v_results := v_results || jsonb_build_array(tb_apply_one(p_token, v_op));
+        END LOOP;
+        RETURN v_results;
+    END IF;
+
+    BEGIN
+        FOR v_op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
+            v_res := tb_apply_one(p_token, v_op);
+            IF (v_res->>'s')::int > 1 THEN
+                RAISE EXCEPTION 'tokenbank atomic batch failed' USING ERRCODE = 'TB001',
+                    DETAIL = jsonb_build_object('idx', v_idx, 'res', v_res)::text;
+            END IF;
+            v_results := v_results || jsonb_build_array(v_res);
+            v_idx := v_idx + 1;
+        END LOOP;
+        RETURN v_results;
+    EXCEPTION WHEN SQLSTATE 'TB001' THEN
+        DECLARE
+            v_detail jsonb;
+        BEGIN
+            GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+            SELECT jsonb_agg(CASE WHEN n - 1 = (v_detail->>'idx')::int THEN v_detail->'res'
+                                  ELSE jsonb_build_object('s', 14) END ORDER BY n)
+                INTO v_results FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(value, n);
+            RETURN v_results;
+        END;
+    END;
+END;
+$fn$;
+
+-- tb_apply_one(token, op) -> {s, t, h}: one op; the caller holds the row locks of its accounts.
+CREATE OR REPLACE FUNCTION tb_apply_one(p_token text, p_op jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_kind text := p_op->>'kind';
+    v_key text := p_op->>'key';
+    v_amount bigint := (p_op->>'amount')::bigint;
+    v_now timestamptz := COALESCE((p_op->>'ts')::timestamptz, clock_timestamp());
+    v_tx tb_transactions;
+    v_tx2 tb_transactions;
+    v_hold tb_holds;
+    v_token tb_tokens;
+    v_from_bal bigint;
+    v_to_bal bigint;
+    v_rest bigint;
+BEGIN
+    IF v_key IS NOT NULL THEN
+        SELECT * INTO v_tx FROM tb_transactions WHERE token = p_token AND idempotency_key = v_key;
+        IF FOUND THEN
+            IF v_tx.request_hash IS DISTINCT FROM p_op->>'hash' THEN
+                RETURN jsonb_build_object('s', 4);
+            END IF;
+            SELECT * INTO v_hold FROM tb_holds WHERE id = v_tx.hold_id;
+            RETURN jsonb_build_object('s', 1, 't', jsonb_build_array(to_jsonb(v_tx)),
+                                      'h', CASE WHEN v_hold.id IS NULL THEN NULL ELSE to_jsonb(v_hold) END);
+        END IF;
+    END IF;
+    IF p_op ? 'ts' AND EXISTS (SELECT 1 FROM tb_transactions WHERE id = p_op->>'id') THEN
+        RETURN jsonb_build_object('s', 13);
+    END IF;
+
+    IF v_kind = 'transfer' THEN
+        UPDATE tb_accounts SET balance = balance - v_amount
+            WHERE token = p_token AND user_id = p_op->>'from' AND balance >= v_amount RETURNING balance INTO v_from_bal;
+        IF NOT FOUND THEN RETURN jsonb_build_object('s', 2); END IF;
+        UPDATE tb_accounts SET balance = balance + v_amount
+            WHERE token = p_token AND user_id = p_op->>'to' RETURNING balance INTO v_to_bal;
+        INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
+                                     to_balance_after, created_at, metadata, idempotency_key, request_hash, reason)
+            VALUES (p_op->>'id', p_token, 'transfer', p_op->>'from', p_op->>'to', v_amount, v_from_bal, v_to_bal,
+                    v_now, p_op->>'meta', v_key, p_op->>'hash', p_op->>'reason')
+            RETURNING * INTO v_tx;
+
+    ELSIF v_kind = 'mint' THEN
+        SELECT * INTO v_token FROM tb_tokens WHERE symbol = p_token;
+        IF v_token.total_supply::numeric + v_amount
+                > COALESCE(v_token.max_supply, 9223372036854775807)::numeric THEN
+            RETURN jsonb_build_object('s', 3);
+        END IF;
+        UPDATE tb_tokens SET total_supply = total_supply + v_amount WHERE symbol = p_token;
+        UPDATE tb_accounts SET balance = balance + v_amount
+            WHERE token = p_token AND user_id = p_op->>'to' RETURNING balance INTO v_to_bal;
+        INSERT INTO tb_transactions (id, token, type, to_user_id, amount, to_balance_after, created_at, metadata,
+                                     idempotency_key, request_hash, reason)
+            VALUES (p_op->>'id', p_token, 'mint', p_op->>'to', v_amount, v_to_bal, v_now, p_op->>'meta', v_key,
+                    p_op->>'hash', p_op->>'reason')
+            RETURNING * INTO v_tx;
+
+    ELSIF v_kind = 'burn' THEN
+        UPDATE tb_accounts SET balance = balance - v_amount
+            WHERE token = p_token AND user_id = p_op->>'from' AND balance >= v_amount RETURNING balance INTO v_from_bal;
+        IF NOT FOUND THEN RETURN jsonb_build_object('s', 2); END IF;
+        UPDATE tb_tokens SET total_supply = total_supply - v_amount WHERE symbol = p_token;
+        INSERT INTO tb_transactions (id, token, type, from_user_id, amount, from_balance_after, created_at, metadata,
+                                     idempotency_key, request_hash, reason)
+            VALUES (p_op->>'id', p_token, 'burn', p_op->>'from', v_amount, v_from_bal, v_now, p_op->>'meta', v_key,
+                    p_op->>'hash', p_op->>'reason')
+            RETURNING * INTO v_tx;
+
+    ELSIF v_kind = 'hold' THEN
+        UPDATE tb_accounts SET balance = balance - v_amount, held = held + v_amount
+            WHERE token = p_token AND user_id = p_op->>'from' AND balance >= v_amount RETURNING balance INTO v_from_bal;
+        IF NOT FOUND THEN RETURN jsonb_build_object('s', 2); END IF;
+        SELECT balance INTO v_to_bal FROM tb_accounts WHERE token = p_token AND user_id = p_op->>'to';
+        INSERT INTO tb_holds (id, token, from_user_id, to_user_id, amount, captured_amount, status, expires_at,
+                              created_at, metadata)
+            VALUES (p_op->>'hold_id', p_token, p_op->>'from', p_op->>'to', v_amount, 0, 'pending',
+                    (p_op->>'expires_at')::timestamptz, v_now, p_op->>'meta')
+            RETURNING * INTO v_hold;
+        INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
+                                     to_balance_after, created_at, metadata, idempotency_key, request_hash, reason,
+                                     hold_id)
+            VALUES (p_op->>'id', p_token, 'hold', p_op->>'from', p_op->>'to', v_amount, v_from_bal, v_to_bal, v_now,
+                    p_op->>'meta', v_key, p_op->>'hash', p_op->>'reason', v_hold.id)
+            RETURNING * INTO v_tx;
+
+    ELSIF v_kind IN ('capture', 'void') THEN
+        SELECT * INTO v_hold FROM tb_holds WHERE id = p_op->>'hold_id' AND token = p_token FOR UPDATE;
+        IF NOT FOUND THEN RETURN jsonb_build_object('s', 5); END IF;
+        IF v_hold.status <> 'pending' THEN RETURN jsonb_build_object('s', 6); END IF;
+        IF v_kind = 'capture' THEN
+            IF v_hold.expires_at <= v_now THEN RETURN jsonb_build_object('s', 7); END IF;
+            v_amount := COALESCE(v_amount, v_hold.amount);
+            IF v_amount > v_hold.amount THEN RETURN jsonb_build_object('s', 8); END IF;
+        ELSE
+            v_amount := 0;
+        END IF;
+        v_rest := v_hold.amount - v_amount;
+        UPDATE tb_accounts SET held = held - v_hold.amount, balance = balance + v_rest
+            WHERE token = p_token AND user_id = v_hold.from_user_id RETURNING balance INTO v_from_bal;
+        UPDATE tb_accounts SET balance = balance + v_amount
+            WHERE token = p_token AND user_id = v_hold.to_user_id RETURNING balance INTO v_to_bal;
+        UPDATE tb_holds SET status = CASE WHEN v_kind = 'capture' THEN 'captured' ELSE 'voided' END,
+                            captured_amount = v_amount
+            WHERE id = v_hold.id RETURNING * INTO v_hold;
+        IF v_amount > 0 THEN
+            INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
+                                         to_balance_after, created_at, metadata, idempotency_key, request_hash,
+                                         reason, hold_id)
+                VALUES (p_op->>'id', p_token, 'capture', v_hold.from_user_id, v_hold.to_user_id, v_amount,
+                        v_from_bal, v_to_bal, v_now, p_op->>'meta', v_key, p_op->>'hash', p_op->>'reason', v_hold.id)
+                RETURNING * INTO v_tx;
+        END IF;
+        IF v_rest > 0 THEN
+            INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
+                                         to_balance_after, created_at, metadata, idempotency_key, request_hash,
+                                         reason, hold_id)
+                VALUES (CASE WHEN v_amount > 0 THEN p_op->>'id2' ELSE p_op->>'id' END, p_token, 'void',
+                        v_hold.from_user_id, v_hold.to_user_id, v_rest, v_from_bal, v_to_bal, v_now,
+                        p_op->>'meta', CASE WHEN v_amount > 0 THEN NULL ELSE v_key END,
+                        CASE WHEN v_amount > 0 THEN NULL ELSE p_op->>'hash' END,
+                        COALESCE(p_op->>'reason', CASE WHEN v_amount > 0 THEN 'released by partial capture' END),
+                        v_hold.id)
+                RETURNING * INTO v_tx2;
+        END IF;
+        IF v_tx.id IS NULL THEN
+            v_tx := v_tx2;
+            v_tx2 := NULL;
+        END IF;
+
+    ELSIF v_kind = 'reversal' THEN
+        SELECT * INTO v_tx2 FROM tb_transactions WHERE id = p_op->>'reverses_id' AND token = p_token;
+        IF NOT FOUND THEN RETURN jsonb_build_object('s', 9); END IF;
+        IF v_tx2.type <> 'transfer' THEN RETURN jsonb_build_object('s', 10); END IF;
+        IF EXISTS (SELECT 1 FROM tb_transactions WHERE token = p_token AND reverses_id = v_tx2.id) THEN
+            RETURN jsonb_build_object('s', 11);
+        END IF;
+        UPDATE tb_accounts SET balance = balance - v_tx2.amount
+            WHERE token = p_token AND user_id = v_tx2.to_user_id AND balance >= v_tx2.amount
+            RETURNING balance INTO v_from_bal;
+        IF NOT FOUND THEN RETURN jsonb_build_object('s', 2); END IF;
+        UPDATE tb_accounts SET balance = balance + v_tx2.amount
+            WHERE token = p_token AND user_id = v_tx2.from_user_id RETURNING balance INTO v_to_bal;
+        INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
+                                     to_balance_after, created_at, metadata, idempotency_key, request_hash, reason,
+                                     reverses_id)
+            VALUES (p_op->>'id', p_token, 'reversal', v_tx2.to_user_id, v_tx2.from_user_id, v_tx2.amount,
+                    v_from_bal, v_to_bal, v_now, p_op->>'meta', v_key, p_op->>'hash', p_op->>'reason', v_tx2.id)
+            RETURNING * INTO v_tx;
+        v_tx2 := NULL;
+    ELSE
+        RAISE EXCEPTION 'tokenbank: unknown op kind %', v_kind;
+    END IF;
+
+    IF p_op ? 'audit' THEN
+        INSERT INTO tb_audit (token, action, details, created_at)
+            VALUES (p_token, p_op->>'audit',
+                    jsonb_build_object('transaction_id', v_tx.id, 'type', v_tx.type, 'from_user_id', v_tx.from_user_id,
+                                       'to_user_id', v_tx.to_user_id, 'amount', v_tx.amount::text,
+                                       'reason', v_tx.reason)::text,
+                    v_now);
+    END IF;
+    RETURN jsonb_build_object(
+        's', 0,
+        't', CASE WHEN v_tx2.id IS NULL THEN jsonb_build_array(to_jsonb(v_tx))
+                  ELSE jsonb_build_array(to_jsonb(v_tx), to_jsonb(v_tx2)) END,
+        'h', CASE WHEN v_hold.id IS NULL THEN NULL ELSE to_jsonb(v_hold) END);
+END;
+$fn$;

@@ -1,0 +1,174 @@
+"""Read queries shared by both SQL dialects (every one scoped by token and served by an index)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tokenbank.storage.base import AuditRecord, HistoryQuery, HoldRecord, TokenRecord, TxRecord
+from tokenbank.storage.sql import records
+from tokenbank.storage.sql.schema import accounts, audit, holds, tokens, transactions
+
+
+async def get_token(conn: AsyncConnection, token: str) -> TokenRecord | None:
+    row = (await conn.execute(sa.select(tokens).where(tokens.c.symbol == token))).first()
+    if row is None:
+        return None
+    return TokenRecord(
+        symbol=row.symbol,
+        name=row.name,
+        decimals=row.decimals,
+        emoji=row.emoji,
+        treasury_account=row.treasury_account,
+        initial_supply=int(row.initial_supply),
+        max_supply=None if row.max_supply is None else int(row.max_supply),
+        total_supply=int(row.total_supply),
+        created_at=row.created_at,
+    )
+
+
+async def get_balances(conn: AsyncConnection, token: str, user_ids: Sequence[str]) -> dict[str, int]:
+    result = dict.fromkeys(user_ids, 0)
+    if user_ids:
+        rows = await conn.execute(
+            sa.select(accounts.c.user_id, accounts.c.balance).where(
+                accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
+            )
+        )
+        result.update({row.user_id: int(row.balance) for row in rows})
+    return result
+
+
+async def get_held(conn: AsyncConnection, token: str, user_id: str) -> int:
+    value = await conn.scalar(
+        sa.select(accounts.c.held).where(accounts.c.token == token, accounts.c.user_id == user_id)
+    )
+    return int(value or 0)
+
+
+def _ranked(token: str, exclude: Sequence[str]) -> sa.ColumnElement[bool]:
+    clause = sa.and_(accounts.c.token == token, accounts.c.balance > 0)
+    if exclude:
+        clause = sa.and_(clause, accounts.c.user_id.not_in(list(exclude)))
+    return clause
+
+
+async def top_holders(
+    conn: AsyncConnection, token: str, limit: int, offset: int, exclude: Sequence[str]
+) -> list[tuple[str, int]]:
+    rows = await conn.execute(
+        sa.select(accounts.c.user_id, accounts.c.balance)
+        .where(_ranked(token, exclude))
+        .order_by(accounts.c.balance.desc(), accounts.c.user_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    return [(row.user_id, int(row.balance)) for row in rows]
+
+
+async def rank(conn: AsyncConnection, token: str, user_id: str, exclude: Sequence[str]) -> int | None:
+    if user_id in exclude:
+        return None
+    balance = await conn.scalar(
+        sa.select(accounts.c.balance).where(accounts.c.token == token, accounts.c.user_id == user_id)
+    )
+    if not balance:
+        return None
+    ahead = await conn.scalar(
+        sa.select(sa.func.count())
+        .select_from(accounts)
+        .where(
+            _ranked(token, exclude),
+            sa.or_(
+                accounts.c.balance > balance,
+                sa.and_(accounts.c.balance == balance, accounts.c.user_id < user_id),
+            ),
+        )
+    )
+    return int(ahead or 0) + 1
+
+
+async def sum_balances(conn: AsyncConnection, token: str, user_ids: Sequence[str]) -> int:
+    if not user_ids:
+        return 0
+    value = await conn.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
+            accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
+        )
+    )
+    return int(value or 0)
+
+
+def _side(token: str, column: sa.Column[str | None], query: HistoryQuery) -> sa.Select[tuple[object, ...]]:
+    """One side (sender or receiver) of an account's history: an index walk on (token, side, seq)."""
+    stmt = sa.select(transactions).where(transactions.c.token == token, column == query.user_id)
+    if query.before_seq is not None:
+        stmt = stmt.where(transactions.c.seq < query.before_seq)
+    if query.types:
+        stmt = stmt.where(transactions.c.type.in_(list(query.types)))
+    if query.since is not None:
+        stmt = stmt.where(transactions.c.created_at >= query.since)
+    if query.until is not None:
+        stmt = stmt.where(transactions.c.created_at < query.until)
+    return stmt.order_by(transactions.c.seq.desc()).limit(query.limit)
+
+
+async def history(conn: AsyncConnection, token: str, query: HistoryQuery) -> list[TxRecord]:
+    sent = _side(token, transactions.c.from_user_id, query).subquery()
+    received = _side(token, transactions.c.to_user_id, query).subquery()
+    merged = sa.union_all(sa.select(sent), sa.select(received)).subquery()
+    rows = await conn.execute(sa.select(merged).order_by(merged.c.seq.desc()).limit(query.limit))
+    return [records.tx_from_row(row) for row in rows]
+
+
+async def get_transaction(conn: AsyncConnection, token: str, tx_id: str) -> TxRecord | None:
+    row = (
+        await conn.execute(sa.select(transactions).where(transactions.c.id == tx_id, transactions.c.token == token))
+    ).first()
+    return records.tx_from_row(row) if row else None
+
+
+async def get_hold(conn: AsyncConnection, token: str, hold_id: str) -> HoldRecord | None:
+    row = (await conn.execute(sa.select(holds).where(holds.c.id == hold_id, holds.c.token == token))).first()
+    return records.hold_from_row(row) if row else None
+
+
+async def expired_holds(conn: AsyncConnection, token: str, now: datetime, limit: int) -> list[str]:
+    rows = await conn.execute(
+        sa.select(holds.c.id)
+        .where(holds.c.token == token, holds.c.status == "pending", holds.c.expires_at <= now)
+        .order_by(holds.c.expires_at)
+        .limit(limit)
+    )
+    return [row.id for row in rows]
+
+
+async def balance_at(conn: AsyncConnection, token: str, user_id: str, at: datetime) -> int:
+    """Balance after the account's last entry at or before ``at`` (each entry records both sides' balances)."""
+    candidates = []
+    for side, after in (
+        (transactions.c.from_user_id, transactions.c.from_balance_after),
+        (transactions.c.to_user_id, transactions.c.to_balance_after),
+    ):
+        row = (
+            await conn.execute(
+                sa.select(transactions.c.seq, after)
+                .where(transactions.c.token == token, side == user_id, transactions.c.created_at <= at)
+                .order_by(transactions.c.seq.desc())
+                .limit(1)
+            )
+        ).first()
+        if row is not None:
+            candidates.append((int(row[0]), int(row[1] or 0)))
+    return max(candidates)[1] if candidates else 0
+
+
+async def audit_log(conn: AsyncConnection, token: str, limit: int, before_id: int | None) -> list[AuditRecord]:
+    stmt = sa.select(audit).where(audit.c.token == token)
+    if before_id is not None:
+        stmt = stmt.where(audit.c.id < before_id)
+    rows = await conn.execute(stmt.order_by(audit.c.id.desc()).limit(limit))
+    return [AuditRecord(id=row.id, action=row.action, details=row.details, timestamp=row.created_at) for row in rows]

@@ -1,0 +1,109 @@
+"""Table definitions (SQLAlchemy Core). Every row is scoped by ``token`` (the symbol).
+
+The schema itself is created by the Alembic migrations in ``migrations/``; keep both in step.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Aware UTC datetimes on every dialect (SQLite keeps naive UTC text; PostgreSQL timestamptz)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY, which is 64-bit there anyway.
+SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+UNITS = sa.BigInteger()
+TIME = UtcDateTime()
+
+metadata = sa.MetaData()
+
+tokens = sa.Table(
+    "tb_tokens",
+    metadata,
+    sa.Column("symbol", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("decimals", sa.Integer, nullable=False),
+    sa.Column("emoji", sa.String(16)),
+    sa.Column("treasury_account", sa.String(128), nullable=False),
+    sa.Column("initial_supply", UNITS, nullable=False),
+    sa.Column("max_supply", UNITS),
+    sa.Column("total_supply", UNITS, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+)
+
+accounts = sa.Table(
+    "tb_accounts",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("balance", UNITS, nullable=False),
+    sa.Column("held", UNITS, nullable=False),
+)
+
+transactions = sa.Table(
+    "tb_transactions",
+    metadata,
+    sa.Column("seq", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(36), nullable=False, unique=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("from_user_id", sa.String(128)),
+    sa.Column("to_user_id", sa.String(128)),
+    sa.Column("amount", UNITS, nullable=False),
+    sa.Column("from_balance_after", UNITS),
+    sa.Column("to_balance_after", UNITS),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Column("metadata", sa.Text),
+    sa.Column("idempotency_key", sa.String(128)),
+    sa.Column("request_hash", sa.String(64)),
+    sa.Column("reason", sa.Text),
+    sa.Column("hold_id", sa.String(36)),
+    sa.Column("reverses_id", sa.String(36)),
+)
+
+holds = sa.Table(
+    "tb_holds",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("from_user_id", sa.String(128), nullable=False),
+    sa.Column("to_user_id", sa.String(128), nullable=False),
+    sa.Column("amount", UNITS, nullable=False),
+    sa.Column("captured_amount", UNITS, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expires_at", TIME, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Column("metadata", sa.Text),
+)
+
+audit = sa.Table(
+    "tb_audit",
+    metadata,
+    sa.Column("id", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("details", sa.Text, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+)
