@@ -194,7 +194,8 @@ class TokenBank:
         _check_page(limit, offset)
         rows = await self.storage.top_holders(limit, offset, self.settings.excluded_accounts)
         return [
-            Holder(user_id, from_base_units(units, self.decimals), offset + i + 1) for i, (user_id, units) in enumerate(rows)
+            Holder(user_id, from_base_units(units, self.decimals), offset + i + 1)
+            for i, (user_id, units) in enumerate(rows)
         ]
 
     async def get_rank(self, user_id: str) -> int | None:
@@ -231,7 +232,9 @@ class TokenBank:
         check_account_id(to_user_id, "receiver")
         if from_user_id == to_user_id:
             raise InvalidAccountError("cannot transfer to the same account")
-        return self._op(OpKind.TRANSFER, amount, key, metadata, reason, from_user_id=from_user_id, to_user_id=to_user_id)
+        return self._op(
+            OpKind.TRANSFER, amount, key, metadata, reason, from_user_id=from_user_id, to_user_id=to_user_id
+        )
 
     async def mint(
         self,
@@ -244,7 +247,9 @@ class TokenBank:
     ) -> Transaction:
         """Create new tokens (audited). Raises SupplyCapExceededError past TOKEN_MAX_SUPPLY."""
         check_account_id(to_user_id)
-        op = self._op(OpKind.MINT, amount, idempotency_key, metadata, reason, to_user_id=to_user_id, audit_action="mint")
+        op = self._op(
+            OpKind.MINT, amount, idempotency_key, metadata, reason, to_user_id=to_user_id, audit_action="mint"
+        )
         return self._transaction(await self._apply_one(op))
 
     async def burn(
@@ -343,7 +348,9 @@ class TokenBank:
         if not reason:
             raise InvalidRequestError("a reversal needs a reason")
         tx_id = _check_id(transaction_id, "transaction")
-        op = self._op(OpKind.REVERSE, None, idempotency_key, metadata, reason, reverses_id=tx_id, audit_action="reverse")
+        op = self._op(
+            OpKind.REVERSE, None, idempotency_key, metadata, reason, reverses_id=tx_id, audit_action="reverse"
+        )
         return self._transaction(await self._apply_one(op))
 
     async def transfer_many(self, requests: Sequence[TransferRequest], *, atomic: bool = False) -> list[TransferResult]:
@@ -377,7 +384,9 @@ class TokenBank:
                 continue
             result = next(results)
             if result.status.ok:
-                out.append(TransferResult(request, transaction=convert.transaction(result.transactions[0], self.decimals)))
+                out.append(
+                    TransferResult(request, transaction=convert.transaction(result.transactions[0], self.decimals))
+                )
             else:
                 out.append(TransferResult(request, error=error_for(result.status)))
         return out
@@ -430,7 +439,9 @@ class TokenBank:
         [result] = await self._apply([op])
         if not result.status.ok:
             error = error_for(result.status)
-            logger.info("%s refused: %s", op.kind.value, error.code, extra={"operation": op.kind.value, "code": error.code})
+            logger.info(
+                "%s refused: %s", op.kind.value, error.code, extra={"operation": op.kind.value, "code": error.code}
+            )
             raise error
         return result
 

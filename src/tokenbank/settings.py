@@ -42,9 +42,7 @@ class Settings(BaseSettings):
     symbol: str = Field("TOKEN", validation_alias=_env("TOKEN_SYMBOL", "symbol"))
     emoji: str | None = Field(None, max_length=16, validation_alias=_env("TOKEN_EMOJI", "emoji"))
     decimals: int = Field(2, ge=0, le=18, validation_alias=_env("TOKEN_DECIMALS", "decimals"))
-    initial_supply: Decimal = Field(
-        Decimal(0), ge=0, validation_alias=_env("TOKEN_INITIAL_SUPPLY", "initial_supply")
-    )
+    initial_supply: Decimal = Field(Decimal(0), ge=0, validation_alias=_env("TOKEN_INITIAL_SUPPLY", "initial_supply"))
     max_supply: Decimal | None = Field(None, gt=0, validation_alias=_env("TOKEN_MAX_SUPPLY", "max_supply"))
     treasury_account: str = Field(
         "treasury", min_length=1, max_length=128, validation_alias=_env("TOKEN_TREASURY_ACCOUNT", "treasury_account")

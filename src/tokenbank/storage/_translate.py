@@ -53,5 +53,5 @@ async def translated() -> AsyncIterator[None]:
         yield
     except TokenBankError:
         raise
-    except (sa_exc.SQLAlchemyError, OSError, asyncio.TimeoutError, ConnectionError) as exc:
+    except (TimeoutError, sa_exc.SQLAlchemyError, OSError, ConnectionError) as exc:
         raise translate(exc) from exc

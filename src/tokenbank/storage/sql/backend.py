@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from tokenbank.errors import StorageError
 from tokenbank.settings import Settings
 from tokenbank.storage import _translate
 from tokenbank.storage.base import (
@@ -95,7 +96,7 @@ class SqlStorage(Storage):
             try:
                 async with _translate.translated():
                     return await work()
-            except _translate.StorageError as exc:
+            except StorageError as exc:
                 cause = exc.__cause__
                 retryable = isinstance(cause, sa_exc.DBAPIError) and (
                     _translate.sqlstate(cause) in _translate.RETRYABLE_SQLSTATES
@@ -130,7 +131,7 @@ class SqlStorage(Storage):
                 if initial_mint is not None:
                     [result] = await self._apply_on(conn, [initial_mint], atomic=True)
                     if not result.status.ok:
-                        raise _translate.StorageError(f"initial mint failed: {result.status.name}")
+                        raise StorageError(f"initial mint failed: {result.status.name}")
                 created = await reads.get_token(conn, self.token)
                 assert created is not None
                 return created

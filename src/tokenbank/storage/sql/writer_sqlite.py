@@ -96,16 +96,17 @@ class _Writer:
         values: dict[str, Any] = {"balance": accounts.c.balance - amount}
         if to_held:
             values["held"] = accounts.c.held + amount
-        return await self.conn.scalar(
+        balance = await self.conn.scalar(
             accounts.update()
             .where(accounts.c.token == self.token, accounts.c.user_id == user_id, accounts.c.balance >= amount)
             .values(**values)
             .returning(accounts.c.balance)
         )
+        return None if balance is None else int(balance)
 
     async def _credit(self, user_id: str, amount: int, *, release_held: int = 0) -> int:
-        stmt = sqlite_insert(accounts).values(token=self.token, user_id=user_id, balance=amount, held=0)
-        stmt = stmt.on_conflict_do_update(
+        insert = sqlite_insert(accounts).values(token=self.token, user_id=user_id, balance=amount, held=0)
+        stmt = insert.on_conflict_do_update(
             index_elements=[accounts.c.token, accounts.c.user_id],
             set_={"balance": accounts.c.balance + amount, "held": accounts.c.held - release_held},
         ).returning(accounts.c.balance)
@@ -212,7 +213,7 @@ class _Writer:
             .where(holds.c.id == hold.id)
             .values(status="captured" if op.kind is OpKind.CAPTURE else "voided", captured_amount=captured)
         )
-        sides = {
+        sides: dict[str, Any] = {
             "from_user_id": hold.from_user_id, "to_user_id": hold.to_user_id, "from_balance_after": from_balance,
             "to_balance_after": to_balance, "hold_id": hold.id,
         }  # fmt: skip
