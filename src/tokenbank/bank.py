@@ -135,7 +135,7 @@ class TokenBank:
         if wanted.initial_supply:
             mint = WriteOp(
                 kind=OpKind.MINT, tx_id=new_id(), to_user_id=s.treasury_account, amount=wanted.initial_supply,
-                reason="initial supply", audit_action="mint",
+                reason="initial supply", audit_action=self._audit("mint"),
             )  # fmt: skip
         token = await self.storage.create_token(wanted, mint)
         if token.decimals != s.decimals:
@@ -191,6 +191,7 @@ class TokenBank:
 
     async def get_top_holders(self, limit: int = 10, offset: int = 0) -> list[Holder]:
         """Highest balances first (excluded accounts left out). Raises InvalidRequestError for bad paging."""
+        self._require_leaderboard()
         _check_page(limit, offset)
         rows = await self.storage.top_holders(limit, offset, self.settings.excluded_accounts)
         return [
@@ -200,6 +201,7 @@ class TokenBank:
 
     async def get_rank(self, user_id: str) -> int | None:
         """1-based leaderboard position; None for excluded accounts and accounts without balance."""
+        self._require_leaderboard()
         return await self.storage.rank(check_account_id(user_id), self.settings.excluded_accounts)
 
     async def get_balance_at(self, user_id: str, at: datetime) -> Decimal:
@@ -248,7 +250,13 @@ class TokenBank:
         """Create new tokens (audited). Raises SupplyCapExceededError past TOKEN_MAX_SUPPLY."""
         check_account_id(to_user_id)
         op = self._op(
-            OpKind.MINT, amount, idempotency_key, metadata, reason, to_user_id=to_user_id, audit_action="mint"
+            OpKind.MINT,
+            amount,
+            idempotency_key,
+            metadata,
+            reason,
+            to_user_id=to_user_id,
+            audit_action=self._audit("mint"),
         )
         return self._transaction(await self._apply_one(op))
 
@@ -263,7 +271,15 @@ class TokenBank:
     ) -> Transaction:
         """Destroy tokens from an account (audited). Raises InsufficientBalanceError."""
         check_account_id(user_id)
-        op = self._op(OpKind.BURN, amount, idempotency_key, metadata, reason, from_user_id=user_id, audit_action="burn")
+        op = self._op(
+            OpKind.BURN,
+            amount,
+            idempotency_key,
+            metadata,
+            reason,
+            from_user_id=user_id,
+            audit_action=self._audit("burn"),
+        )
         return self._transaction(await self._apply_one(op))
 
     async def hold(
@@ -349,7 +365,13 @@ class TokenBank:
             raise InvalidRequestError("a reversal needs a reason")
         tx_id = _check_id(transaction_id, "transaction")
         op = self._op(
-            OpKind.REVERSE, None, idempotency_key, metadata, reason, reverses_id=tx_id, audit_action="reverse"
+            OpKind.REVERSE,
+            None,
+            idempotency_key,
+            metadata,
+            reason,
+            reverses_id=tx_id,
+            audit_action=self._audit("reverse"),
         )
         return self._transaction(await self._apply_one(op))
 
@@ -405,6 +427,14 @@ class TokenBank:
         return VerifyReport([Check(c.name, c.ok, c.detail) for c in await self.storage.verify()])
 
     # plumbing ----------------------------------------------------------------------------------------------
+    def _audit(self, action: str) -> str | None:
+        """The audit action to record with a write, unless TOKEN_ENABLE_AUDIT_LOG is off."""
+        return action if self.settings.enable_audit_log else None
+
+    def _require_leaderboard(self) -> None:
+        if not self.settings.enable_leaderboard:
+            raise ConfigurationError("TOKEN_ENABLE_LEADERBOARD: the leaderboard is disabled")
+
     def _op(self, kind: OpKind, amount: Any, key: Any, metadata: Any, reason: Any, **fields: Any) -> WriteOp:
         units = None if amount is None else to_base_units(amount, self.decimals)
         key = check_idempotency_key(key)

@@ -128,7 +128,7 @@ class TransactionsService:
         imported = WriteOp(
             kind=op.kind, tx_id=tx_id, from_user_id=op.from_user_id, to_user_id=op.to_user_id, amount=op.amount,
             idempotency_key=op.idempotency_key, fingerprint=op.fingerprint, metadata=op.metadata, reason=op.reason,
-            timestamp=item.timestamp or datetime.now(UTC), audit_action=f"import.{kind.value}",
+            timestamp=item.timestamp or datetime.now(UTC), audit_action=bank._audit(f"import.{kind.value}"),
         )  # fmt: skip
         return bank._transaction(await bank._apply_one(imported))
 

@@ -1,0 +1,132 @@
+"""Shared benchmark helpers: a closed-loop load driver, percentiles, a plain-text table and JSON output.
+
+Backend-neutral on purpose (the Redis benchmarks use it too). Timing uses ``time.perf_counter``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+Operation = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What one closed-loop run measured: completed operations, wall time and per-operation latencies (ms)."""
+
+    count: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    units_per_op: int = 1
+
+    @property
+    def tps(self) -> float:
+        """Units (transfers) per second: operations x ``units_per_op`` / wall time."""
+        return self.count * self.units_per_op / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "tps": round(self.tps, 1)}
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) by linear interpolation between closest ranks; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = (len(ordered) - 1) * q / 100
+    low, high = math.floor(rank), math.ceil(rank)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+async def run_closed_loop(
+    operation: Operation,
+    concurrency: int,
+    *,
+    seconds: float | None = None,
+    count: int | None = None,
+    warmup_seconds: float = 0.0,
+    units_per_op: int = 1,
+) -> LoadResult:
+    """Run ``operation`` back to back in ``concurrency`` tasks, for ``seconds`` or until ``count`` operations
+    completed (exactly one of the two), after an unmeasured warm-up. An operation's exception ends the run."""
+    if (seconds is None) == (count is None):
+        raise ValueError("give exactly one of seconds or count")
+    if warmup_seconds > 0:
+        await _drive(operation, concurrency, time.perf_counter() + warmup_seconds, None, [])
+    latencies: list[float] = []
+    started = time.perf_counter()
+    deadline = started + seconds if seconds is not None else math.inf
+    await _drive(operation, concurrency, deadline, count, latencies)
+    elapsed = time.perf_counter() - started
+    return LoadResult(
+        count=len(latencies),
+        seconds=elapsed,
+        p50_ms=percentile(latencies, 50) * 1000,
+        p99_ms=percentile(latencies, 99) * 1000,
+        units_per_op=units_per_op,
+    )
+
+
+async def _drive(
+    operation: Operation, concurrency: int, deadline: float, count: int | None, latencies: list[float]
+) -> None:
+    started = [0]  # operations handed out so far (shared by the workers; asyncio is single-threaded)
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline and (count is None or started[0] < count):
+            started[0] += 1
+            t0 = time.perf_counter()
+            await operation()
+            latencies.append(time.perf_counter() - t0)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(concurrency):
+            group.create_task(worker())
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A right-aligned plain-text table (first column left-aligned); floats get thousands separators."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max(len(str(h)), *(len(row[i]) for row in cells)) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str]) -> str:
+        parts = [values[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(values[1:], widths[1:], strict=True))]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line([str(h) for h in headers]), rule, *(line(row) for row in cells)])
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.2f}"
+    return str(value)
+
+
+def environment() -> dict[str, Any]:
+    """Where and when a benchmark ran, for its JSON output."""
+    return {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+    }
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test command: install everything into .venv, check services, lint, type-check, run the suite with
+# branch coverage. Usage: bash scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet -e '.[dev]'
+
+bash scripts/services.sh
+
+echo "== ruff"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+echo "== mypy (strict, src/)"
+.venv/bin/mypy
+echo "== pytest"
+# pytest exits 5 when it collected no test: with set -e that fails this script too, as it should.
+.venv/bin/pytest --cov=tokenbank --cov-branch --cov-report=term --cov-fail-under=0 -p no:cacheprovider "$@"
