@@ -7,7 +7,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
@@ -26,6 +26,7 @@ from tokenbank.errors import (
     TokenNotInitializedError,
     error_for,
 )
+from tokenbank.events import EventHub
 from tokenbank.ids import (
     check_account_id,
     check_idempotency_key,
@@ -49,6 +50,7 @@ from tokenbank.services.balances import BalancesService
 from tokenbank.services.transactions import TransactionsService
 from tokenbank.settings import Settings
 from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
+from tokenbank.storage.status import Status
 
 logger = logging.getLogger("tokenbank")
 
@@ -69,6 +71,10 @@ class TokenBank:
         self._storage = storage
         self._token: TokenRecord | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._events = EventHub(settings.decimals)
+        self._event_feed: Callable[[], Awaitable[None]] | None = None
+        self._local_events = False
+        self._event_lock = asyncio.Lock()
         self.balances = BalancesService(self)
         self.transactions = TransactionsService(self)
 
@@ -101,6 +107,10 @@ class TokenBank:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
             self._sweeper = None
+        if self._event_feed is not None:
+            await self._event_feed()
+            self._event_feed = None
+        await self._events.drain()
         if self._storage is not None:
             await self._storage.close()
 
@@ -337,7 +347,7 @@ class TokenBank:
         count = 0
         while ids := await self.storage.expired_holds(now or datetime.now(UTC), _SWEEP_BATCH):
             ops = [WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=i, reason="expired") for i in ids]
-            results = await self.storage.apply(ops)
+            results = await self._apply(ops)
             count += sum(1 for r in results if r.status.ok)
             if len(ids) < _SWEEP_BATCH:
                 break
@@ -426,6 +436,16 @@ class TokenBank:
         """Check SPEC §4 invariants in the store (conservation, supply, no negatives, journal replay)."""
         return VerifyReport([Check(c.name, c.ok, c.detail) for c in await self.storage.verify()])
 
+    # events ------------------------------------------------------------------------------------------------
+    async def _start_event_feed(self) -> None:
+        """Listen to the store's cross-process feed, or dispatch our own writes if it has none."""
+        if not self.settings.enable_notifications:
+            raise ConfigurationError("TOKEN_ENABLE_NOTIFICATIONS: balance events are disabled")
+        async with self._event_lock:
+            if self._event_feed is None and not self._local_events:
+                self._event_feed = await self.storage.listen(self._events.dispatch)
+                self._local_events = self._event_feed is None
+
     # plumbing ----------------------------------------------------------------------------------------------
     def _audit(self, action: str) -> str | None:
         """The audit action to record with a write, unless TOKEN_ENABLE_AUDIT_LOG is off."""
@@ -455,6 +475,11 @@ class TokenBank:
         except StorageError as exc:
             logger.error("storage failure: %s", exc, extra={"operation": ops[0].kind.value, "count": len(ops)})
             raise
+        if self._local_events and self._events.active:
+            for result in results:
+                if result.status is Status.OK:
+                    for tx in result.transactions:
+                        self._events.dispatch(tx)
         if logger.isEnabledFor(logging.DEBUG):
             for op, result in zip(ops, results, strict=True):
                 logger.debug(

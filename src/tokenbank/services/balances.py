@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
+
+from tokenbank.events import BalanceCallback
+from tokenbank.ids import check_account_id
 
 if TYPE_CHECKING:
     from tokenbank.bank import TokenBank
@@ -20,3 +23,18 @@ class BalancesService:
 
     async def get_balances(self, user_ids: Sequence[str]) -> dict[str, Decimal]:
         return await self._bank.get_balances(user_ids)
+
+    async def subscribe_to_balance_updates(self, user_id: str, callback: BalanceCallback) -> Callable[[], None]:
+        """Call ``callback(BalanceUpdate)`` (sync or async) after each committed change of the account's balance,
+        including changes made by other processes on PostgreSQL and Redis (SQLite: this process only).
+        Returns a function that removes this one subscription. Raises ConfigurationError when
+        TOKEN_ENABLE_NOTIFICATIONS is off."""
+        check_account_id(user_id)
+        await self._bank._start_event_feed()
+        hub = self._bank._events
+        hub.add(user_id, callback)
+        return lambda: hub.remove(user_id, callback)
+
+    async def unsubscribe_from_balance_updates(self, user_id: str, callback: BalanceCallback | None = None) -> None:
+        """Remove the account's subscriptions (only ``callback``'s, if given)."""
+        self._bank._events.remove(check_account_id(user_id), callback)

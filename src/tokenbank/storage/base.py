@@ -7,7 +7,7 @@ transaction or stored-function call; one Lua script). The facade owns validation
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -67,6 +67,8 @@ class TxRecord:
     reason: str | None = None
     hold_id: str | None = None
     reverses_id: str | None = None
+    from_balance_after: int | None = None
+    to_balance_after: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +217,14 @@ class Storage(ABC):
     @abstractmethod
     async def verify(self) -> list[CheckRecord]:
         """Check SPEC §4 invariants inside the store; one record per check."""
+
+    async def listen(self, handler: Callable[[TxRecord], None]) -> Callable[[], Awaitable[None]] | None:
+        """Deliver every committed transaction of this token, written by ANY process, to ``handler``.
+
+        Returns a coroutine function that stops listening, or None when the store cannot see other
+        processes' writes (then the facade dispatches its own writes after commit).
+        """
+        return None
 
 
 StorageFactory = Callable[["Settings"], Storage]

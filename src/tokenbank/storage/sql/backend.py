@@ -50,6 +50,10 @@ class SqlStorage(Storage):
         self.engine = create_engine(settings)
         self.dialect = self.engine.dialect.name
         self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        # PostgreSQL NOTIFY channel for balance events; the schema is part of it so isolated ledgers stay apart.
+        self._channel = (
+            f"tokenbank:{settings.database_schema or 'public'}:{self.token}" if settings.enable_notifications else None
+        )
         self.stats = StoreStats()
         # SQLite allows one writer; waiting here is cheaper than SQLITE_BUSY retries. An in-memory database
         # has a single shared connection, so readers must queue behind writers too.
@@ -171,7 +175,7 @@ class SqlStorage(Storage):
     async def _apply_on(self, conn: AsyncConnection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         if self.dialect != "postgresql":
             return await writer_sqlite.apply_ops(conn, self.token, ops, atomic)
-        payload = json.dumps([_op_json(op) for op in ops], separators=(",", ":"))
+        payload = json.dumps([_op_json(op, self._channel) for op in ops], separators=(",", ":"))
         raw = await conn.scalar(_PG_APPLY, {"token": self.token, "ops": payload, "atomic": atomic})
         return [_result_from_json(item) for item in (json.loads(raw) if isinstance(raw, str) else raw)]
 
@@ -183,6 +187,26 @@ class SqlStorage(Storage):
                 )
 
         await self._with_retries(work)
+
+    async def listen(self, handler: Callable[[TxRecord], None]) -> Callable[[], Awaitable[None]] | None:
+        """PostgreSQL: LISTEN on a dedicated asyncpg connection (events from every process). SQLite: None."""
+        if self.dialect != "postgresql" or self._channel is None:
+            return None
+        import asyncpg
+
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        async with _translate.translated():
+            conn = await asyncpg.connect(dsn, timeout=10)
+
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            handler(records.tx_from_row(json.loads(payload)))
+
+        await conn.add_listener(self._channel, on_notify)
+
+        async def stop() -> None:
+            await conn.close()
+
+        return stop
 
     # reads -------------------------------------------------------------------------------------------------
     async def get_token(self) -> TokenRecord | None:
@@ -231,7 +255,7 @@ class SqlStorage(Storage):
         return await self._read(checks)
 
 
-def _op_json(op: WriteOp) -> dict[str, Any]:
+def _op_json(op: WriteOp, notify_channel: str | None) -> dict[str, Any]:
     """A WriteOp as the JSON object ``tb_apply`` reads (amounts as strings, absent fields left out)."""
     fields: dict[str, Any] = {
         "kind": op.kind.value,
@@ -248,6 +272,7 @@ def _op_json(op: WriteOp) -> dict[str, Any]:
         "reverses_id": op.reverses_id,
         "ts": op.timestamp.isoformat() if op.timestamp else None,
         "audit": op.audit_action,
+        "notify": notify_channel,
     }
     if op.kind.value == "capture":
         from tokenbank.ids import new_id

@@ -74,6 +74,15 @@ BEGIN
 END;
 $fn$;
 
+-- tb_event_payload(tx) -> text: the balance-event NOTIFY payload for one journal row.
+CREATE OR REPLACE FUNCTION tb_event_payload(p_tx tb_transactions) RETURNS text
+LANGUAGE sql STABLE AS $fn$
+    SELECT jsonb_build_object('seq', p_tx.seq, 'id', p_tx.id, 'type', p_tx.type, 'from_user_id', p_tx.from_user_id,
+                              'to_user_id', p_tx.to_user_id, 'amount', p_tx.amount, 'created_at', p_tx.created_at,
+                              'from_balance_after', p_tx.from_balance_after,
+                              'to_balance_after', p_tx.to_balance_after)::text
+$fn$;
+
 -- tb_apply_one(token, op) -> {s, t, h}: one op; the caller holds the row locks of its accounts.
 CREATE OR REPLACE FUNCTION tb_apply_one(p_token text, p_op jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
@@ -235,6 +244,13 @@ BEGIN
                                        'to_user_id', v_tx.to_user_id, 'amount', v_tx.amount::text,
                                        'reason', v_tx.reason)::text,
                     v_now);
+    END IF;
+    IF p_op ? 'notify' THEN
+        -- Delivered to LISTENers only if the transaction commits; no metadata, to stay far below 8000 bytes.
+        PERFORM pg_notify(p_op->>'notify', tb_event_payload(v_tx));
+        IF v_tx2.id IS NOT NULL THEN
+            PERFORM pg_notify(p_op->>'notify', tb_event_payload(v_tx2));
+        END IF;
     END IF;
     RETURN jsonb_build_object(
         's', 0,

@@ -26,11 +26,13 @@ def tx_from_row(row: Any) -> TxRecord:
         to_user_id=m["to_user_id"],
         amount=int(m["amount"]),
         timestamp=_utc(m["created_at"]),
-        metadata=m["metadata"],
-        idempotency_key=m["idempotency_key"],
-        reason=m["reason"],
-        hold_id=m["hold_id"],
-        reverses_id=m["reverses_id"],
+        metadata=m.get("metadata"),
+        idempotency_key=m.get("idempotency_key"),
+        reason=m.get("reason"),
+        hold_id=m.get("hold_id"),
+        reverses_id=m.get("reverses_id"),
+        from_balance_after=m.get("from_balance_after"),
+        to_balance_after=m.get("to_balance_after"),
     )
 
 
