@@ -39,6 +39,11 @@ class LoadResult:
         return {**asdict(self), "tps": round(self.tps, 1)}
 
 
+def median_run(runs: Sequence[LoadResult]) -> LoadResult:
+    """The run with the median throughput (the lower one of the middle two for an even count)."""
+    return sorted(runs, key=lambda run: run.tps)[(len(runs) - 1) // 2]
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) by linear interpolation between closest ranks; NaN for no values."""
     if not values:
@@ -125,7 +130,16 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpus": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
     }
+
+
+def busy_warning(threshold: float = 0.5) -> str | None:
+    """A warning when something else is using the CPU (1-minute load average above ``threshold``)."""
+    load = os.getloadavg()[0]
+    if load <= threshold:
+        return None
+    return f"WARNING: load average {load:.2f} before the run: other work shares the CPU, figures are unreliable"
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
-"""The benchmark's own PostgreSQL schema: create it, fund the accounts through tokenbank, drop it afterwards."""
+"""The benchmark's own PostgreSQL schema: create it through tokenbank, fund the accounts, drop it afterwards."""
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import time
@@ -12,7 +13,8 @@ from decimal import Decimal
 
 import asyncpg
 
-from tokenbank import Settings, TokenBank, TransferRequest
+from tokenbank import Settings, TokenBank, TokenBankError
+from tokenbank.ids import new_id
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 TOKEN = "BENCH"
@@ -21,7 +23,6 @@ PER_ACCOUNT = 1_000
 """Each account's starting balance: far more than a run's amount-1 transfers can take from one account."""
 TREASURY_RESERVE = 10**12
 """Left in the treasury for the hot-source workload."""
-FUND_BATCH = 1_000
 
 
 def account(number: int) -> str:
@@ -35,9 +36,11 @@ class Ledger:
     schema: str
     accounts: int
     setup_seconds: float
+    server_version: str
+    notifications: bool
 
     def settings(self, pool_size: int) -> Settings:
-        return bank_settings(self.dsn, self.schema, self.accounts, pool_size)
+        return bank_settings(self.dsn, self.schema, pool_size, self.notifications)
 
     @property
     def server_settings(self) -> dict[str, str]:
@@ -45,48 +48,61 @@ class Ledger:
         return {"search_path": self.schema, "jit": "off"}
 
 
-def bank_settings(dsn: str, schema: str, accounts: int, pool_size: int) -> Settings:
+def bank_settings(dsn: str, schema: str, pool_size: int, notifications: bool = True) -> Settings:
     return Settings(
         database_url=dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
         database_schema=schema,
         symbol=TOKEN,
         decimals=0,
-        initial_supply=Decimal(accounts * PER_ACCOUNT + TREASURY_RESERVE),
+        initial_supply=Decimal(TREASURY_RESERVE),
         treasury_account=TREASURY,
         pool_size=pool_size,
         hold_sweep_interval=0,
+        enable_notifications=notifications,
     )
 
 
 @asynccontextmanager
-async def bench_ledger(dsn: str, accounts: int) -> AsyncIterator[Ledger]:
-    """A fresh schema holding token BENCH with ``accounts`` funded accounts; dropped on exit, even on error."""
+async def bench_ledger(dsn: str, accounts: int, notifications: bool = True) -> AsyncIterator[Ledger]:
+    """A fresh schema holding token BENCH with ``accounts`` funded accounts; dropped on exit, even on error.
+    ``notifications``: the library's TOKEN_ENABLE_NOTIFICATIONS (balance events by NOTIFY) for every bank."""
     schema = f"tb_bench_{os.getpid()}_{secrets.token_hex(3)}"
     try:
         started = time.perf_counter()
-        async with TokenBank(bank_settings(dsn, schema, accounts, pool_size=2)) as bank:
-            await _fund(bank, accounts)
-        await _analyze(dsn, schema)
-        yield Ledger(dsn, schema, accounts, time.perf_counter() - started)
+        async with TokenBank(bank_settings(dsn, schema, 1, notifications)):
+            pass  # creates the schema, the tables, tb_apply, the token, and mints the reserve to the treasury
+        version = await _fund(dsn, schema, accounts)
+        yield Ledger(dsn, schema, accounts, time.perf_counter() - started, version, notifications)
     finally:
         await _drop_schema(dsn, schema)
 
 
-async def _fund(bank: TokenBank, accounts: int) -> None:
-    """Initial supply sits in the treasury; hand it out with ``transfer_many`` in batches of FUND_BATCH."""
-    for first in range(1, accounts + 1, FUND_BATCH):
-        batch = [
-            TransferRequest(TREASURY, account(n), PER_ACCOUNT) for n in range(first, min(first + FUND_BATCH, accounts + 1))
-        ]
-        failed = [r for r in await bank.transfer_many(batch, atomic=True) if not r.ok]
-        if failed:
-            raise RuntimeError(f"funding failed: {failed[0].error!r}")
+_FUND_SQL = [
+    """INSERT INTO tb_accounts (token, user_id, balance, held)
+       SELECT $1, 'u' || n, $2, 0 FROM generate_series(1, $3::int) AS n""",
+    """INSERT INTO tb_transactions (id, token, type, to_user_id, amount, to_balance_after, created_at, reason)
+       SELECT id, $1, 'mint', 'u' || n, $2, $2, now(), 'benchmark funding'
+       FROM unnest($3::text[]) WITH ORDINALITY AS t(id, n)""",
+    "UPDATE tb_tokens SET total_supply = total_supply + $2 WHERE symbol = $1",
+    "INSERT INTO tb_audit (token, action, details, created_at) VALUES ($1, 'benchmark.fund', $2, now())",
+]
 
 
-async def _analyze(dsn: str, schema: str) -> None:
+async def _fund(dsn: str, schema: str, accounts: int) -> str:
+    """Mint PER_ACCOUNT to each account set-based, in one transaction: the account rows, one mint journal row
+    each (UUIDv7 ids), the supply and an audit entry, so ``verify()`` holds. Seconds, where ``transfer_many``
+    batches take minutes (tb_apply's result building grows quadratically with the batch). Then ANALYZE.
+    Returns the server version."""
+    ids = [new_id() for _ in range(accounts)]
     conn = await asyncpg.connect(dsn, server_settings={"search_path": schema})
     try:
+        async with conn.transaction():
+            await conn.execute(_FUND_SQL[0], TOKEN, PER_ACCOUNT, accounts)
+            await conn.execute(_FUND_SQL[1], TOKEN, PER_ACCOUNT, ids)
+            await conn.execute(_FUND_SQL[2], TOKEN, PER_ACCOUNT * accounts)
+            await conn.execute(_FUND_SQL[3], TOKEN, json.dumps({"accounts": accounts, "each": str(PER_ACCOUNT)}))
         await conn.execute("ANALYZE tb_accounts; ANALYZE tb_transactions")
+        return str(await conn.fetchval("SHOW server_version"))
     finally:
         await conn.close()
 
@@ -102,5 +118,8 @@ async def _drop_schema(dsn: str, schema: str) -> None:
 async def verify_ledger(ledger: Ledger) -> list[str]:
     """The failed ``verify()`` checks (empty when the ledger is consistent after all the runs)."""
     async with TokenBank(ledger.settings(pool_size=1)) as bank:
-        report = await bank.verify()
+        try:
+            report = await bank.verify()
+        except TokenBankError as exc:
+            return [f"verify() raised {type(exc).__name__}: {exc}"]
     return [f"{check.name}: {check.detail}" for check in report.checks if not check.ok]

@@ -11,6 +11,7 @@ from tokenbank.errors import (
     InvalidAccountError,
     InvalidAmountError,
     InvalidRequestError,
+    PriceUnavailableError,
     StorageError,
     StorageUnavailableError,
     SupplyCapExceededError,
@@ -19,6 +20,7 @@ from tokenbank.errors import (
     TransactionNotFoundError,
     TransactionStateError,
 )
+from tokenbank.events import BalanceUpdate
 from tokenbank.models import (
     AuditEntry,
     Check,
@@ -33,6 +35,7 @@ from tokenbank.models import (
     TransferResult,
     VerifyReport,
 )
+from tokenbank.services.formatter import FormatOptions
 from tokenbank.services.transactions import TransactionImport
 from tokenbank.settings import Settings, StorageMode, TokenSettings
 
@@ -40,9 +43,11 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AuditEntry",
+    "BalanceUpdate",
     "BatchAbortedError",
     "Check",
     "ConfigurationError",
+    "FormatOptions",
     "Hold",
     "HoldNotFoundError",
     "HoldStateError",
@@ -53,6 +58,7 @@ __all__ = [
     "InvalidAccountError",
     "InvalidAmountError",
     "InvalidRequestError",
+    "PriceUnavailableError",
     "Settings",
     "StorageError",
     "StorageMode",

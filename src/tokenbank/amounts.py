@@ -21,20 +21,29 @@ def to_base_units(amount: object, decimals: int) -> int:
     value = _to_decimal(amount)
     if not value.is_finite():
         raise InvalidAmountError(f"amount must be finite, got {amount!r}")
-    if value <= 0:
-        raise InvalidAmountError(f"amount must be positive, got {amount!r}")
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    # Exact integer arithmetic on the digits: Decimal arithmetic would round to the context's 28 digits.
+    while digits and digits[-1] == 0 and exponent < -decimals:
+        digits, exponent = digits[:-1], exponent + 1
+    if exponent < -decimals:
         raise InvalidAmountError(f"amount {amount!r} has more than {decimals} fractional digits")
-    units = int(scaled)
+    coefficient = int("".join(map(str, digits)) or "0")
+    if coefficient == 0 or sign:
+        raise InvalidAmountError(f"amount must be positive, got {amount!r}")
+    scale = exponent + decimals
+    if len(str(coefficient)) + scale > len(str(MAX_BASE_UNITS)):
+        raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")
+    units: int = coefficient * pow(10, max(scale, 0))
     if units > MAX_BASE_UNITS:
         raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")
     return units
 
 
 def from_base_units(units: int, decimals: int) -> Decimal:
-    """Base units back to a Decimal with exactly ``decimals`` fractional digits."""
-    return Decimal(units).scaleb(-decimals)
+    """Base units back to a Decimal with exactly ``decimals`` fractional digits (exact in any decimal context)."""
+    sign, digits, _ = Decimal(units).as_tuple()
+    return Decimal((sign, digits, -decimals))
 
 
 def _to_decimal(amount: object) -> Decimal:

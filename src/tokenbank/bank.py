@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any, Self
 from tokenbank import convert
 from tokenbank.amounts import from_base_units, to_base_units
 from tokenbank.errors import (
+    STATUS_TO_ERROR,
     BatchAbortedError,
     ConfigurationError,
     HoldNotFoundError,
@@ -27,14 +29,17 @@ from tokenbank.errors import (
     error_for,
 )
 from tokenbank.events import EventHub
+from tokenbank.health import HealthReport, check_health
 from tokenbank.ids import (
     check_account_id,
     check_idempotency_key,
+    check_lookup_id,
     check_reason,
     encode_metadata,
     fingerprint,
     new_id,
 )
+from tokenbank.metrics import Metrics, metrics_available
 from tokenbank.models import (
     AuditEntry,
     Check,
@@ -46,7 +51,10 @@ from tokenbank.models import (
     TransferResult,
     VerifyReport,
 )
+from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
+from tokenbank.services.formatter import FormatterService
+from tokenbank.services.pricing import PriceProvider, PricingService
 from tokenbank.services.transactions import TransactionsService
 from tokenbank.settings import Settings
 from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
@@ -62,7 +70,14 @@ _SWEEP_BATCH = 500
 class TokenBank:
     """An in-app token ledger. Use as ``async with TokenBank(Settings(...)) as bank:``."""
 
-    def __init__(self, settings: Settings | None = None, *, storage: Storage | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        storage: Storage | None = None,
+        price_provider: PriceProvider | None = None,
+        **overrides: Any,
+    ) -> None:
         if settings is None:
             settings = Settings.load(**overrides)
         elif overrides:
@@ -77,6 +92,10 @@ class TokenBank:
         self._event_lock = asyncio.Lock()
         self.balances = BalancesService(self)
         self.transactions = TransactionsService(self)
+        self.formatter = FormatterService(self.settings)
+        self.pricing = PricingService(self, price_provider)
+        self.analytics = AnalyticsService(self)
+        self._metrics: Metrics | None = Metrics.for_bank(self) if metrics_available() else None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> TokenBank:
@@ -96,8 +115,12 @@ class TokenBank:
 
     async def open(self) -> None:
         """Connect, create or upgrade the schema and initialize the token (idempotent)."""
-        await self.storage.open()
-        await self.initialize_token()
+        try:
+            await self.storage.open()
+            await self.initialize_token()
+        except BaseException:
+            await self.storage.close()  # release connections of a half-opened store
+            raise
         if self.settings.hold_sweep_interval > 0 and self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_holds_forever(), name="tokenbank-hold-sweeper")
 
@@ -305,11 +328,7 @@ class TokenBank:
     ) -> Hold:
         """Reserve funds for a later capture or void (two-phase transfer); held funds are not spendable.
         Raises InsufficientBalanceError, InvalidRequestError (bad expiry) and the transfer errors."""
-        seconds = expires_in.total_seconds() if isinstance(expires_in, timedelta) else expires_in
-        if isinstance(seconds, bool) or not isinstance(seconds, int | float | Decimal):
-            raise InvalidRequestError("expires_in must be seconds or a timedelta")
-        if not 0 < seconds <= MAX_HOLD_SECONDS:
-            raise InvalidRequestError(f"expires_in must be between 0 and {MAX_HOLD_SECONDS} seconds")
+        seconds = _hold_seconds(expires_in)
         base = self._transfer_op(from_user_id, to_user_id, amount, idempotency_key, metadata, reason)
         op = WriteOp(
             kind=OpKind.HOLD, tx_id=base.tx_id, from_user_id=base.from_user_id, to_user_id=base.to_user_id,
@@ -325,18 +344,20 @@ class TokenBank:
         Raises HoldNotFoundError, HoldStateError (captured, voided or expired), InvalidAmountError."""
         units = None if amount is None else to_base_units(amount, self.decimals)
         op = WriteOp(
-            kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=_check_id(hold_id, "hold"), amount=units,
+            kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), amount=units,
             reason=check_reason(reason),
         )  # fmt: skip
         return self._hold(await self._apply_one(op))
 
     async def void(self, hold_id: str, *, reason: str | None = None) -> Hold:
         """Release a pending (or expired) hold back to the sender. Raises HoldNotFoundError, HoldStateError."""
-        op = WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=_check_id(hold_id, "hold"), reason=check_reason(reason))
+        op = WriteOp(
+            kind=OpKind.VOID, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), reason=check_reason(reason)
+        )
         return self._hold(await self._apply_one(op))
 
     async def get_hold(self, hold_id: str) -> Hold:
-        record = await self.storage.get_hold(_check_id(hold_id, "hold"))
+        record = await self.storage.get_hold(check_lookup_id(hold_id, "hold"))
         if record is None:
             raise HoldNotFoundError(f"hold not found: {hold_id}")
         return convert.hold(record, self.decimals)
@@ -373,7 +394,7 @@ class TokenBank:
         Raises TransactionNotFoundError, TransactionStateError, InsufficientBalanceError."""
         if not reason:
             raise InvalidRequestError("a reversal needs a reason")
-        tx_id = _check_id(transaction_id, "transaction")
+        tx_id = check_lookup_id(transaction_id, "transaction")
         op = self._op(
             OpKind.REVERSE,
             None,
@@ -423,10 +444,25 @@ class TokenBank:
                 out.append(TransferResult(request, error=error_for(result.status)))
         return out
 
+    @property
+    def metrics(self) -> Metrics:
+        """Prometheus metrics of this bank (its own registry). Raises ConfigurationError without the metrics
+        extra (``pip install 'tokenbank[metrics]'``)."""
+        if self._metrics is None:
+            self._metrics = Metrics.for_bank(self)
+        return self._metrics
+
+    async def health(self) -> HealthReport:
+        """Store ping, token check and the store's own checks (each bounded in time); never raises for a
+        failing store: the report says ``down`` or ``degraded``."""
+        return await check_health(self)
+
     # audit and verification --------------------------------------------------------------------------------
     async def get_audit_log(self, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:
         """Audit entries (mints, burns, reversals, imports, configuration), newest first."""
         _check_page(limit, 0)
+        if before_id is not None and (isinstance(before_id, bool) or not isinstance(before_id, int) or before_id < 1):
+            raise InvalidRequestError("before_id must be a positive integer")
         return [
             AuditEntry(r.id, r.action, json.loads(r.details), r.timestamp)
             for r in await self.storage.audit_log(limit, before_id)
@@ -456,7 +492,8 @@ class TokenBank:
             raise ConfigurationError("TOKEN_ENABLE_LEADERBOARD: the leaderboard is disabled")
 
     def _op(self, kind: OpKind, amount: Any, key: Any, metadata: Any, reason: Any, **fields: Any) -> WriteOp:
-        units = None if amount is None else to_base_units(amount, self.decimals)
+        # Only a reversal takes its amount from the original transaction.
+        units = None if kind is OpKind.REVERSE else to_base_units(amount, self.decimals)
         key = check_idempotency_key(key)
         meta = encode_metadata(metadata)
         reason = check_reason(reason)
@@ -469,12 +506,21 @@ class TokenBank:
         )  # fmt: skip
 
     async def _apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
+        """The one path of every write to the store: metrics, events and logs happen here."""
         started = time.perf_counter()
         try:
             results = await self.storage.apply(ops, atomic=atomic)
         except StorageError as exc:
             logger.error("storage failure: %s", exc, extra={"operation": ops[0].kind.value, "count": len(ops)})
+            if self._metrics is not None:
+                for op in ops:
+                    self._metrics.observe(op.kind.value, exc.code, time.perf_counter() - started)
             raise
+        elapsed = time.perf_counter() - started
+        if self._metrics is not None:
+            for op, result in zip(ops, results, strict=True):
+                outcome = "ok" if result.status.ok else STATUS_TO_ERROR[result.status].code
+                self._metrics.observe(op.kind.value, outcome, elapsed)
         if self._local_events and self._events.active:
             for result in results:
                 if result.status is Status.OK:
@@ -486,7 +532,7 @@ class TokenBank:
                     "%s %s", op.kind.value, result.status.name,
                     extra={"operation": op.kind.value, "from_user_id": op.from_user_id, "to_user_id": op.to_user_id,
                            "amount": op.amount, "transaction_id": op.tx_id, "status": result.status.name,
-                           "latency_ms": round((time.perf_counter() - started) * 1000, 3)},
+                           "latency_ms": round(elapsed * 1000, 3)},
                 )  # fmt: skip
         return results
 
@@ -509,13 +555,19 @@ class TokenBank:
 
 
 def _check_page(limit: int, offset: int) -> None:
-    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
         raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE}")
-    if not isinstance(offset, int) or offset < 0:
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidRequestError("offset must be a non-negative integer")
 
 
-def _check_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not 0 < len(value) <= 64:
-        raise InvalidRequestError(f"{what} id must be a non-empty string")
-    return value
+def _hold_seconds(expires_in: object) -> float:
+    """A hold's lifetime in seconds (a duration may be a float: it is not an amount)."""
+    if isinstance(expires_in, timedelta):
+        expires_in = expires_in.total_seconds()
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | Decimal):
+        raise InvalidRequestError("expires_in must be seconds or a timedelta")
+    seconds = float(expires_in) if not isinstance(expires_in, Decimal) or expires_in.is_finite() else math.nan
+    if not 0 < seconds <= MAX_HOLD_SECONDS:  # also refuses NaN
+        raise InvalidRequestError(f"expires_in must be more than 0 and at most {MAX_HOLD_SECONDS} seconds")
+    return seconds

@@ -15,6 +15,7 @@
     ├── TokenNotInitializedError      token_not_initialized   (409)
     ├── TransactionNotFoundError      transaction_not_found   (404)
     ├── HoldNotFoundError             hold_not_found          (404)
+    ├── PriceUnavailableError         price_unavailable       (503)
     ├── ConfigurationError            configuration_error     (500)
     └── StorageError                  storage_error           (500)
         └── StorageUnavailableError   storage_unavailable     (503)
@@ -113,6 +114,13 @@ class TransactionNotFoundError(TokenBankError):
 class HoldNotFoundError(TokenBankError):
     code = "hold_not_found"
     http_status = 404
+
+
+class PriceUnavailableError(TokenBankError):
+    """The price provider failed, or returned something that is not a finite, non-negative Decimal."""
+
+    code = "price_unavailable"
+    http_status = 503
 
 
 class ConfigurationError(TokenBankError):

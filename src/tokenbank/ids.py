@@ -44,8 +44,8 @@ def check_idempotency_key(key: object) -> str | None:
         raise InvalidRequestError(
             f"idempotency key must be a non-empty string of at most {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
         )
-    if any(unicodedata.category(ch) == "Cc" for ch in key):
-        raise InvalidRequestError("idempotency key must not contain control characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cs") for ch in key):
+        raise InvalidRequestError("idempotency key must not contain control characters or lone surrogates")
     return key
 
 
@@ -59,7 +59,11 @@ def encode_metadata(metadata: object) -> str | None:
         text = json.dumps(metadata, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise InvalidRequestError(f"metadata is not JSON-serialisable: {exc}") from None
-    if len(text.encode()) > MAX_METADATA_BYTES:
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:
+        raise InvalidRequestError("metadata must be valid Unicode (no lone surrogates)") from None
+    if size > MAX_METADATA_BYTES:
         raise InvalidRequestError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON")
     return text
 
@@ -69,6 +73,8 @@ def check_reason(reason: object) -> str | None:
         return None
     if not isinstance(reason, str) or len(reason) > MAX_REASON_LENGTH:
         raise InvalidRequestError(f"reason must be a string of at most {MAX_REASON_LENGTH} characters")
+    if "\x00" in reason or any(unicodedata.category(ch) == "Cs" for ch in reason):
+        raise InvalidRequestError("reason must be valid Unicode text without NUL characters")
     return reason
 
 
@@ -76,3 +82,10 @@ def fingerprint(*parts: Any) -> str:
     """A stable hash of a request, stored with its idempotency key to detect a reused key."""
     text = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_lookup_id(value: object, what: str) -> str:
+    """A transaction or hold id to look up: a short printable string (anything else cannot exist)."""
+    if not isinstance(value, str) or not 0 < len(value) <= 64 or not value.isprintable():
+        raise InvalidRequestError(f"{what} id must be a non-empty printable string of at most 64 characters")
+    return value

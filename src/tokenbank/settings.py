@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     hold_sweep_interval: float = Field(
         1.0, ge=0, le=3600, validation_alias=_env("TOKEN_HOLD_SWEEP_INTERVAL", "hold_sweep_interval")
     )
+    history_retention: int = Field(
+        10_000, ge=100, le=10_000_000, validation_alias=_env("TOKEN_HISTORY_RETENTION", "history_retention")
+    )
+    stream_maxlen: int = Field(1_000_000, ge=0, validation_alias=_env("TOKEN_STREAM_MAXLEN", "stream_maxlen"))
     max_retries: int = Field(8, ge=0, le=100, validation_alias=_env("TOKEN_MAX_RETRIES", "max_retries"))
     pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("TOKEN_POOL_SIZE", "pool_size"))
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tokenbank.events import BalanceCallback
 from tokenbank.ids import check_account_id
+from tokenbank.services import formatter
+from tokenbank.services.formatter import FormatOptions
 
 if TYPE_CHECKING:
     from tokenbank.bank import TokenBank
@@ -23,6 +25,15 @@ class BalancesService:
 
     async def get_balances(self, user_ids: Sequence[str]) -> dict[str, Decimal]:
         return await self._bank.get_balances(user_ids)
+
+    async def get_formatted_balance(self, user_id: str, options: FormatOptions | None = None, **overrides: Any) -> str:
+        """The balance as text (see bank.formatter). Raises InvalidAccountError, InvalidRequestError."""
+        return await formatter.get_formatted_balance(self._bank, user_id, options, **overrides)
+
+    async def get_balance_in_usd(self, user_id: str) -> Decimal:
+        """Balance x USD price, rounded to cents (ROUND_HALF_EVEN). Raises ConfigurationError (no
+        TOKEN_USD_PRICE or provider), PriceUnavailableError, InvalidAccountError."""
+        return await self._bank.pricing.get_balance_in_usd(user_id)
 
     async def subscribe_to_balance_updates(self, user_id: str, callback: BalanceCallback) -> Callable[[], None]:
         """Call ``callback(BalanceUpdate)`` (sync or async) after each committed change of the account's balance,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenbank import convert
 from tokenbank.errors import InvalidRequestError, TransactionNotFoundError
-from tokenbank.ids import check_account_id
+from tokenbank.ids import check_account_id, check_lookup_id
 from tokenbank.models import Transaction, TransactionPage, TransactionType
 from tokenbank.storage.base import HistoryQuery, OpKind, WriteOp
 
@@ -98,9 +98,7 @@ class TransactionsService:
 
     async def get_transaction_by_id(self, transaction_id: str) -> Transaction:
         """Raises TransactionNotFoundError."""
-        if not isinstance(transaction_id, str) or not transaction_id:
-            raise InvalidRequestError("transaction id must be a non-empty string")
-        record = await self._bank.storage.get_transaction(transaction_id)
+        record = await self._bank.storage.get_transaction(check_lookup_id(transaction_id, "transaction"))
         if record is None:
             raise TransactionNotFoundError(f"transaction not found: {transaction_id}")
         return convert.transaction(record, self._bank.decimals)

@@ -1,20 +1,21 @@
-"""SqlStorage: the ledger on SQLite or PostgreSQL through SQLAlchemy 2 Core (async)."""
+"""SqlStorage: the ledger on SQLite or PostgreSQL through SQLAlchemy 2 Core."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenbank.errors import StorageError
+from tokenbank.ids import new_id
 from tokenbank.settings import Settings
 from tokenbank.storage import _translate
 from tokenbank.storage.base import (
@@ -22,6 +23,7 @@ from tokenbank.storage.base import (
     CheckRecord,
     HistoryQuery,
     HoldRecord,
+    OpKind,
     OpResult,
     Storage,
     StoreStats,
@@ -31,7 +33,7 @@ from tokenbank.storage.base import (
     register_storage,
 )
 from tokenbank.storage.sql import reads, records, verify, writer_sqlite
-from tokenbank.storage.sql.connection import create_engine, is_memory_sqlite
+from tokenbank.storage.sql.connection import SqliteThread, parse_url, postgres_engine
 from tokenbank.storage.sql.migrate import upgrade_to_head
 from tokenbank.storage.sql.schema import audit, tokens
 from tokenbank.storage.status import Status
@@ -41,24 +43,29 @@ _PG_APPLY = sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), :atomic)")
 
 
 class SqlStorage(Storage):
-    """One token's ledger in a SQL database. PostgreSQL writes are one ``tb_apply`` call; SQLite writes are
-    one ``BEGIN IMMEDIATE`` transaction, serialised in-process."""
+    """One token's ledger in a SQL database. PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite
+    work runs synchronously on the store's own thread, one transaction per operation (see connection.py)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.token = settings.symbol
-        self.engine = create_engine(settings)
-        self.dialect = self.engine.dialect.name
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.stats = StoreStats()
+        url = parse_url(settings)
+        self.dialect = url.get_backend_name()
+        self._pg: AsyncEngine | None = None
+        self._sqlite: SqliteThread | None = None
+        if self.dialect == "postgresql":
+            self._pg = postgres_engine(url, settings)
+            # tb_apply is one statement, so autocommit makes a write exactly one round trip.
+            self._pg_autocommit = self._pg.execution_options(isolation_level="AUTOCOMMIT")
+        else:
+            self._sqlite = SqliteThread(url)
         # PostgreSQL NOTIFY channel for balance events; the schema is part of it so isolated ledgers stay apart.
         self._channel = (
-            f"tokenbank:{settings.database_schema or 'public'}:{self.token}" if settings.enable_notifications else None
+            f"tokenbank:{settings.database_schema or 'public'}:{self.token}"
+            if settings.enable_notifications and self._pg is not None
+            else None
         )
-        self.stats = StoreStats()
-        # SQLite allows one writer; waiting here is cheaper than SQLITE_BUSY retries. An in-memory database
-        # has a single shared connection, so readers must queue behind writers too.
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
-        self._read_lock = self._write_lock if is_memory_sqlite(self.engine) else None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SqlStorage:
@@ -66,40 +73,36 @@ class SqlStorage(Storage):
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
-        async with _translate.translated():
-            if self.dialect == "postgresql" and self.settings.database_schema:
-                async with self.engine.begin() as conn:
-                    await conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{self.settings.database_schema}"'))
-            await upgrade_to_head(self.engine)
+        schema = self.settings.database_schema
+        await self._with_retries(lambda: self.run_sync(lambda conn: upgrade_to_head(conn, schema), write=True))
 
     async def close(self) -> None:
-        await self.engine.dispose()
+        if self._pg is not None:
+            await self._pg.dispose()
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def ping(self) -> None:
-        await self._read(lambda conn: conn.scalar(sa.text("SELECT 1")))
+        await self.run_sync(lambda conn: conn.scalar(sa.text("SELECT 1")))
 
     # plumbing ----------------------------------------------------------------------------------------------
-    def _lock(self, lock: asyncio.Lock | None) -> AbstractAsyncContextManager[Any]:
-        return lock if lock is not None else nullcontext()
-
-    async def _read(self, query: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        async with _translate.translated(), self._lock(self._read_lock), self.engine.connect() as conn:
-            return await query(conn)
-
-    @asynccontextmanager
-    async def _write_tx(self) -> AsyncIterator[AsyncConnection]:
-        async with self._lock(self._write_lock), self.engine.connect() as conn:
-            conn = await conn.execution_options(tb_write=True)
-            async with conn.begin():
-                yield conn
+    async def run_sync(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run synchronous SQLAlchemy Core code ``fn(connection)`` in one transaction on this store's database
+        (SQLite: on the store's thread, ``BEGIN IMMEDIATE`` if ``write``; PostgreSQL: through the async pool).
+        Driver errors come out as StorageError / StorageUnavailableError."""
+        async with _translate.translated():
+            if self._sqlite is not None:
+                return await self._sqlite.run(fn, write=write)
+            assert self._pg is not None
+            async with self._pg.begin() as conn:
+                return await conn.run_sync(fn)
 
     async def _with_retries(self, work: Callable[[], Awaitable[T]]) -> T:
         """Run ``work``, retrying (bounded, with jitter) on deadlocks, serialization failures and key races."""
         attempt = 0
         while True:
             try:
-                async with _translate.translated():
-                    return await work()
+                return await work()
             except StorageError as exc:
                 cause = exc.__cause__
                 retryable = isinstance(cause, sa_exc.DBAPIError) and (
@@ -113,88 +116,81 @@ class SqlStorage(Storage):
 
     # writes ------------------------------------------------------------------------------------------------
     async def create_token(self, token: TokenRecord, initial_mint: WriteOp | None) -> TokenRecord:
-        async def work() -> TokenRecord:
-            async with self._write_tx() as conn:
-                existing = await reads.get_token(conn, self.token)
-                if existing is not None:
-                    return existing
-                await conn.execute(
-                    tokens.insert().values(
-                        symbol=token.symbol, name=token.name, decimals=token.decimals, emoji=token.emoji,
-                        treasury_account=token.treasury_account, initial_supply=token.initial_supply,
-                        max_supply=token.max_supply, total_supply=0, created_at=token.created_at,
-                    )
-                )  # fmt: skip
-                await conn.execute(
-                    audit.insert().values(
-                        token=self.token, action="token.initialize", created_at=token.created_at,
-                        details=json.dumps({"name": token.name, "decimals": token.decimals,
-                                            "initial_supply": str(token.initial_supply)}),
-                    )
-                )  # fmt: skip
-                if initial_mint is not None:
-                    [result] = await self._apply_on(conn, [initial_mint], atomic=True)
-                    if not result.status.ok:
-                        raise StorageError(f"initial mint failed: {result.status.name}")
-                created = await reads.get_token(conn, self.token)
-                assert created is not None
-                return created
+        def work(conn: Connection) -> TokenRecord:
+            existing = reads.get_token(conn, self.token)
+            if existing is not None:
+                return existing
+            conn.execute(
+                tokens.insert().values(
+                    symbol=token.symbol, name=token.name, decimals=token.decimals, emoji=token.emoji,
+                    treasury_account=token.treasury_account, initial_supply=token.initial_supply,
+                    max_supply=token.max_supply, total_supply=0, created_at=token.created_at,
+                )
+            )  # fmt: skip
+            details = {"name": token.name, "decimals": token.decimals, "initial_supply": str(token.initial_supply)}
+            _insert_audit(conn, self.token, "token.initialize", json.dumps(details), token.created_at)
+            if initial_mint is not None:
+                [result] = self._apply_sync(conn, [initial_mint], atomic=True)
+                if not result.status.ok:
+                    raise StorageError(f"initial mint failed: {result.status.name}")
+            created = reads.get_token(conn, self.token)
+            assert created is not None
+            return created
 
-        return await self._with_retries(work)
+        return await self._with_retries(lambda: self.run_sync(work, write=True))
 
     async def update_token(self, changes: dict[str, object]) -> TokenRecord:
-        async def work() -> TokenRecord:
-            async with self._write_tx() as conn:
-                await conn.execute(tokens.update().where(tokens.c.symbol == self.token).values(**changes))
-                await conn.execute(
-                    audit.insert().values(
-                        token=self.token, action="token.configure", created_at=sa.func.now(),
-                        details=json.dumps({k: None if v is None else str(v) for k, v in changes.items()}),
-                    )
-                )  # fmt: skip
-                updated = await reads.get_token(conn, self.token)
-                assert updated is not None
-                return updated
+        def work(conn: Connection) -> TokenRecord:
+            conn.execute(tokens.update().where(tokens.c.symbol == self.token).values(**changes))
+            details = json.dumps({k: None if v is None else str(v) for k, v in changes.items()})
+            _insert_audit(conn, self.token, "token.configure", details, datetime.now(UTC))
+            updated = reads.get_token(conn, self.token)
+            assert updated is not None
+            return updated
 
-        return await self._with_retries(work)
+        return await self._with_retries(lambda: self.run_sync(work, write=True))
 
     async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
-        async def work() -> list[OpResult]:
-            if self.dialect == "postgresql":
-                # tb_apply is one statement, so autocommit makes a write exactly one round trip.
-                async with self._autocommit.connect() as conn:
-                    return await self._apply_on(conn, ops, atomic)
-            try:
-                async with self._write_tx() as conn:
-                    return await self._apply_on(conn, ops, atomic)
-            except writer_sqlite._Abort as abort:
-                return writer_sqlite.aborted_results(len(ops), abort)
+        if self._sqlite is not None:
+            return await self._with_retries(lambda: self._apply_sqlite(ops, atomic))
 
-        return await self._with_retries(work)
+        async def call_pg() -> list[OpResult]:
+            async with _translate.translated(), self._pg_autocommit.connect() as conn:
+                raw = await conn.scalar(_PG_APPLY, self._pg_params(ops, atomic))
+            return _results_from_json(raw)
 
-    async def _apply_on(self, conn: AsyncConnection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
-        if self.dialect != "postgresql":
-            return await writer_sqlite.apply_ops(conn, self.token, ops, atomic)
+        return await self._with_retries(call_pg)
+
+    async def _apply_sqlite(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+        try:
+            return await self.run_sync(lambda conn: writer_sqlite.apply_ops(conn, self.token, ops, atomic), write=True)
+        except writer_sqlite.AtomicAbort as abort:  # the transaction was rolled back
+            return writer_sqlite.aborted_results(len(ops), abort)
+
+    def _pg_params(self, ops: Sequence[WriteOp], atomic: bool) -> dict[str, Any]:
         payload = json.dumps([_op_json(op, self._channel) for op in ops], separators=(",", ":"))
-        raw = await conn.scalar(_PG_APPLY, {"token": self.token, "ops": payload, "atomic": atomic})
-        return [_result_from_json(item) for item in (json.loads(raw) if isinstance(raw, str) else raw)]
+        return {"token": self.token, "ops": payload, "atomic": atomic}
+
+    def _apply_sync(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+        """Apply ops inside an open transaction (used by create_token)."""
+        if self.dialect == "postgresql":
+            return _results_from_json(conn.scalar(_PG_APPLY, self._pg_params(ops, atomic)))
+        return writer_sqlite.apply_ops(conn, self.token, ops, atomic)
 
     async def append_audit(self, action: str, details: str) -> None:
-        async def work() -> None:
-            async with self._write_tx() as conn:
-                await conn.execute(
-                    audit.insert().values(token=self.token, action=action, details=details, created_at=sa.func.now())
-                )
-
-        await self._with_retries(work)
+        await self._with_retries(
+            lambda: self.run_sync(
+                lambda conn: _insert_audit(conn, self.token, action, details, datetime.now(UTC)), write=True
+            )
+        )
 
     async def listen(self, handler: Callable[[TxRecord], None]) -> Callable[[], Awaitable[None]] | None:
         """PostgreSQL: LISTEN on a dedicated asyncpg connection (events from every process). SQLite: None."""
-        if self.dialect != "postgresql" or self._channel is None:
+        if self._pg is None or self._channel is None:
             return None
         import asyncpg
 
-        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = self._pg.url.set(drivername="postgresql").render_as_string(hide_password=False)
         async with _translate.translated():
             conn = await asyncpg.connect(dsn, timeout=10)
 
@@ -210,49 +206,49 @@ class SqlStorage(Storage):
 
     # reads -------------------------------------------------------------------------------------------------
     async def get_token(self) -> TokenRecord | None:
-        return await self._read(lambda conn: reads.get_token(conn, self.token))
+        return await self.run_sync(lambda conn: reads.get_token(conn, self.token))
 
     async def get_balances(self, user_ids: Sequence[str]) -> dict[str, int]:
-        return await self._read(lambda conn: reads.get_balances(conn, self.token, user_ids))
+        return await self.run_sync(lambda conn: reads.get_balances(conn, self.token, user_ids))
 
     async def get_held(self, user_id: str) -> int:
-        return await self._read(lambda conn: reads.get_held(conn, self.token, user_id))
+        return await self.run_sync(lambda conn: reads.get_held(conn, self.token, user_id))
 
     async def top_holders(self, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
-        return await self._read(lambda conn: reads.top_holders(conn, self.token, limit, offset, exclude))
+        return await self.run_sync(lambda conn: reads.top_holders(conn, self.token, limit, offset, exclude))
 
     async def rank(self, user_id: str, exclude: Sequence[str]) -> int | None:
-        return await self._read(lambda conn: reads.rank(conn, self.token, user_id, exclude))
+        return await self.run_sync(lambda conn: reads.rank(conn, self.token, user_id, exclude))
 
     async def sum_balances(self, user_ids: Sequence[str]) -> int:
-        return await self._read(lambda conn: reads.sum_balances(conn, self.token, user_ids))
+        return await self.run_sync(lambda conn: reads.sum_balances(conn, self.token, user_ids))
 
     async def history(self, query: HistoryQuery) -> list[TxRecord]:
-        return await self._read(lambda conn: reads.history(conn, self.token, query))
+        return await self.run_sync(lambda conn: reads.history(conn, self.token, query))
 
     async def get_transaction(self, tx_id: str) -> TxRecord | None:
-        return await self._read(lambda conn: reads.get_transaction(conn, self.token, tx_id))
+        return await self.run_sync(lambda conn: reads.get_transaction(conn, self.token, tx_id))
 
     async def get_hold(self, hold_id: str) -> HoldRecord | None:
-        return await self._read(lambda conn: reads.get_hold(conn, self.token, hold_id))
+        return await self.run_sync(lambda conn: reads.get_hold(conn, self.token, hold_id))
 
     async def expired_holds(self, now: datetime, limit: int) -> list[str]:
-        return await self._read(lambda conn: reads.expired_holds(conn, self.token, now, limit))
+        return await self.run_sync(lambda conn: reads.expired_holds(conn, self.token, now, limit))
 
     async def balance_at(self, user_id: str, at: datetime) -> int:
-        return await self._read(lambda conn: reads.balance_at(conn, self.token, user_id, at))
+        return await self.run_sync(lambda conn: reads.balance_at(conn, self.token, user_id, at))
 
     async def audit_log(self, limit: int, before_id: int | None) -> list[AuditRecord]:
-        return await self._read(lambda conn: reads.audit_log(conn, self.token, limit, before_id))
+        return await self.run_sync(lambda conn: reads.audit_log(conn, self.token, limit, before_id))
 
     async def verify(self) -> list[CheckRecord]:
         # One repeatable snapshot on PostgreSQL, so concurrent writes cannot make the sums disagree.
-        async def checks(conn: AsyncConnection) -> list[CheckRecord]:
+        def checks(conn: Connection) -> list[CheckRecord]:
             if self.dialect == "postgresql":
-                await conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
-            return await verify.run_checks(conn, self.token)
+                conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+            return verify.run_checks(conn, self.token)
 
-        return await self._read(checks)
+        return await self.run_sync(checks)
 
 
 def _op_json(op: WriteOp, notify_channel: str | None) -> dict[str, Any]:
@@ -274,20 +270,28 @@ def _op_json(op: WriteOp, notify_channel: str | None) -> dict[str, Any]:
         "audit": op.audit_action,
         "notify": notify_channel,
     }
-    if op.kind.value == "capture":
-        from tokenbank.ids import new_id
-
-        fields["id2"] = new_id()
+    if op.kind is OpKind.CAPTURE:
+        fields["id2"] = new_id()  # the release of a partial capture is a second journal row
     return {key: value for key, value in fields.items() if value is not None}
 
 
-def _result_from_json(item: dict[str, Any]) -> OpResult:
-    hold = item.get("h")
-    return OpResult(
-        status=Status(item["s"]),
-        transactions=tuple(records.tx_from_row(tx) for tx in item.get("t") or ()),
-        hold=records.hold_from_row(hold) if hold else None,
-    )
+def _results_from_json(raw: Any) -> list[OpResult]:
+    """Parse ``tb_apply``'s answer (jsonb arrives as text from asyncpg)."""
+    results = []
+    for item in json.loads(raw) if isinstance(raw, str) else raw:
+        hold = item.get("h")
+        results.append(
+            OpResult(
+                status=Status(item["s"]),
+                transactions=tuple(records.tx_from_row(tx) for tx in item.get("t") or ()),
+                hold=records.hold_from_row(hold) if hold else None,
+            )
+        )
+    return results
+
+
+def _insert_audit(conn: Connection, token: str, action: str, details: str, at: datetime) -> None:
+    conn.execute(audit.insert().values(token=token, action=action, details=details, created_at=at))
 
 
 @register_storage("sql")

@@ -1,11 +1,20 @@
-"""Building the async engine: SQLite pragmas and write serialisation, PostgreSQL pool and schema."""
+"""Engines: PostgreSQL through asyncpg (async), SQLite through the stdlib driver on one dedicated thread.
+
+SQLite work runs as plain synchronous SQLAlchemy on a single thread per store: each ledger operation is
+then one thread hand-off instead of one per statement (aiosqlite's model), and the single thread is also
+SQLite's single writer, so writes in one process never contend for the lock.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
@@ -13,64 +22,83 @@ from sqlalchemy.pool import StaticPool
 from tokenbank.errors import ConfigurationError
 from tokenbank.settings import Settings
 
+T = TypeVar("T")
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """An engine for ``settings.database_url``; raises ConfigurationError for unsupported URLs."""
+def parse_url(settings: Settings) -> URL:
+    """The configured database URL; raises ConfigurationError for anything but SQLite or PostgreSQL."""
     try:
         url = make_url(settings.database_url)
     except ArgumentError:
         raise ConfigurationError("DATABASE_URL: not a valid database URL") from None
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return _sqlite_engine(url.set(drivername="sqlite+aiosqlite"))
-    if backend == "postgresql":
-        return _postgres_engine(url.set(drivername="postgresql+asyncpg"), settings)
-    raise ConfigurationError(f"DATABASE_URL: unsupported database {backend!r} (use sqlite or postgresql)")
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigurationError(
+            f"DATABASE_URL: unsupported database {url.get_backend_name()!r} (use sqlite or postgresql)"
+        )
+    return url
 
 
-def is_memory_sqlite(engine: AsyncEngine) -> bool:
-    database = engine.url.database
-    return engine.dialect.name == "sqlite" and (not database or database == ":memory:")
-
-
-def _sqlite_engine(url: Any) -> AsyncEngine:
-    memory = not url.database or url.database == ":memory:"
-    kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
-    if memory:
-        # One shared connection, or each pooled connection would see its own empty database.
-        kwargs["poolclass"] = StaticPool
-    engine = create_async_engine(url, **kwargs)
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _on_begin).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        if not memory:
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: Any) -> None:
-        # Writers take the write lock up front, so two processes never deadlock upgrading a read lock.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tb_write") else "BEGIN")
-
-    return engine
-
-
-def _postgres_engine(url: Any, settings: Settings) -> AsyncEngine:
+def postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
     server_settings = {"application_name": "tokenbank", "jit": "off"}
     if settings.database_schema:
         server_settings["search_path"] = settings.database_schema
     return create_async_engine(
-        url,
+        url.set(drivername="postgresql+asyncpg"),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
-        pool_pre_ping=False,
         pool_timeout=10,
         connect_args={"server_settings": server_settings, "timeout": 10, "command_timeout": 60},
     )
+
+
+class SqliteThread:
+    """A synchronous SQLite engine driven from asyncio through one dedicated worker thread."""
+
+    def __init__(self, url: URL) -> None:
+        memory = not url.database or url.database == ":memory:"
+        kwargs: dict[str, Any] = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False}}
+        if memory:
+            # One shared connection, or each pooled connection would see its own empty database.
+            kwargs["poolclass"] = StaticPool
+        else:
+            kwargs["pool_size"] = 1
+        self.engine: Engine = sa.create_engine(url.set(drivername="sqlite+pysqlite"), **kwargs)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tokenbank-sqlite")
+        self._closed = False
+        self._install_pragmas(memory)
+
+    def _install_pragmas(self, memory: bool) -> None:
+        @event.listens_for(self.engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # Let SQLAlchemy, not the sqlite3 module, decide when transactions begin (see _on_begin).
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            if not memory:
+                cursor.execute("PRAGMA journal_mode=WAL")
+                cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        @event.listens_for(self.engine, "begin")
+        def _on_begin(conn: Connection) -> None:
+            # Writers take the write lock up front, so two processes never deadlock upgrading a read lock.
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("tb_write") else "BEGIN")
+
+    async def run(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Run ``fn`` in one transaction on the worker thread (``write``: BEGIN IMMEDIATE)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._run, fn, write)
+
+    def _run(self, fn: Callable[[Connection], T], write: bool) -> T:
+        with self.engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(tb_write=True)
+            with conn.begin():
+                return fn(conn)
+
+    async def close(self) -> None:
+        """Dispose of the connections and stop the thread; closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self.engine.dispose)
+        self._executor.shutdown(wait=True)

@@ -6,15 +6,15 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from tokenbank.storage.base import AuditRecord, HistoryQuery, HoldRecord, TokenRecord, TxRecord
 from tokenbank.storage.sql import records
 from tokenbank.storage.sql.schema import accounts, audit, holds, tokens, transactions
 
 
-async def get_token(conn: AsyncConnection, token: str) -> TokenRecord | None:
-    row = (await conn.execute(sa.select(tokens).where(tokens.c.symbol == token))).first()
+def get_token(conn: Connection, token: str) -> TokenRecord | None:
+    row = (conn.execute(sa.select(tokens).where(tokens.c.symbol == token))).first()
     if row is None:
         return None
     return TokenRecord(
@@ -30,10 +30,10 @@ async def get_token(conn: AsyncConnection, token: str) -> TokenRecord | None:
     )
 
 
-async def get_balances(conn: AsyncConnection, token: str, user_ids: Sequence[str]) -> dict[str, int]:
+def get_balances(conn: Connection, token: str, user_ids: Sequence[str]) -> dict[str, int]:
     result = dict.fromkeys(user_ids, 0)
     if user_ids:
-        rows = await conn.execute(
+        rows = conn.execute(
             sa.select(accounts.c.user_id, accounts.c.balance).where(
                 accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
             )
@@ -42,10 +42,8 @@ async def get_balances(conn: AsyncConnection, token: str, user_ids: Sequence[str
     return result
 
 
-async def get_held(conn: AsyncConnection, token: str, user_id: str) -> int:
-    value = await conn.scalar(
-        sa.select(accounts.c.held).where(accounts.c.token == token, accounts.c.user_id == user_id)
-    )
+def get_held(conn: Connection, token: str, user_id: str) -> int:
+    value = conn.scalar(sa.select(accounts.c.held).where(accounts.c.token == token, accounts.c.user_id == user_id))
     return int(value or 0)
 
 
@@ -56,10 +54,8 @@ def _ranked(token: str, exclude: Sequence[str]) -> sa.ColumnElement[bool]:
     return clause
 
 
-async def top_holders(
-    conn: AsyncConnection, token: str, limit: int, offset: int, exclude: Sequence[str]
-) -> list[tuple[str, int]]:
-    rows = await conn.execute(
+def top_holders(conn: Connection, token: str, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
+    rows = conn.execute(
         sa.select(accounts.c.user_id, accounts.c.balance)
         .where(_ranked(token, exclude))
         .order_by(accounts.c.balance.desc(), accounts.c.user_id)
@@ -69,15 +65,13 @@ async def top_holders(
     return [(row.user_id, int(row.balance)) for row in rows]
 
 
-async def rank(conn: AsyncConnection, token: str, user_id: str, exclude: Sequence[str]) -> int | None:
+def rank(conn: Connection, token: str, user_id: str, exclude: Sequence[str]) -> int | None:
     if user_id in exclude:
         return None
-    balance = await conn.scalar(
-        sa.select(accounts.c.balance).where(accounts.c.token == token, accounts.c.user_id == user_id)
-    )
+    balance = conn.scalar(sa.select(accounts.c.balance).where(accounts.c.token == token, accounts.c.user_id == user_id))
     if not balance:
         return None
-    ahead = await conn.scalar(
+    ahead = conn.scalar(
         sa.select(sa.func.count())
         .select_from(accounts)
         .where(
@@ -91,10 +85,10 @@ async def rank(conn: AsyncConnection, token: str, user_id: str, exclude: Sequenc
     return int(ahead or 0) + 1
 
 
-async def sum_balances(conn: AsyncConnection, token: str, user_ids: Sequence[str]) -> int:
+def sum_balances(conn: Connection, token: str, user_ids: Sequence[str]) -> int:
     if not user_ids:
         return 0
-    value = await conn.scalar(
+    value = conn.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
             accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
         )
@@ -116,28 +110,28 @@ def _side(token: str, column: sa.Column[str | None], query: HistoryQuery) -> sa.
     return stmt.order_by(transactions.c.seq.desc()).limit(query.limit)
 
 
-async def history(conn: AsyncConnection, token: str, query: HistoryQuery) -> list[TxRecord]:
+def history(conn: Connection, token: str, query: HistoryQuery) -> list[TxRecord]:
     sent = _side(token, transactions.c.from_user_id, query).subquery()
     received = _side(token, transactions.c.to_user_id, query).subquery()
     merged = sa.union_all(sa.select(sent), sa.select(received)).subquery()
-    rows = await conn.execute(sa.select(merged).order_by(merged.c.seq.desc()).limit(query.limit))
+    rows = conn.execute(sa.select(merged).order_by(merged.c.seq.desc()).limit(query.limit))
     return [records.tx_from_row(row) for row in rows]
 
 
-async def get_transaction(conn: AsyncConnection, token: str, tx_id: str) -> TxRecord | None:
+def get_transaction(conn: Connection, token: str, tx_id: str) -> TxRecord | None:
     row = (
-        await conn.execute(sa.select(transactions).where(transactions.c.id == tx_id, transactions.c.token == token))
+        conn.execute(sa.select(transactions).where(transactions.c.id == tx_id, transactions.c.token == token))
     ).first()
     return records.tx_from_row(row) if row else None
 
 
-async def get_hold(conn: AsyncConnection, token: str, hold_id: str) -> HoldRecord | None:
-    row = (await conn.execute(sa.select(holds).where(holds.c.id == hold_id, holds.c.token == token))).first()
+def get_hold(conn: Connection, token: str, hold_id: str) -> HoldRecord | None:
+    row = (conn.execute(sa.select(holds).where(holds.c.id == hold_id, holds.c.token == token))).first()
     return records.hold_from_row(row) if row else None
 
 
-async def expired_holds(conn: AsyncConnection, token: str, now: datetime, limit: int) -> list[str]:
-    rows = await conn.execute(
+def expired_holds(conn: Connection, token: str, now: datetime, limit: int) -> list[str]:
+    rows = conn.execute(
         sa.select(holds.c.id)
         .where(holds.c.token == token, holds.c.status == "pending", holds.c.expires_at <= now)
         .order_by(holds.c.expires_at)
@@ -146,7 +140,7 @@ async def expired_holds(conn: AsyncConnection, token: str, now: datetime, limit:
     return [row.id for row in rows]
 
 
-async def balance_at(conn: AsyncConnection, token: str, user_id: str, at: datetime) -> int:
+def balance_at(conn: Connection, token: str, user_id: str, at: datetime) -> int:
     """Balance after the account's last entry at or before ``at`` (each entry records both sides' balances)."""
     candidates = []
     for side, after in (
@@ -154,7 +148,7 @@ async def balance_at(conn: AsyncConnection, token: str, user_id: str, at: dateti
         (transactions.c.to_user_id, transactions.c.to_balance_after),
     ):
         row = (
-            await conn.execute(
+            conn.execute(
                 sa.select(transactions.c.seq, after)
                 .where(transactions.c.token == token, side == user_id, transactions.c.created_at <= at)
                 .order_by(transactions.c.seq.desc())
@@ -166,9 +160,9 @@ async def balance_at(conn: AsyncConnection, token: str, user_id: str, at: dateti
     return max(candidates)[1] if candidates else 0
 
 
-async def audit_log(conn: AsyncConnection, token: str, limit: int, before_id: int | None) -> list[AuditRecord]:
+def audit_log(conn: Connection, token: str, limit: int, before_id: int | None) -> list[AuditRecord]:
     stmt = sa.select(audit).where(audit.c.token == token)
     if before_id is not None:
         stmt = stmt.where(audit.c.id < before_id)
-    rows = await conn.execute(stmt.order_by(audit.c.id.desc()).limit(limit))
+    rows = conn.execute(stmt.order_by(audit.c.id.desc()).limit(limit))
     return [AuditRecord(id=row.id, action=row.action, details=row.details, timestamp=row.created_at) for row in rows]

@@ -58,7 +58,7 @@ accounts = sa.Table(
     "tb_accounts",
     metadata,
     sa.Column("token", sa.String(16), primary_key=True),
-    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), primary_key=True),
     sa.Column("balance", UNITS, nullable=False),
     sa.Column("held", UNITS, nullable=False),
 )

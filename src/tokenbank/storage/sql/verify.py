@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Connection
 
 from tokenbank.storage.base import CheckRecord
 from tokenbank.storage.sql.schema import accounts, holds, tokens, transactions
 
 _SAMPLE = 5
+_LOW_BITS = 0xFFFFFFFF
 
 
-async def run_checks(conn: AsyncConnection, token: str) -> list[CheckRecord]:
-    total = await conn.scalar(sa.select(tokens.c.total_supply).where(tokens.c.symbol == token))
+def _split_sum(expr: sa.ColumnElement[int]) -> tuple[sa.ColumnElement[int], sa.ColumnElement[int]]:
+    """Sums of the high and low 32-bit halves: exact on SQLite, whose sum() fails past 2**63 - 1."""
+    return sa.func.coalesce(sa.func.sum(expr.op(">>")(sa.literal_column("32"))), 0), sa.func.coalesce(
+        sa.func.sum(expr.op("&")(sa.literal_column(str(_LOW_BITS)))), 0
+    )
+
+
+def _join(high: int | None, low: int | None) -> int:
+    return int(high or 0) * (_LOW_BITS + 1) + int(low or 0)
+
+
+def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
+    total = conn.scalar(sa.select(tokens.c.total_supply).where(tokens.c.symbol == token))
     if total is None:
         return [CheckRecord("token initialized", False, f"no token {token!r}")]
     total = int(total)
     checks = [CheckRecord("token initialized", True)]
 
     held_and_balances = int(
-        await conn.scalar(
+        conn.scalar(
             sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
                 accounts.c.token == token
             )
@@ -34,21 +46,21 @@ async def run_checks(conn: AsyncConnection, token: str) -> list[CheckRecord]:
         )
     )
 
-    by_type = dict(
-        (
-            await conn.execute(
-                sa.select(transactions.c.type, sa.func.sum(transactions.c.amount))
-                .where(transactions.c.token == token)
-                .group_by(transactions.c.type)
-            )
-        ).all()
-    )
-    minted, burned = int(by_type.get("mint") or 0), int(by_type.get("burn") or 0)
+    high, low = _split_sum(transactions.c.amount)
+    by_type = {
+        row.type: _join(row.high, row.low)
+        for row in conn.execute(
+            sa.select(transactions.c.type, high.label("high"), low.label("low"))
+            .where(transactions.c.token == token, transactions.c.type.in_(("mint", "burn")))
+            .group_by(transactions.c.type)
+        )
+    }
+    minted, burned = by_type.get("mint", 0), by_type.get("burn", 0)
     checks.append(
         CheckRecord("total supply == minted - burned", total == minted - burned, f"minted {minted}, burned {burned}")
     )
 
-    negative = await conn.scalar(
+    negative = conn.scalar(
         sa.select(sa.func.count())
         .select_from(accounts)
         .where(accounts.c.token == token, sa.or_(accounts.c.balance < 0, accounts.c.held < 0))
@@ -62,7 +74,7 @@ async def run_checks(conn: AsyncConnection, token: str) -> list[CheckRecord]:
         .subquery()
     )
     held_mismatch = (
-        await conn.execute(
+        conn.execute(
             sa.select(accounts.c.user_id)
             .select_from(accounts.outerjoin(pending, pending.c.user_id == accounts.c.user_id))
             .where(accounts.c.token == token, accounts.c.held != sa.func.coalesce(pending.c.pending, 0))
@@ -75,11 +87,11 @@ async def run_checks(conn: AsyncConnection, token: str) -> list[CheckRecord]:
         )
     )
 
-    checks.append(await _ledger_matches_balances(conn, token))
+    checks.append(_ledger_matches_balances(conn, token))
     return checks
 
 
-async def _ledger_matches_balances(conn: AsyncConnection, token: str) -> CheckRecord:
+def _ledger_matches_balances(conn: Connection, token: str) -> CheckRecord:
     """Replay the journal per account (credits - debits, holds moved to held) and compare with balances."""
     t = transactions
     debit_types = ("transfer", "burn", "hold", "reversal")
@@ -91,17 +103,12 @@ async def _ledger_matches_balances(conn: AsyncConnection, token: str) -> CheckRe
         sa.select(t.c.to_user_id, t.c.amount).where(t.c.token == token, t.c.type.in_(credit_types)),
         sa.select(t.c.from_user_id, t.c.amount).where(t.c.token == token, t.c.type == "void"),
     ).subquery()
-    derived = (
-        sa.select(deltas.c.user_id, sa.func.sum(deltas.c.delta).label("balance")).group_by(deltas.c.user_id).subquery()
+    high, low = _split_sum(deltas.c.delta)
+    derived = sa.select(deltas.c.user_id, high.label("high"), low.label("low")).group_by(deltas.c.user_id).subquery()
+    rows = conn.execution_options(yield_per=10_000).execute(
+        sa.select(accounts.c.user_id, accounts.c.balance, derived.c.high, derived.c.low)
+        .select_from(accounts.outerjoin(derived, derived.c.user_id == accounts.c.user_id))
+        .where(accounts.c.token == token)
     )
-    mismatched = (
-        await conn.execute(
-            sa.select(accounts.c.user_id)
-            .select_from(accounts.outerjoin(derived, derived.c.user_id == accounts.c.user_id))
-            .where(accounts.c.token == token, accounts.c.balance != sa.func.coalesce(derived.c.balance, 0))
-            .limit(_SAMPLE)
-        )
-    ).all()
-    return CheckRecord(
-        "balances == replayed ledger", not mismatched, ", ".join(r.user_id for r in mismatched) or "all match"
-    )
+    mismatched = [row.user_id for row in rows if _join(row.high, row.low) != row.balance]
+    return CheckRecord("balances == replayed ledger", not mismatched, ", ".join(mismatched[:_SAMPLE]) or "all match")

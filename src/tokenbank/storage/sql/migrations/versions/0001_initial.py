@@ -18,6 +18,9 @@ depends_on = None
 
 SEQ = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 UNITS = sa.BigInteger()
+# Byte-order collation on PostgreSQL, so ties on the leaderboard and rank order ids the same way as SQLite
+# and Redis (and independently of the database's locale).
+ACCOUNT = sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql")
 TIME = sa.DateTime(timezone=True)
 IMMUTABLE_TABLES = ("tb_transactions", "tb_audit")
 
@@ -39,7 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "tb_accounts",
         sa.Column("token", sa.String(16), primary_key=True),
-        sa.Column("user_id", sa.String(128), primary_key=True),
+        sa.Column("user_id", ACCOUNT, primary_key=True),
         sa.Column("balance", UNITS, nullable=False),
         sa.Column("held", UNITS, nullable=False),
         sa.CheckConstraint("balance >= 0", name="ck_tb_accounts_balance_non_negative"),

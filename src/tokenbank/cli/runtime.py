@@ -1,0 +1,192 @@
+"""Plumbing every command shares: global options, the bank's lifetime, strict amounts and one-line errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.text import Text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from tokenbank.bank import TokenBank
+from tokenbank.errors import ConfigurationError, InvalidAmountError, TokenBankError
+from tokenbank.settings import Settings
+
+T = TypeVar("T")
+
+# Plain decimal notation only: exponents ("1e3"), "NaN", "inf", "_" separators and signs are what Decimal()
+# would accept but no one types on purpose, so the CLI refuses them before the library sees them.
+_AMOUNT = re.compile(r"[0-9]{1,40}(\.[0-9]{1,40})?")
+_URL_VARIABLES = ("DATABASE_URL", "REDIS_URL")
+_DRAIN_SECONDS = 1.0
+_log_handler: logging.Handler | None = None
+
+
+@dataclass
+class CliState:
+    """What the root callback parsed; commands find it in ``ctx.obj``."""
+
+    database_url: str | None = None
+    symbol: str | None = None
+    mode: str | None = None
+    debug: bool = False
+    out: Console = field(default_factory=Console)
+    err: Console = field(default_factory=lambda: Console(stderr=True))
+
+    def overrides(self) -> dict[str, Any]:
+        """The global options that were given, as Settings field names (they win over the environment)."""
+        given = {"database_url": self.database_url, "symbol": self.symbol, "storage_mode": self.mode}
+        return {name: value for name, value in given.items() if value is not None}
+
+    def settings(self, **extra: Any) -> Settings:
+        """Settings from the environment, overridden by the global options, then by ``extra``.
+        Raises ConfigurationError naming the variable."""
+        return Settings.load(**{**self.overrides(), **extra})
+
+    def secrets(self) -> list[str]:
+        """Passwords of every URL this run may know, to keep them out of anything printed."""
+        found = []
+        for url in (self.database_url, *(os.environ.get(name) for name in _URL_VARIABLES)):
+            if url:
+                with contextlib.suppress(ArgumentError, ValueError):
+                    password = make_url(url).password
+                    if password:
+                        found.append(str(password))
+        return found
+
+    def fail(self, code: str, message: str) -> NoReturn:
+        """Print ``error [code]: message`` as one red line on stderr and exit 1."""
+        for secret in self.secrets():
+            message = message.replace(secret, "***")
+        self.err.print(Text(f"error [{code}]: {' '.join(message.split())}", style="bold red"), soft_wrap=True)
+        raise typer.Exit(1)
+
+    @contextlib.contextmanager
+    def handled(self) -> Iterator[None]:
+        """Turn every error inside the block into one line and an exit code, never a traceback."""
+        try:
+            yield
+        except TokenBankError as exc:
+            self.fail(exc.code, exc.message)
+        except KeyboardInterrupt:
+            self.err.print(Text("interrupted", style="bold red"))
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
+            raise
+        except Exception as exc:
+            if self.debug:
+                raise
+            self.fail("internal_error", f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)")
+
+    def run(
+        self, work: Callable[[TokenBank], Awaitable[T]], *, settings: Settings | None = None, create: bool = False
+    ) -> T:
+        """Open a bank, run ``work`` on it, close it; errors become one line (see :meth:`handled`).
+        Unless ``create``, a SQLite file that does not exist yet is an error rather than a new empty ledger.
+        Raises typer.Exit."""
+        with self.handled():
+            settings = settings or self.settings()
+            check_sqlite_path(settings.database_url, create=create)
+            return asyncio.run(with_bank(settings, work))
+        raise AssertionError("unreachable")  # handled() never swallows an error
+
+
+def state_of(ctx: typer.Context) -> CliState:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, CliState):  # a command invoked without the root callback (only in odd embeddings)
+        obj = CliState()
+        ctx.find_root().obj = obj
+    return obj
+
+
+async def with_bank(settings: Settings, work: Callable[[TokenBank], Awaitable[T]]) -> T:
+    bank = TokenBank(settings)
+    try:
+        await bank.open()
+        return await work(bank)
+    finally:
+        await bank.close()
+        await _drain_sqlite_workers()
+
+
+async def _drain_sqlite_workers() -> None:
+    """Let aiosqlite worker threads finish while the loop still runs.
+
+    When a connection fails to open, aiosqlite queues the stop of its worker thread without awaiting it
+    (omnilib/aiosqlite#241); if ``asyncio.run`` closes the loop first, the thread dies printing a traceback.
+    """
+    workers = [t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)") and t.is_alive()]
+    if not workers:
+        return
+    deadline = time.monotonic() + _DRAIN_SECONDS
+
+    def join() -> None:
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
+
+    await asyncio.to_thread(join)
+
+
+def parse_amount(text: str) -> str:
+    """The amount as the exact string the library gets (never a float). Raises InvalidAmountError."""
+    value = text.strip()
+    if not _AMOUNT.fullmatch(value):
+        raise InvalidAmountError(f"amount must be a plain decimal number such as 12 or 12.50, got {text!r}")
+    return value
+
+
+def mask_url(url: str) -> str:
+    """The URL with its password hidden, fit for printing."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return "<invalid URL>"
+
+
+def check_sqlite_path(url: str, *, create: bool) -> None:
+    """Raise ConfigurationError if ``url`` names a SQLite file that is not there (a typo, or no ``init`` yet) or,
+    with ``create``, one whose directory does not exist."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return  # the library reports a bad URL itself
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if create:
+        if not path.parent.is_dir():
+            raise ConfigurationError(f"DATABASE_URL: directory {path.parent} does not exist")
+    elif not path.exists():
+        raise ConfigurationError(f"DATABASE_URL: no database at {database}; run 'tokenbank init' to create it")
+
+
+def configure_logging(console: Console, verbose: int) -> None:
+    """Library log lines go to stderr with ``-v`` (INFO) or ``-vv`` (DEBUG); otherwise nowhere, so that an
+    error is reported once, by the CLI."""
+    global _log_handler
+    logger = logging.getLogger("tokenbank")
+    if _log_handler is not None:
+        logger.removeHandler(_log_handler)
+    handler: logging.Handler
+    if verbose:
+        handler = RichHandler(console=console, show_path=False)
+        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    else:
+        handler = logging.NullHandler()
+        logger.setLevel(logging.NOTSET)
+    logger.addHandler(handler)
+    _log_handler = handler

@@ -1,0 +1,118 @@
+"""``tokenbank serve``: the REST API (``tokenbank.integrations.fastapi.create_app``) under uvicorn.
+
+Every POST needs ``Authorization: Bearer $TOKENBANK_API_KEY``. Without that variable the server refuses to start
+(exit code 2), unless it is bound to loopback (127.0.0.1, ::1, localhost) and ``--insecure-local`` is given.
+The key is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from typing import Annotated
+
+import typer
+
+from tokenbank.cli.runtime import state_of
+from tokenbank.errors import ConfigurationError
+from tokenbank.settings import Settings
+
+API_KEY_VARIABLE = "TOKENBANK_API_KEY"
+EXIT_REFUSED = 2
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback addresses (127.0.0.0/8, ::1, also as ``[::1]``)."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def refusal(host: str, insecure_local: bool) -> str | None:
+    """Why the server must not start with these options and no API key (None: it may start)."""
+    if os.environ.get(API_KEY_VARIABLE):
+        return None
+    if insecure_local and is_loopback(host):
+        return None
+    if insecure_local:
+        return (
+            f"{API_KEY_VARIABLE} is not set and --insecure-local only works on a loopback address "
+            f"(127.0.0.1, ::1, localhost), not on {host!r}; set {API_KEY_VARIABLE} to serve on {host!r}"
+        )
+    return (
+        f"{API_KEY_VARIABLE} is not set, so anyone reaching {host!r} could move tokens; set {API_KEY_VARIABLE} "
+        "(clients send 'Authorization: Bearer <key>'), or bind to 127.0.0.1 and pass --insecure-local"
+    )
+
+
+def run_server(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    insecure_local: bool = False,
+    *,
+    settings: Settings | None = None,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> None:
+    """Serve the API until interrupted, on ``settings`` (default: from the environment). Raises
+    ``typer.Exit(2)`` after one line on stderr when the key is missing (see :func:`refusal`), and
+    ConfigurationError for bad settings or a missing ``fastapi`` extra."""
+    problem = refusal(host, insecure_local)
+    if problem is not None:
+        typer.echo(f"error [api_key_required]: refusing to start: {problem}", err=True)
+        raise typer.Exit(EXIT_REFUSED)
+    if log_level not in LOG_LEVELS:
+        raise ConfigurationError(f"--log-level: must be one of {', '.join(LOG_LEVELS)}")
+    try:
+        import uvicorn
+
+        from tokenbank.integrations.fastapi import create_app
+    except ImportError:
+        raise ConfigurationError("serve needs FastAPI and uvicorn: pip install 'tokenbank[fastapi]'") from None
+
+    api_key = os.environ.get(API_KEY_VARIABLE) or None
+    app = create_app(settings or Settings.load(), api_key, allow_unauthenticated=api_key is None)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        access_log=access_log,
+        lifespan="on",
+        server_header=False,
+        proxy_headers=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; anything but loopback needs the API key.")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port.")] = 8000,
+    insecure_local: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-local",
+            help=f"Serve without {API_KEY_VARIABLE} (POSTs unauthenticated); only on a loopback address.",
+        ),
+    ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}.")] = (
+        "info"
+    ),
+    access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log each request.")] = True,
+) -> None:
+    """Run the REST API with uvicorn. POSTs need 'Authorization: Bearer $TOKENBANK_API_KEY'."""
+    state = state_of(ctx)
+    with state.handled():  # the key check comes first inside run_server; typer.Exit passes through
+        settings = None if refusal(host, insecure_local) else state.settings()
+        run_server(host, port, insecure_local, settings=settings, log_level=log_level, access_log=access_log)
+
+
+__all__ = ["API_KEY_VARIABLE", "EXIT_REFUSED", "is_loopback", "refusal", "run_server", "serve"]

@@ -1,0 +1,1 @@
+"""Integrations of tokenbank with web frameworks; each needs its extra (``tokenbank[fastapi]``...)."""

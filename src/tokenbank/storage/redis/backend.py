@@ -1,0 +1,279 @@
+"""RedisStorage: one token's ledger in Redis 7, every write ONE Lua script call (atomic, exact to the unit)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+
+from tokenbank.errors import ConfigurationError, InvalidRequestError, StorageError, StorageUnavailableError
+from tokenbank.settings import Settings
+from tokenbank.storage.base import (
+    AuditRecord,
+    CheckRecord,
+    HistoryQuery,
+    HoldRecord,
+    OpResult,
+    Storage,
+    StoreStats,
+    TokenRecord,
+    TxRecord,
+    WriteOp,
+    register_storage,
+)
+from tokenbank.storage.redis import codec, events, verify
+from tokenbank.storage.redis.errors import RETRYABLE, translated
+from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
+from tokenbank.storage.redis.scripts import Scripts
+from tokenbank.storage.status import Status
+
+T = TypeVar("T")
+
+SOCKET_TIMEOUT = 2.0
+"""Seconds before a silent server counts as down (every script is short, so a slow reply is an outage)."""
+POOL_WAIT = 10.0
+"""Seconds a call may wait for a free pooled connection under load before StorageUnavailableError."""
+
+
+def make_client(settings: Settings) -> Redis:
+    """A client that fails fast and never resends on its own: a blind resend of a write could apply it twice,
+    so resends happen only in :meth:`RedisStorage._run`, where the scripts deduplicate them. Raises
+    ConfigurationError for a malformed REDIS_URL."""
+    try:
+        pool = _pool(settings)
+    except ValueError as exc:  # a malformed URL; redis-py's message does not repeat it (no password leaks)
+        raise ConfigurationError(f"REDIS_URL: {exc}") from None
+    return Redis(connection_pool=pool)
+
+
+def _pool(settings: Settings) -> BlockingConnectionPool:
+    return BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.pool_size,
+        timeout=POOL_WAIT,
+        socket_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        socket_keepalive=True,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
+class RedisStorage(Storage):
+    """A token's ledger in Redis. Keys: see :class:`~tokenbank.storage.redis.keys.TokenKeys` and docs/redis.md.
+
+    ``stream_maxlen``: approximate cap of the ledger stream (None = never trimmed, for the hybrid sync worker).
+    ``history_retention``: newest entries kept in each account's history index.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: Redis | None = None,
+        stream_maxlen: int | None = STREAM_MAXLEN,
+        history_retention: int = HISTORY_RETENTION,
+    ) -> None:
+        self.settings = settings
+        self.keys = TokenKeys.for_token(settings.key_prefix, settings.symbol)
+        self.client = client if client is not None else make_client(settings)
+        self.scripts = Scripts.register(self.client)
+        self.stats = StoreStats()
+        self._common = [self.keys.history_prefix, str(history_retention), str(stream_maxlen or 0)]
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisStorage:
+        return cls(settings)
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Check the server answers and load the scripts. Raises StorageUnavailableError."""
+        await self._run(lambda: self.scripts.load(self.client))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.client.connection_pool.disconnect()
+
+    async def ping(self) -> None:
+        await self._cmd("PING")
+
+    async def listen(self, handler: Callable[[TxRecord], None]) -> Callable[[], Awaitable[None]] | None:
+        """Balance events from every process, through Redis pub/sub (see events.py)."""
+        return await events.listen(self.client, self.keys.token + ":events", handler)
+
+    async def _cmd(self, *args: str | int) -> Any:
+        """One plain command (reads), through the error boundary."""
+        return await self._run(lambda: self.client.execute_command(*args))  # type: ignore[no-untyped-call]
+
+    async def _script(
+        self, script: AsyncScript, keys: list[str], args: Sequence[str | int], *, resend: bool = True
+    ) -> Any:
+        return await self._run(lambda: script(keys=keys, args=args), resend=resend)
+
+    async def _run(self, work: Callable[[], Awaitable[T]], *, resend: bool = True) -> T:
+        """Run one call at the error boundary. After a connection error the idle pooled connections are
+        dropped (they point at a dead server) and the call is sent once more if that is safe: reads change
+        nothing and the write scripts recognise an op they already applied by its id."""
+        try:
+            async with translated():
+                return await work()
+        except StorageUnavailableError as exc:
+            if not isinstance(exc.__cause__, RETRYABLE):
+                raise
+            await self.client.connection_pool.disconnect(inuse_connections=False)
+            if not resend:
+                raise
+        self.stats.retries += 1
+        async with translated():
+            return await work()
+
+    # writes ------------------------------------------------------------------------------------------------
+    async def create_token(self, token: TokenRecord, initial_mint: WriteOp | None) -> TokenRecord:
+        details = {"name": token.name, "decimals": token.decimals, "initial_supply": str(token.initial_supply)}
+        args = [
+            *self._common,
+            json.dumps(codec.token_fields(token), ensure_ascii=False),
+            json.dumps(details, ensure_ascii=False),
+            codec.ops_json([initial_mint] if initial_mint is not None else []),
+        ]
+        raw = await self._script(self.scripts.create_token, self.keys.write_keys(), args)
+        data = json.loads(raw)
+        for item in data["r"] or ():
+            if item["s"] != Status.OK:
+                raise StorageError(f"initial mint failed: {Status(item['s']).name}")
+        record = codec.token_from_hash(codec.pairs(data["token"]))
+        assert record is not None
+        return record
+
+    async def update_token(self, changes: dict[str, object]) -> TokenRecord:
+        values = {key: None if value is None else str(value) for key, value in changes.items()}
+        text = json.dumps(values, ensure_ascii=False)
+        keys = [self.keys.token, self.keys.audit, self.keys.auditseq]
+        flat = await self._script(self.scripts.update_token, keys, [text, text], resend=False)
+        record = codec.token_from_hash(codec.pairs(flat))
+        assert record is not None
+        return record
+
+    async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
+        if not ops:
+            return []
+        args = [*self._common, "1" if atomic else "0", codec.ops_json(ops)]
+        raw = await self._script(self.scripts.apply, self.keys.write_keys(), args)
+        return codec.results_from_json(raw)
+
+    async def append_audit(self, action: str, details: str) -> None:
+        keys = [self.keys.audit, self.keys.auditseq]
+        await self._script(self.scripts.append_audit, keys, [action, details], resend=False)
+
+    # reads -------------------------------------------------------------------------------------------------
+    async def get_token(self) -> TokenRecord | None:
+        return codec.token_from_hash(codec.pairs(await self._cmd("HGETALL", self.keys.token)))
+
+    async def get_balances(self, user_ids: Sequence[str]) -> dict[str, int]:
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        values = await self._cmd("HMGET", self.keys.bal, *ids)
+        return {user_id: int(value or 0) for user_id, value in zip(ids, values, strict=True)}
+
+    async def get_held(self, user_id: str) -> int:
+        return int(await self._cmd("HGET", self.keys.held, user_id) or 0)
+
+    async def top_holders(self, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
+        keys = [self.keys.lb, self.keys.bal]
+        flat = await self._script(self.scripts.top_holders, keys, [offset, limit, *exclude])
+        base, rows = _ranked_rows(flat, exclude)
+        return rows[offset - base : offset - base + limit]
+
+    async def rank(self, user_id: str, exclude: Sequence[str]) -> int | None:
+        if user_id in exclude:
+            return None
+        flat = await self._script(self.scripts.rank, [self.keys.lb, self.keys.bal], [user_id, *exclude])
+        if not flat:
+            return None
+        base, rows = _ranked_rows(flat, exclude)
+        return base + [user for user, _ in rows].index(user_id) + 1
+
+    async def sum_balances(self, user_ids: Sequence[str]) -> int:
+        ids = list(user_ids)
+        if not ids:
+            return 0
+
+        async def both() -> list[Any]:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hmget(self.keys.bal, ids)
+                pipe.hmget(self.keys.held, ids)
+                return await pipe.execute()
+
+        balances, held = await self._run(both)
+        return sum(int(v or 0) for v in (*balances, *held))
+
+    async def history(self, query: HistoryQuery) -> list[TxRecord]:
+        args: list[str | int] = [
+            "+inf" if query.before_seq is None else f"({query.before_seq}",
+            query.limit,
+            "" if query.since is None else codec.to_us(query.since),
+            "" if query.until is None else codec.to_us(query.until),
+            ",".join(query.types or ()),
+        ]
+        keys = [self.keys.history(query.user_id), self.keys.tx]
+        return [codec.tx_from_json(row) for row in await self._script(self.scripts.history, keys, args)]
+
+    async def get_transaction(self, tx_id: str) -> TxRecord | None:
+        row = await self._cmd("HGET", self.keys.tx, tx_id)
+        return None if row is None else codec.tx_from_json(row)
+
+    async def get_hold(self, hold_id: str) -> HoldRecord | None:
+        row = await self._cmd("HGET", self.keys.holds, hold_id)
+        return None if row is None else codec.hold_from_json(row)
+
+    async def expired_holds(self, now: datetime, limit: int) -> list[str]:
+        until = codec.to_us(now)
+        return list(await self._cmd("ZRANGE", self.keys.hexp, "-inf", until, "BYSCORE", "LIMIT", 0, limit))
+
+    async def balance_at(self, user_id: str, at: datetime) -> int:
+        keys = [self.keys.history(user_id), self.keys.tx, self.keys.htrim]
+        reply = await self._script(self.scripts.balance_at, keys, [user_id, codec.to_us(at)])
+        if reply[0] != "ok":
+            raise InvalidRequestError(
+                f"balance at {at.isoformat()} is older than the retained history of {user_id!r} in Redis"
+            )
+        return int(reply[1])
+
+    async def audit_log(self, limit: int, before_id: int | None) -> list[AuditRecord]:
+        top = int(await self._cmd("GET", self.keys.auditseq) or 0)
+        if before_id is not None:
+            top = min(top, before_id - 1)
+        ids = list(range(top, max(top - limit, 0), -1))
+        if not ids:
+            return []
+        out = []
+        for entry_id, row in zip(ids, await self._cmd("HMGET", self.keys.audit, *ids), strict=True):
+            if row is not None:
+                m = json.loads(row)
+                out.append(AuditRecord(entry_id, m["action"], m["details"], codec.from_us(m["ts"])))
+        return out
+
+    async def verify(self) -> list[CheckRecord]:
+        return await self._run(lambda: verify.run_checks(self.client, self.keys))
+
+
+def _ranked_rows(flat: Sequence[Any], exclude: Sequence[str]) -> tuple[int, list[tuple[str, int]]]:
+    """Parse a leaderboard script reply: (base rank, rows in exact order without excluded accounts)."""
+    skip = set(exclude)
+    rows = [(user, int(units)) for user, units in codec.pairs(flat[1:]).items() if user not in skip]
+    rows.sort(key=lambda row: (-row[1], row[0]))
+    return int(flat[0]), [row for row in rows if row[1] > 0]
+
+
+@register_storage("redis")
+def _redis_storage(settings: Settings) -> Storage:
+    return RedisStorage(
+        settings, stream_maxlen=settings.stream_maxlen or None, history_retention=settings.history_retention
+    )

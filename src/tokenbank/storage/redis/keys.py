@@ -1,0 +1,73 @@
+"""Key names of one token in Redis. Every key carries the hash tag ``{<key_prefix>:<symbol>}``.
+
+One hash tag per token puts all its keys in one cluster slot (each script touches one slot) while different
+tokens spread over the cluster. Account ids only ever appear as hash fields, sorted-set members, or after the
+fixed ``:h:`` segment of a history key (behind the hash tag, which is the first ``{...}`` of the name), so no
+id can name or reach another key.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass
+
+from tokenbank.errors import ConfigurationError
+
+HISTORY_RETENTION = 10_000
+"""Newest history entries kept per account (older ones are trimmed from the account's index only)."""
+
+STREAM_MAXLEN = 1_000_000
+"""Approximate cap of the ledger stream in redis-only mode (the hybrid sync worker trims it itself)."""
+
+
+def check_key_prefix(prefix: str) -> str:
+    """Refuse prefixes that would break the hash tag or be unreadable (raises ConfigurationError)."""
+    if not prefix or any(ch in "{}" or ch.isspace() or unicodedata.category(ch) == "Cc" for ch in prefix):
+        raise ConfigurationError("TOKEN_KEY_PREFIX: no '{', '}', spaces or control characters allowed")
+    return prefix
+
+
+_FIXED = (
+    "token", "seq", "bal", "held", "lb", "tx", "idem", "rev", "holds", "hexp", "stream", "audit", "auditseq", "htrim",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKeys:
+    """All key names of one token (see docs/redis.md for their types and contents)."""
+
+    tag: str
+    token: str
+    seq: str
+    bal: str
+    held: str
+    lb: str
+    tx: str
+    idem: str
+    rev: str
+    holds: str
+    hexp: str
+    stream: str
+    audit: str
+    auditseq: str
+    htrim: str
+    history_prefix: str
+
+    @classmethod
+    def for_token(cls, prefix: str, symbol: str) -> TokenKeys:
+        tag = "{" + check_key_prefix(prefix) + ":" + symbol + "}"
+        names = {name: f"{tag}:{name}" for name in _FIXED}
+        return cls(tag=tag, history_prefix=f"{tag}:h:", **names)
+
+    def history(self, user_id: str) -> str:
+        """The history index of one account (the id is data after a fixed segment, never a pattern)."""
+        return self.history_prefix + user_id
+
+    def write_keys(self) -> list[str]:
+        """KEYS of the write scripts, in the order lib.lua expects."""
+        return [getattr(self, name) for name in _FIXED]
+
+    @property
+    def scan_pattern(self) -> str:
+        """A SCAN MATCH pattern for every key of this token (glob characters of the prefix escaped)."""
+        return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in self.tag) + ":*"

@@ -1,0 +1,174 @@
+-- ops.lua: one ledger op, the same semantics as tb_apply_one in storage/sql/pg_apply.sql.
+-- Needs lib.lua before it. apply_one(op, now) -> status, result JSON ({"s":..,"t":[..],"h":..}) or nil.
+--   op: {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, ts, audit, id2}
+--       (amounts are decimal strings of base units, times are microseconds since the epoch as strings)
+-- Every check comes before the op's first write, so a refused op changes nothing.
+
+local function ok(txs, hold)
+    return 0, '{"s":0,"t":[' .. table.concat(txs, ',') .. '],"h":' .. (hold or 'null') .. '}'
+end
+
+local function stored(status, tx_id) -- an already written transaction (and its hold) as an op result
+    local js = redis.call('HGET', K_TX, tx_id)
+    local t = cjson.decode(js)
+    local hold = t.hold_id and redis.call('HGET', K_HOLDS, t.hold_id) or nil
+    return status, '{"s":' .. status .. ',"t":[' .. js .. '],"h":' .. (hold or 'null') .. '}', t
+end
+
+local function new_tx(op, now, kind, from, to, amount, from_after, to_after)
+    return { id = op.id, type = kind, from_user_id = from, to_user_id = to, amount = amount,
+             from_balance_after = from_after, to_balance_after = to_after, created_at = now,
+             metadata = op.meta, idempotency_key = op.key, request_hash = op.key and op.hash or nil,
+             reason = op.reason }
+end
+
+local function settle(op, now) -- capture (all or part, releasing the rest) or void a pending hold
+    local hjs = redis.call('HGET', K_HOLDS, op.hold_id)
+    if not hjs then return 5 end
+    local h = cjson.decode(hjs)
+    if h.status ~= 'pending' then return 6 end
+    local captured = '0'
+    if op.kind == 'capture' then
+        if tonumber(h.expires_at) <= tonumber(now) then return 7 end
+        captured = op.amount or h.amount
+        if cmp(captured, h.amount) > 0 then return 8 end
+    end
+    local rest = sub(h.amount, captured)
+    hincr(K_HELD, h.from_user_id, '-' .. h.amount)
+    local from_after = credit(h.from_user_id, rest)
+    local to_after = credit(h.to_user_id, captured)
+    h.status = op.kind == 'capture' and 'captured' or 'voided'
+    h.captured_amount = captured
+    hjs = cjson.encode(h)
+    hset(K_HOLDS, h.id, hjs)
+    zset(K_HEXP, h.id, false)
+    local txs = {}
+    if captured ~= '0' then
+        local t = new_tx(op, now, 'capture', h.from_user_id, h.to_user_id, captured, from_after, to_after)
+        t.hold_id = h.id
+        txs[#txs + 1] = t
+    end
+    if rest ~= '0' then
+        local t = new_tx(op, now, 'void', h.from_user_id, h.to_user_id, rest, from_after, to_after)
+        t.hold_id = h.id
+        if captured ~= '0' then
+            t.id, t.idempotency_key, t.request_hash = op.id2, nil, nil
+            t.reason = op.reason or 'released by partial capture'
+        end
+        txs[#txs + 1] = t
+    end
+    return 0, txs, hjs
+end
+
+local function apply_one(op, default_now)
+    if op.key then
+        local tx_id = redis.call('HGET', K_IDEM, op.key)
+        if tx_id then
+            local status, js, t = stored(1, tx_id)
+            if t.request_hash ~= op.hash then return 4 end
+            return status, js
+        end
+    end
+    if redis.call('HEXISTS', K_TX, op.id) == 1 then
+        if op.ts then return 13 end
+        -- The client resent an op whose first attempt was applied (its reply was lost): answer, don't redo.
+        return stored(0, op.id)
+    end
+    local now, kind, txs, hold = op.ts or default_now, op.kind, nil, nil
+    if kind == 'transfer' then
+        local from_after = debit(op.from, op.amount)
+        if not from_after then return 2 end
+        txs = { new_tx(op, now, 'transfer', op.from, op.to, op.amount, from_after, credit(op.to, op.amount)) }
+    elseif kind == 'mint' then
+        local cap = redis.call('HGET', K_TOKEN, 'max_supply') or MAX_UNITS
+        if cmp(cap, MAX_UNITS) > 0 then cap = MAX_UNITS end
+        if cmp(add(redis.call('HGET', K_TOKEN, 'total_supply'), op.amount), cap) > 0 then return 3 end
+        hincr(K_TOKEN, 'total_supply', op.amount)
+        txs = { new_tx(op, now, 'mint', nil, op.to, op.amount, nil, credit(op.to, op.amount)) }
+    elseif kind == 'burn' then
+        local from_after = debit(op.from, op.amount)
+        if not from_after then return 2 end
+        hincr(K_TOKEN, 'total_supply', '-' .. op.amount)
+        txs = { new_tx(op, now, 'burn', op.from, nil, op.amount, from_after, nil) }
+    elseif kind == 'hold' then
+        local from_after = debit(op.from, op.amount)
+        if not from_after then return 2 end
+        hincr(K_HELD, op.from, op.amount)
+        hold = cjson.encode({ id = op.hold_id, from_user_id = op.from, to_user_id = op.to, amount = op.amount,
+                              captured_amount = '0', status = 'pending', expires_at = op.expires_at,
+                              created_at = now, metadata = op.meta })
+        hset(K_HOLDS, op.hold_id, hold)
+        zset(K_HEXP, op.hold_id, op.expires_at)
+        local t = new_tx(op, now, 'hold', op.from, op.to, op.amount, from_after, balance(op.to))
+        t.hold_id = op.hold_id
+        txs = { t }
+    elseif kind == 'capture' or kind == 'void' then
+        local status
+        status, txs, hold = settle(op, now)
+        if status ~= 0 then return status end
+    else -- reversal (kinds are checked by malformed())
+        local ojs = redis.call('HGET', K_TX, op.reverses_id)
+        if not ojs then return 9 end
+        local o = cjson.decode(ojs)
+        if o.type ~= 'transfer' then return 10 end
+        if redis.call('HEXISTS', K_REV, o.id) == 1 then return 11 end
+        local from_after = debit(o.to_user_id, o.amount)
+        if not from_after then return 2 end
+        local t = new_tx(op, now, 'reversal', o.to_user_id, o.from_user_id, o.amount, from_after,
+                         credit(o.from_user_id, o.amount))
+        t.reverses_id = o.id
+        hset(K_REV, o.id, op.id)
+        txs = { t }
+    end
+    local first = txs[1]
+    for i, t in ipairs(txs) do txs[i] = put_tx(t) end
+    if op.audit then
+        audit(op.audit, cjson.encode({ transaction_id = first.id, type = first.type,
+                                       from_user_id = first.from_user_id or NULL,
+                                       to_user_id = first.to_user_id or NULL, amount = first.amount,
+                                       reason = first.reason or NULL }), now)
+    end
+    return ok(txs, hold)
+end
+
+local NEEDS = { transfer = { 'from', 'to', 'amount' }, mint = { 'to', 'amount' }, burn = { 'from', 'amount' },
+                hold = { 'from', 'to', 'amount', 'hold_id', 'expires_at' }, capture = { 'hold_id', 'id2' },
+                void = { 'hold_id' }, reversal = { 'reverses_id' } }
+
+local function units(v) -- a canonical positive decimal string of at most 2^63-1
+    return type(v) == 'string' and string.match(v, '^[1-9]%d*$') ~= nil and cmp(v, MAX_UNITS) <= 0
+end
+
+local function malformed(op) -- checked for every op before the first write, so a bad op cannot half-apply
+    local needs = NEEDS[op.kind]
+    if not needs or type(op.id) ~= 'string' then return 'unknown op kind or missing id' end
+    for _, name in ipairs(needs) do
+        if type(op[name]) ~= 'string' then return 'op ' .. op.kind .. ' needs ' .. name end
+    end
+    if op.amount ~= nil and not units(op.amount) then return 'amount must be 1..2^63-1 base units' end
+    return nil
+end
+
+-- apply a list of ops; atomic: the first refused op rolls back the others, which then report 14.
+local function apply_all(ops, atomic, now)
+    for i, op in ipairs(ops) do
+        local problem = malformed(op)
+        if problem then return nil, redis.error_reply('tokenbank: op ' .. i .. ': ' .. problem) end
+    end
+    if atomic then undo = {} end
+    local out = {}
+    for i, op in ipairs(ops) do
+        local status, js = apply_one(op, now)
+        if atomic and status > 1 then
+            rollback()
+            for j = 1, #ops do out[j] = '{"s":14}' end
+            out[i] = js or ('{"s":' .. status .. '}')
+            undo = nil
+            return out, nil
+        end
+        out[i] = js or ('{"s":' .. status .. '}')
+    end
+    undo = nil
+    commit()
+    return out, nil
+end

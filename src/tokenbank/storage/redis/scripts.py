@@ -1,0 +1,54 @@
+"""The Lua scripts, loaded from ``lua/*.lua`` package files and called by SHA (EVALSHA, reloaded on NOSCRIPT).
+
+The write scripts share ``lib.lua`` (keys, exact decimal-string helpers, undo log, deferred effects) and
+``ops.lua`` (one op, the semantics of ``tb_apply_one``); Redis has no ``require``, so the files are joined
+here into one script text each. Each file starts with a header listing its KEYS, ARGV and reply.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+_SHARED = ("lib.lua", "ops.lua")
+_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua")
+
+
+@cache
+def source(name: str) -> str:
+    """The text of one script file; write scripts come with the shared library prepended."""
+    folder = resources.files("tokenbank.storage.redis").joinpath("lua")
+    parts = [*_SHARED, name] if name in ("apply.lua", "create_token.lua") else [name]
+    # A shebang makes Redis 7 refuse a write script up front when it is out of memory (instead of failing at
+    # a write half-way through) and lets read scripts run on replicas.
+    shebang = "#!lua flags=no-writes" if name in _READ_ONLY else "#!lua"
+    return "\n".join([shebang, *(folder.joinpath(part).read_text(encoding="utf-8") for part in parts)])
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """Every script registered on one client."""
+
+    apply: AsyncScript
+    create_token: AsyncScript
+    update_token: AsyncScript
+    append_audit: AsyncScript
+    top_holders: AsyncScript
+    rank: AsyncScript
+    history: AsyncScript
+    balance_at: AsyncScript
+
+    @classmethod
+    def register(cls, client: Redis) -> Scripts:
+        names = cls.__dataclass_fields__
+        return cls(**{name: client.register_script(source(f"{name}.lua")) for name in names})
+
+    async def load(self, client: Redis) -> None:
+        """SCRIPT LOAD them all up front, so the first writes need no NOSCRIPT round trip."""
+        for name in self.__dataclass_fields__:
+            script: AsyncScript = getattr(self, name)
+            script.sha = await client.script_load(script.script)

@@ -1,0 +1,281 @@
+"""A random walk of ledger operations, checked after every step against a plain in-memory model.
+
+The account set is small and amounts are large relative to balances, so refusals (insufficient balance,
+supply cap, settled holds, second reversals) happen as often as successes. Runs on every backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, ClassVar, TypeVar
+
+import pytest
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    invariant,
+    multiple,
+    rule,
+    run_state_machine_as_test,
+)
+
+from tests.backends import BoundBackend, unique
+from tokenbank import (
+    BatchAbortedError,
+    HoldStateError,
+    HoldStatus,
+    InsufficientBalanceError,
+    InvalidAccountError,
+    InvalidAmountError,
+    SupplyCapExceededError,
+    TokenBank,
+    TokenBankError,
+    TransactionStateError,
+    TransferRequest,
+)
+
+T = TypeVar("T")
+ACCOUNTS = ("treasury", "alice", "bob", "carol")
+DECIMALS = 2
+INITIAL = 100_00  # base units
+MAX_SUPPLY = 300_00
+
+accounts = st.sampled_from(ACCOUNTS)
+units = st.integers(min_value=1, max_value=60_00)
+forms = st.sampled_from(["str", "decimal", "int"])
+
+
+def tokens(amount: int) -> Decimal:
+    return Decimal(amount).scaleb(-DECIMALS)
+
+
+def as_input(amount: int, form: str) -> Any:
+    """The same amount as str, Decimal or (when whole) int: every form must be exact."""
+    if form == "int" and amount % 10**DECIMALS == 0:
+        return amount // 10**DECIMALS
+    return tokens(amount) if form == "decimal" else format(tokens(amount), "f")
+
+
+@dataclass
+class ModelHold:
+    sender: str
+    receiver: str
+    amount: int
+    status: HoldStatus = HoldStatus.PENDING
+
+
+@dataclass(frozen=True)
+class ModelTransfer:
+    id: str
+    sender: str
+    receiver: str
+    amount: int
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    backend: ClassVar[BoundBackend]
+
+    holds = Bundle("holds")
+    transfers = Bundle("transfers")
+    irreversible = Bundle("irreversible")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runner = asyncio.Runner()
+        settings = self.backend.settings(
+            symbol=unique("m"), decimals=DECIMALS, initial_supply=tokens(INITIAL), max_supply=tokens(MAX_SUPPLY)
+        )
+        self.bank = TokenBank(settings)
+        self.run(self.bank.open())
+        self.balance = dict.fromkeys(ACCOUNTS, 0)
+        self.balance["treasury"] = INITIAL
+        self.held = dict.fromkeys(ACCOUNTS, 0)
+        self.supply = INITIAL
+        self.model_holds: dict[str, ModelHold] = {}
+        self.reversed: set[str] = set()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self.runner.run(coro)
+
+    def refused(self, coro: Coroutine[Any, Any, object], error: type[TokenBankError]) -> None:
+        with pytest.raises(TokenBankError) as caught:
+            self.run(coro)
+        assert type(caught.value) is error, f"expected {error.__name__}, got {caught.value!r}"
+
+    # plain transfers, mints, burns ----------------------------------------------------------------------
+    @rule(target=transfers, sender=accounts, receiver=accounts, amount=units, form=forms)
+    def transfer(self, sender: str, receiver: str, amount: int, form: str) -> Any:
+        call = self.bank.transfer(sender, receiver, as_input(amount, form))
+        if sender == receiver:
+            self.refused(call, InvalidAccountError)
+            return multiple()
+        if self.balance[sender] < amount:
+            self.refused(call, InsufficientBalanceError)
+            return multiple()
+        tx = self.run(call)
+        assert (tx.from_user_id, tx.to_user_id, tx.amount) == (sender, receiver, tokens(amount))
+        self.balance[sender] -= amount
+        self.balance[receiver] += amount
+        return ModelTransfer(tx.id, sender, receiver, amount)
+
+    @rule(target=irreversible, receiver=accounts, amount=units, form=forms)
+    def mint(self, receiver: str, amount: int, form: str) -> Any:
+        call = self.bank.mint(receiver, as_input(amount, form))
+        if self.supply + amount > MAX_SUPPLY:
+            self.refused(call, SupplyCapExceededError)
+            return multiple()
+        tx = self.run(call)
+        self.balance[receiver] += amount
+        self.supply += amount
+        return tx.id
+
+    @rule(target=irreversible, sender=accounts, amount=units)
+    def burn(self, sender: str, amount: int) -> Any:
+        call = self.bank.burn(sender, tokens(amount))
+        if self.balance[sender] < amount:
+            self.refused(call, InsufficientBalanceError)
+            return multiple()
+        tx = self.run(call)
+        self.balance[sender] -= amount
+        self.supply -= amount
+        return tx.id
+
+    @rule(
+        atomic=st.booleans(),
+        items=st.lists(st.tuples(accounts, accounts, st.integers(1, 30_00)), min_size=1, max_size=4),
+    )
+    def transfer_many(self, atomic: bool, items: list[tuple[str, str, int]]) -> None:
+        requests = [TransferRequest(s, r, tokens(a)) for s, r, a in items]
+        results = self.run(self.bank.transfer_many(requests, atomic=atomic))
+        balance = dict(self.balance)
+        expected: list[type[TokenBankError] | None] = []
+        for sender, receiver, amount in items:
+            if sender == receiver:
+                expected.append(InvalidAccountError)
+            elif balance[sender] < amount:
+                expected.append(InsufficientBalanceError)
+            else:
+                expected.append(None)
+                balance[sender] -= amount
+                balance[receiver] += amount
+        if atomic and any(expected):
+            invalid = [e if e is InvalidAccountError else None for e in expected]
+            if any(invalid):  # refused before reaching the store: each invalid item keeps its own error
+                expected = [e or BatchAbortedError for e in invalid]
+            else:  # the store stops at the first failure
+                first = next(i for i, e in enumerate(expected) if e)
+                expected = [expected[first] if i == first else BatchAbortedError for i in range(len(items))]
+            balance = self.balance
+        assert [type(r.error) if r.error else None for r in results] == expected
+        self.balance = balance
+
+    # holds ----------------------------------------------------------------------------------------------
+    @rule(target=holds, sender=accounts, receiver=accounts, amount=units)
+    def hold(self, sender: str, receiver: str, amount: int) -> Any:
+        call = self.bank.hold(sender, receiver, tokens(amount), expires_in=3600)
+        if sender == receiver:
+            self.refused(call, InvalidAccountError)
+            return multiple()
+        if self.balance[sender] < amount:
+            self.refused(call, InsufficientBalanceError)
+            return multiple()
+        hold = self.run(call)
+        assert hold.status is HoldStatus.PENDING and hold.amount == tokens(amount)
+        self.balance[sender] -= amount
+        self.held[sender] += amount
+        self.model_holds[hold.id] = ModelHold(sender, receiver, amount)
+        return hold.id
+
+    def _release(self, hold: ModelHold, captured: int, status: HoldStatus) -> None:
+        self.held[hold.sender] -= hold.amount
+        self.balance[hold.sender] += hold.amount - captured
+        self.balance[hold.receiver] += captured
+        hold.status = status
+
+    @rule(hold_id=holds, part=st.none() | st.integers(1, 60_00))
+    def capture(self, hold_id: str, part: int | None) -> None:
+        hold = self.model_holds[hold_id]
+        call = self.bank.capture(hold_id, None if part is None else tokens(part))
+        if hold.status is not HoldStatus.PENDING:
+            self.refused(call, HoldStateError)
+        elif part is not None and part > hold.amount:
+            self.refused(call, InvalidAmountError)
+        else:
+            captured = hold.amount if part is None else part
+            result = self.run(call)
+            assert result.status is HoldStatus.CAPTURED and result.captured_amount == tokens(captured)
+            self._release(hold, captured, HoldStatus.CAPTURED)
+
+    @rule(hold_id=holds)
+    def void(self, hold_id: str) -> None:
+        hold = self.model_holds[hold_id]
+        call = self.bank.void(hold_id)
+        if hold.status is not HoldStatus.PENDING:
+            self.refused(call, HoldStateError)
+            return
+        assert self.run(call).status is HoldStatus.VOIDED
+        self._release(hold, 0, HoldStatus.VOIDED)
+
+    @rule()
+    def expire_everything(self) -> None:
+        pending = [h for h in self.model_holds.values() if h.status is HoldStatus.PENDING]
+        later = datetime.now(UTC) + timedelta(hours=2)
+        assert self.run(self.bank.expire_holds(now=later)) == len(pending)
+        for hold in pending:
+            self._release(hold, 0, HoldStatus.VOIDED)
+
+    # reversals ------------------------------------------------------------------------------------------
+    @rule(tx=transfers)
+    def reverse(self, tx: ModelTransfer) -> None:
+        call = self.bank.reverse(tx.id, reason="model")
+        if tx.id in self.reversed:
+            self.refused(call, TransactionStateError)
+        elif self.balance[tx.receiver] < tx.amount:
+            self.refused(call, InsufficientBalanceError)
+        else:
+            reversal = self.run(call)
+            assert (reversal.from_user_id, reversal.to_user_id, reversal.reverses_id) == (tx.receiver, tx.sender, tx.id)
+            self.balance[tx.receiver] -= tx.amount
+            self.balance[tx.sender] += tx.amount
+            self.reversed.add(tx.id)
+
+    @rule(tx_id=irreversible)
+    def reverse_mint_or_burn(self, tx_id: str) -> None:
+        self.refused(self.bank.reverse(tx_id, reason="model"), TransactionStateError)
+
+    # checks ---------------------------------------------------------------------------------------------
+    @invariant()
+    def ledger_matches_model(self) -> None:
+        self.run(self._check())
+
+    async def _check(self) -> None:
+        bank = self.bank
+        assert sum(self.balance.values()) + sum(self.held.values()) == self.supply  # the model itself conserves
+        assert all(v >= 0 for v in (*self.balance.values(), *self.held.values()))
+        assert await bank.get_balances(list(ACCOUNTS)) == {a: tokens(v) for a, v in self.balance.items()}
+        for account in ACCOUNTS:
+            assert await bank.get_held_balance(account) == tokens(self.held[account]), account
+        assert await bank.get_total_supply() == tokens(self.supply)
+        treasury = self.balance["treasury"] + self.held["treasury"]
+        assert await bank.get_circulating_supply() == tokens(self.supply - treasury)
+        ranked = sorted(((-v, a) for a, v in self.balance.items() if v > 0 and a != "treasury"))
+        top = await bank.get_top_holders()
+        assert [(h.user_id, h.balance) for h in top] == [(a, tokens(-v)) for v, a in ranked]
+
+    def teardown(self) -> None:
+        try:
+            report = self.run(self.bank.verify())
+            assert report.ok, report
+        finally:
+            self.run(self.bank.close())
+            self.runner.close()
+
+
+def test_ledger_matches_the_model(backend: BoundBackend) -> None:
+    machine = type(f"Ledger_{backend.name.replace('-', '_')}", (LedgerMachine,), {"backend": backend})
+    run_state_machine_as_test(machine)

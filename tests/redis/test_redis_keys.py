@@ -1,0 +1,87 @@
+"""Key layout: one hash tag per token, hostile account ids stay data, tokens sharing a Redis stay apart."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+import redis.asyncio as aioredis
+
+from tokenbank import Settings, TokenBank
+from tokenbank.errors import ConfigurationError
+from tokenbank.storage.redis.backend import RedisStorage
+from tokenbank.storage.redis.keys import TokenKeys
+
+pytestmark = pytest.mark.redis
+
+HOSTILE = [
+    "a:b", "{tb:TARO}:bal", "}{", "*", "user *", "it's \"quoted\"", "'; DROP TABLE tb_accounts; --",
+    "日本語のユーザー", "emoji 🪙", "x" * 128, "h:", "{TARO}", "\\", "[a-z]?",
+]  # fmt: skip
+
+
+async def _keys(url: str, prefix: str) -> list[str]:
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        return sorted([key async for key in client.scan_iter(match="*" + prefix + "*", count=1000)])
+    finally:
+        await client.aclose()
+
+
+async def test_hostile_account_ids_are_plain_data(bank: TokenBank, redis_url: str, key_prefix: str) -> None:
+    for i, user in enumerate(HOSTILE, start=1):
+        await bank.transfer("treasury", user, str(i))
+    balances = await bank.get_balances(HOSTILE)
+    assert balances == {user: Decimal(i) for i, user in enumerate(HOSTILE, start=1)}
+    holders = await bank.get_top_holders(limit=100)
+    assert {h.user_id for h in holders} == set(HOSTILE)
+    for user in HOSTILE:
+        page = await bank.transactions.get_transaction_history(user)
+        assert [t.to_user_id for t in page.items] == [user]
+        assert await bank.get_rank(user) is not None
+    hold = await bank.hold(HOSTILE[1], HOSTILE[2], "1", expires_in=60)
+    await bank.capture(hold.id)
+    tag = "{" + key_prefix + ":TARO}"
+    assert all(key.startswith(tag + ":") for key in await _keys(redis_url, key_prefix))
+    assert all(check.ok for check in (await bank.verify()).checks)
+
+
+async def test_two_tokens_share_one_redis_without_mixing(make_bank, redis_url: str, key_prefix: str) -> None:
+    taro = await make_bank(symbol="TARO")
+    jiro = await make_bank(symbol="JIRO", initial_supply="50", decimals=0)
+    await taro.transfer("treasury", "alice", "10")
+    await jiro.transfer("treasury", "alice", "3")
+    assert await taro.get_balance("alice") == Decimal("10.00")
+    assert await jiro.get_balance("alice") == Decimal(3)
+    assert await jiro.get_total_supply() == Decimal(50)
+    assert len((await jiro.transactions.get_transaction_history("alice")).items) == 1
+    keys = await _keys(redis_url, key_prefix)
+    assert {key.split("}")[0] + "}" for key in keys} == {"{" + key_prefix + ":TARO}", "{" + key_prefix + ":JIRO}"}
+
+
+def test_key_prefix_cannot_break_the_hash_tag() -> None:
+    for bad in ("a}b", "{x", "a b", "tab\t"):
+        with pytest.raises(ConfigurationError, match="TOKEN_KEY_PREFIX"):
+            RedisStorage(Settings(storage_mode="redis", key_prefix=bad))
+    keys = TokenKeys.for_token("tb*", "TARO")
+    assert keys.bal == "{tb*:TARO}:bal"
+    assert keys.scan_pattern == "{tb\\*:TARO}:*"
+    assert keys.history("x}:{y") == "{tb*:TARO}:h:x}:{y"
+
+
+async def test_memory_counters_stay_small(bank: TokenBank, redis_url: str, key_prefix: str) -> None:
+    """Zero balances and empty holds leave no field behind (memory per account matters at 1M users)."""
+    await bank.transfer("treasury", "alice", "5")
+    await bank.transfer("alice", "bob", "5")
+    hold = await bank.hold("bob", "carol", "5", expires_in=60)
+    await bank.void(hold.id)
+    await bank.transfer("bob", "treasury", "5")
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        keys = TokenKeys.for_token(key_prefix, "TARO")
+        assert await client.hgetall(keys.bal) == {"treasury": "100000"}
+        assert await client.hgetall(keys.held) == {}
+        # excluded accounts are left out when reading (the exclusion list is a setting), not when writing
+        assert await client.zrange(keys.lb, 0, -1, withscores=True) == [("treasury", -100000.0)]
+    finally:
+        await client.aclose()
