@@ -20,7 +20,7 @@ import importlib.util
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
@@ -190,9 +190,4 @@ class _SupplyCollector:
         ]
 
 
-def track_operation(metrics: Metrics | None, operation: str) -> AbstractContextManager[None]:
-    """``metrics.track(operation)``, or a no-op when the bank has no metrics (extra not installed)."""
-    return nullcontext() if metrics is None else metrics.track(operation)
-
-
-__all__ = ["LATENCY_BUCKETS", "Metrics", "SupplyReader", "metrics_available", "track_operation"]
+__all__ = ["LATENCY_BUCKETS", "Metrics", "SupplyReader", "metrics_available"]

@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         10_000, ge=100, le=10_000_000, validation_alias=_env("TOKEN_HISTORY_RETENTION", "history_retention")
     )
     stream_maxlen: int = Field(1_000_000, ge=0, validation_alias=_env("TOKEN_STREAM_MAXLEN", "stream_maxlen"))
+    batch_writes: bool = Field(True, validation_alias=_env("TOKEN_BATCH_WRITES", "batch_writes"))
+    write_concurrency: int = Field(
+        0, ge=0, le=64, validation_alias=_env("TOKEN_WRITE_CONCURRENCY", "write_concurrency")
+    )
     max_retries: int = Field(8, ge=0, le=100, validation_alias=_env("TOKEN_MAX_RETRIES", "max_retries"))
     pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("TOKEN_POOL_SIZE", "pool_size"))
 

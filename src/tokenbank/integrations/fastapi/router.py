@@ -17,7 +17,6 @@ from decimal import Decimal
 from enum import StrEnum
 from http import HTTPStatus
 from typing import Annotated, Any
-from weakref import WeakKeyDictionary
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
 from fastapi.params import Depends as DependsParam
@@ -41,7 +40,6 @@ from tokenbank.integrations.fastapi.schemas import (
     amount_text,
 )
 from tokenbank.integrations.fastapi.sse import DEFAULT_KEEPALIVE, EventStreamResponse, balance_event_stream
-from tokenbank.metrics import Metrics
 from tokenbank.models import TransactionType, TransferRequest
 
 Authorize = Callable[[Request, str, list[str]], Awaitable[None] | None]
@@ -127,8 +125,6 @@ def create_router(
     ``install_error_handlers(app)`` for ``{code, message}`` error bodies."""
     router = APIRouter(prefix=prefix, dependencies=list(dependencies or ()), tags=list(tags), responses=_COMMON)
     writes = list(mutation_dependencies or ())
-    # Used only until the bank exposes ``bank.metrics`` itself; keyed weakly so closed banks go away.
-    fallback_metrics: WeakKeyDictionary[TokenBank, Metrics] = WeakKeyDictionary()
 
     async def allow(request: Request, action: Action, accounts: Sequence[str | None]) -> None:
         if authorize is not None:
@@ -220,11 +216,7 @@ def create_router(
     async def get_metrics(request: Request, bank: Bank) -> Response:
         """Prometheus metrics of this bank."""
         await allow(request, Action.METRICS_READ, [])
-        metrics = getattr(bank, "metrics", None)
-        if not isinstance(metrics, Metrics):
-            metrics = fallback_metrics.get(bank)
-            if metrics is None:
-                metrics = fallback_metrics[bank] = Metrics.for_bank(bank)
+        metrics = bank.metrics
         return Response(await metrics.scrape(), media_type=metrics.content_type)
 
     # writes ------------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from tokenbank.storage.base import (
     WriteOp,
     register_storage,
 )
+from tokenbank.storage.batching import WriteBatcher
 from tokenbank.storage.redis import codec, events, verify
 from tokenbank.storage.redis.errors import RETRYABLE, translated
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
@@ -86,6 +87,13 @@ class RedisStorage(Storage):
         self.scripts = Scripts.register(self.client)
         self.stats = StoreStats()
         self._common = [self.keys.history_prefix, str(history_retention), str(stream_maxlen or 0)]
+        # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
+        # Batches are capped so one script never blocks other clients for long.
+        self._batcher = (
+            WriteBatcher(self._apply_now, max_in_flight=settings.write_concurrency or 2, max_ops=256)
+            if settings.batch_writes
+            else None
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RedisStorage:
@@ -161,6 +169,12 @@ class RedisStorage(Storage):
         return record
 
     async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
+        """One script call; concurrent calls are coalesced into one script call (see storage/batching.py)."""
+        if self._batcher is not None:
+            return await self._batcher.apply(ops, atomic)
+        return await self._apply_now(ops, atomic)
+
+    async def _apply_now(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         if not ops:
             return []
         args = [*self._common, "1" if atomic else "0", codec.ops_json(ops)]

@@ -32,6 +32,7 @@ from tokenbank.storage.base import (
     WriteOp,
     register_storage,
 )
+from tokenbank.storage.batching import WriteBatcher
 from tokenbank.storage.sql import reads, records, verify, writer_sqlite
 from tokenbank.storage.sql.connection import SqliteThread, parse_url, postgres_engine
 from tokenbank.storage.sql.migrate import upgrade_to_head
@@ -60,6 +61,10 @@ class SqlStorage(Storage):
             self._pg_autocommit = self._pg.execution_options(isolation_level="AUTOCOMMIT")
         else:
             self._sqlite = SqliteThread(url)
+        # SQLite has one writer, so one batch in flight; PostgreSQL overlaps a few (accounts are locked in a
+        # stable order inside tb_apply, so concurrent batches cannot deadlock).
+        in_flight = settings.write_concurrency or (1 if self._sqlite is not None else 2)
+        self._batcher = WriteBatcher(self._apply_now, max_in_flight=in_flight) if settings.batch_writes else None
         # PostgreSQL NOTIFY channel for balance events; the schema is part of it so isolated ledgers stay apart.
         self._channel = (
             f"tokenbank:{settings.database_schema or 'public'}:{self.token}"
@@ -151,6 +156,12 @@ class SqlStorage(Storage):
         return await self._with_retries(lambda: self.run_sync(work, write=True))
 
     async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
+        """Apply ops in one store call; concurrent calls are coalesced into one (see storage/batching.py)."""
+        if self._batcher is not None:
+            return await self._batcher.apply(ops, atomic)
+        return await self._apply_now(ops, atomic)
+
+    async def _apply_now(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         if self._sqlite is not None:
             return await self._with_retries(lambda: self._apply_sqlite(ops, atomic))
 

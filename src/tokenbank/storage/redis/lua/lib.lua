@@ -54,7 +54,6 @@ end
 local undo = nil          -- a list when atomic: every change's previous value, replayed backwards to roll back
 local touched = {}        -- accounts whose balance changed: leaderboard and zero clean-up at commit
 local hist, streams, audits, events = {}, {}, {}, {}   -- deferred effects, written only at commit
-local K_EVENTS = K_TOKEN .. ':events'   -- pub/sub channel of committed transactions (balance events)
 
 local function hset(key, field, value)
     if undo then undo[#undo + 1] = { 'h', key, field, redis.call('HGET', key, field) } end
@@ -163,7 +162,7 @@ local function commit()
         redis.call('HSET', K_AUDIT, redis.call('INCR', K_AUDITSEQ), entry)
     end
     for _, js in ipairs(events) do
-        redis.call('PUBLISH', K_EVENTS, js)
+        redis.call('PUBLISH', K_TOKEN .. ':events', js) -- balance events channel (storage/redis/events.py)
     end
     touched, hist, streams, audits, events = {}, {}, {}, {}, {}
 end
