@@ -110,8 +110,15 @@ BEGIN
                                       'h', CASE WHEN v_hold.id IS NULL THEN NULL ELSE to_jsonb(v_hold) END);
         END IF;
     END IF;
-    IF p_op ? 'ts' AND EXISTS (SELECT 1 FROM tb_transactions WHERE id = p_op->>'id') THEN
-        RETURN jsonb_build_object('s', 13);
+    SELECT * INTO v_tx FROM tb_transactions WHERE id = p_op->>'id';
+    IF FOUND THEN
+        IF p_op ? 'ts' THEN  -- an import whose id exists already
+            RETURN jsonb_build_object('s', 13);
+        END IF;
+        -- A resend of an op this store already applied (the answer was lost with the connection): replay it.
+        SELECT * INTO v_hold FROM tb_holds WHERE id = v_tx.hold_id;
+        RETURN jsonb_build_object('s', 1, 't', jsonb_build_array(to_jsonb(v_tx)),
+                                  'h', CASE WHEN v_hold.id IS NULL THEN NULL ELSE to_jsonb(v_hold) END);
     END IF;
 
     IF v_kind = 'transfer' THEN

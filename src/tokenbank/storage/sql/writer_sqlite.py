@@ -88,8 +88,13 @@ class _Writer:
             replay = self._replay(op)
             if replay is not None:
                 return replay
-        if op.timestamp is not None and self._one("SELECT 1 FROM tb_transactions WHERE id = ?", op.tx_id):
-            return OpResult(Status.DUPLICATE_TRANSACTION)
+        existing = self._one("SELECT * FROM tb_transactions WHERE id = ?", op.tx_id)
+        if existing is not None:
+            if op.timestamp is not None:  # an import whose id exists already
+                return OpResult(Status.DUPLICATE_TRANSACTION)
+            # A resend of an op this store already applied: replay it (as pg_apply.sql does).
+            hold = self._get_hold(existing.hold_id) if existing.hold_id else None
+            return OpResult(Status.REPLAYED, (records.tx_from_row(existing),), hold)
         now = sqlite_time(op.timestamp or datetime.now(UTC))
         result = self.handlers[op.kind](op, now)
         if result.status is Status.OK and op.audit_action:

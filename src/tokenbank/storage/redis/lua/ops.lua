@@ -72,7 +72,7 @@ local function apply_one(op, default_now)
     if redis.call('HEXISTS', K_TX, op.id) == 1 then
         if op.ts then return 13 end
         -- The client resent an op whose first attempt was applied (its reply was lost): answer, don't redo.
-        return stored(0, op.id)
+        return stored(1, op.id)
     end
     local now, kind, txs, hold = op.ts or default_now, op.kind, nil, nil
     if kind == 'transfer' then
