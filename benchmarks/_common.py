@@ -29,11 +29,17 @@ class LoadResult:
     p50_ms: float
     p99_ms: float
     units_per_op: int = 1
+    calls: int | None = None  # store calls (statements, scripts) the run made, where the benchmark counts them
 
     @property
     def tps(self) -> float:
         """Units (transfers) per second: operations x ``units_per_op`` / wall time."""
         return self.count * self.units_per_op / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def units_per_call(self) -> float | None:
+        """Units (transfers) per store call: above 1 where the client batches."""
+        return self.count * self.units_per_op / self.calls if self.calls else None
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "tps": round(self.tps, 1)}

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +69,23 @@ async def capture_wire_format(ledger: Ledger) -> WireFormat:
     if (op.get("kind"), op.get("from"), op.get("to"), op.get("amount")) != ("transfer", TREASURY, account(1), "1"):
         raise RuntimeError(f"unexpected op JSON from the library: {op}")
     return WireFormat(statement, parameters, index, op)
+
+
+@contextmanager
+def count_tb_apply_calls() -> Iterator[list[int]]:
+    """Count the tb_apply statements the library sends meanwhile (its natural batching puts many transfers in
+    one). Yields a one-item list holding the running count."""
+    calls = [0]
+
+    def count(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
+        if "tb_apply" in statement:
+            calls[0] += 1
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        yield calls
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
 
 
 @dataclass(frozen=True, slots=True)

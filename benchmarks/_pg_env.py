@@ -6,7 +6,7 @@ import json
 import os
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -37,10 +37,10 @@ class Ledger:
     accounts: int
     setup_seconds: float
     server_version: str
-    notifications: bool
+    overrides: Mapping[str, str]
 
     def settings(self, pool_size: int) -> Settings:
-        return bank_settings(self.dsn, self.schema, pool_size, self.notifications)
+        return bank_settings(self.dsn, self.schema, pool_size, self.overrides)
 
     @property
     def server_settings(self) -> dict[str, str]:
@@ -48,8 +48,9 @@ class Ledger:
         return {"search_path": self.schema, "jit": "off"}
 
 
-def bank_settings(dsn: str, schema: str, pool_size: int, notifications: bool = True) -> Settings:
-    return Settings(
+def bank_settings(dsn: str, schema: str, pool_size: int, overrides: Mapping[str, str]) -> Settings:
+    """The benchmark's settings; ``overrides`` (field name -> text, e.g. ``batch_writes="false"``) come last."""
+    return Settings.load(
         database_url=dsn.replace("postgresql://", "postgresql+asyncpg://", 1),
         database_schema=schema,
         symbol=TOKEN,
@@ -58,21 +59,22 @@ def bank_settings(dsn: str, schema: str, pool_size: int, notifications: bool = T
         treasury_account=TREASURY,
         pool_size=pool_size,
         hold_sweep_interval=0,
-        enable_notifications=notifications,
+        **overrides,
     )
 
 
 @asynccontextmanager
-async def bench_ledger(dsn: str, accounts: int, notifications: bool = True) -> AsyncIterator[Ledger]:
+async def bench_ledger(dsn: str, accounts: int, overrides: Mapping[str, str]) -> AsyncIterator[Ledger]:
     """A fresh schema holding token BENCH with ``accounts`` funded accounts; dropped on exit, even on error.
-    ``notifications``: the library's TOKEN_ENABLE_NOTIFICATIONS (balance events by NOTIFY) for every bank."""
+    ``overrides``: library settings for every bank of the run (see :func:`bank_settings`)."""
     schema = f"tb_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    settings = bank_settings(dsn, schema, 1, overrides)  # a bad override fails here, before any schema exists
     try:
         started = time.perf_counter()
-        async with TokenBank(bank_settings(dsn, schema, 1, notifications)):
+        async with TokenBank(settings):
             pass  # creates the schema, the tables, tb_apply, the token, and mints the reserve to the treasury
         version = await _fund(dsn, schema, accounts)
-        yield Ledger(dsn, schema, accounts, time.perf_counter() - started, version, notifications)
+        yield Ledger(dsn, schema, accounts, time.perf_counter() - started, version, overrides)
     finally:
         await _drop_schema(dsn, schema)
 

@@ -49,12 +49,13 @@ def test_pg_transfers_quick(postgres: None, tmp_path: Path) -> None:
     assert len(ratio_lines) == 7, proc.stdout  # 2 workloads x 3 concurrencies, and transfer_many
     for workload in ("uniform", "hot-source"):
         for tasks in (1, 8, 32):
-            assert any(f"{workload}" in line and f"{tasks:>2} tasks:" in line for line in ratio_lines)
+            assert any(f" {workload} " in line and f"{tasks:>2} tasks:" in line for line in ratio_lines)
+    assert any("transfer_many x1000" in line for line in ratio_lines)
     assert "target: tokenbank >= 0.8x asyncpg" in proc.stdout
     assert "verify: ok" in proc.stdout
 
     results = json.loads(out.read_text())
-    assert len(results["cells"]) == 6
+    assert len(results["cells"]) == 7
     for cell in results["cells"]:
         assert cell["tokenbank"]["count"] > 0
         assert cell["asyncpg"]["count"] > 0

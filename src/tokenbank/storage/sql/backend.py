@@ -58,7 +58,7 @@ class SqlStorage(Storage):
         if self.dialect == "postgresql":
             self._pg = postgres_engine(url, settings)
             # tb_apply is one statement, so autocommit makes a write exactly one round trip.
-            self._pg_autocommit = self._pg.execution_options(isolation_level="AUTOCOMMIT")
+            self._pg_autocommit = postgres_engine(url, settings, autocommit=True)
         else:
             self._sqlite = SqliteThread(url)
         # SQLite has one writer, so one batch in flight; PostgreSQL overlaps a few (accounts are locked in a
@@ -84,6 +84,7 @@ class SqlStorage(Storage):
     async def close(self) -> None:
         if self._pg is not None:
             await self._pg.dispose()
+            await self._pg_autocommit.dispose()
         if self._sqlite is not None:
             await self._sqlite.close()
 

@@ -39,16 +39,20 @@ def parse_url(settings: Settings) -> URL:
     return url
 
 
-def postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
+def postgres_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
+    """The pool for reads and migrations, or (``autocommit``) the pool of the one-statement write path: its
+    connections stay in autocommit and skip the reset on return, which saves ~50 us per write."""
     server_settings = {"application_name": "tokenbank", "jit": "off"}
     if settings.database_schema:
         server_settings["search_path"] = settings.database_schema
+    extra: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
     return create_async_engine(
         url.set(drivername="postgresql+asyncpg"),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_timeout=10,
         connect_args={"server_settings": server_settings, "timeout": 10, "command_timeout": 60},
+        **extra,
     )
 
 

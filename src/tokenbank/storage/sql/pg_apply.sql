@@ -11,7 +11,8 @@ LANGUAGE plpgsql AS $fn$
 DECLARE
     v_token tb_tokens;
     v_ids text[];
-    v_results jsonb := '[]'::jsonb;
+    v_results jsonb;
+    v_items jsonb[] := '{}';  -- appended per op, turned into one jsonb at the end (|| would copy O(n^2))
     v_op jsonb;
     v_res jsonb;
     v_idx int := 0;
@@ -44,9 +45,9 @@ BEGIN
 
     IF NOT p_atomic THEN
         FOR v_op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
-            v_results := v_results || jsonb_build_array(tb_apply_one(p_token, v_op));
+            v_items := v_items || tb_apply_one(p_token, v_op);
         END LOOP;
-        RETURN v_results;
+        RETURN to_jsonb(v_items);
     END IF;
 
     BEGIN
@@ -56,10 +57,10 @@ BEGIN
                 RAISE EXCEPTION 'tokenbank atomic batch failed' USING ERRCODE = 'TB001',
                     DETAIL = jsonb_build_object('idx', v_idx, 'res', v_res)::text;
             END IF;
-            v_results := v_results || jsonb_build_array(v_res);
+            v_items := v_items || v_res;
             v_idx := v_idx + 1;
         END LOOP;
-        RETURN v_results;
+        RETURN to_jsonb(v_items);
     EXCEPTION WHEN SQLSTATE 'TB001' THEN
         DECLARE
             v_detail jsonb;
