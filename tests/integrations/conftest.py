@@ -24,7 +24,7 @@ AUTH = {"Authorization": f"Bearer {API_KEY}"}
 BASE_URL = "http://tokenbank.test"
 
 
-@pytest.fixture(params=params(by_name("sqlite", "postgres")))
+@pytest.fixture(params=params(by_name("sqlite", "postgres", "redis")))
 def api_backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> BoundBackend:
     """SQLite in a temp file, and PostgreSQL in this session's schema (test isolation by token symbol)."""
     return request.param.bind(Scope(tmp_path))  # type: ignore[no-any-return]

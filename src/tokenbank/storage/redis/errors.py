@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from redis import exceptions as rx
+
 from tokenbank.errors import StorageError, StorageUnavailableError, TokenBankError
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
