@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,7 +20,6 @@ from tokenbank.errors import (
     BatchAbortedError,
     ConfigurationError,
     HoldNotFoundError,
-    InvalidAccountError,
     InvalidRequestError,
     StorageError,
     TokenBankError,
@@ -32,11 +30,7 @@ from tokenbank.events import EventHub
 from tokenbank.health import HealthReport, check_health
 from tokenbank.ids import (
     check_account_id,
-    check_idempotency_key,
     check_lookup_id,
-    check_reason,
-    encode_metadata,
-    fingerprint,
     new_id,
 )
 from tokenbank.metrics import Metrics, metrics_available
@@ -51,6 +45,7 @@ from tokenbank.models import (
     TransferResult,
     VerifyReport,
 )
+from tokenbank.operations import OpBuilder, check_page
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
 from tokenbank.services.formatter import FormatterService
@@ -62,8 +57,6 @@ from tokenbank.storage.status import Status
 
 logger = logging.getLogger("tokenbank")
 
-MAX_HOLD_SECONDS = 366 * 24 * 3600
-MAX_PAGE = 1000
 _SWEEP_BATCH = 500
 
 
@@ -83,6 +76,7 @@ class TokenBank:
         elif overrides:
             settings = Settings.load(**{**settings.model_dump(), **overrides})
         self.settings = settings
+        self._ops = OpBuilder(settings)
         self._storage = storage
         self._token: TokenRecord | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -168,7 +162,7 @@ class TokenBank:
         if wanted.initial_supply:
             mint = WriteOp(
                 kind=OpKind.MINT, tx_id=new_id(), to_user_id=s.treasury_account, amount=wanted.initial_supply,
-                reason="initial supply", audit_action=self._audit("mint"),
+                reason="initial supply", audit_action=self._ops.audit("mint"),
             )  # fmt: skip
         token = await self.storage.create_token(wanted, mint)
         if token.decimals != s.decimals:
@@ -225,7 +219,7 @@ class TokenBank:
     async def get_top_holders(self, limit: int = 10, offset: int = 0) -> list[Holder]:
         """Highest balances first (excluded accounts left out). Raises InvalidRequestError for bad paging."""
         self._require_leaderboard()
-        _check_page(limit, offset)
+        check_page(limit, offset)
         rows = await self.storage.top_holders(limit, offset, self.settings.excluded_accounts)
         return [
             Holder(user_id, from_base_units(units, self.decimals), offset + i + 1)
@@ -257,19 +251,8 @@ class TokenBank:
     ) -> Transaction:
         """Move ``amount`` between accounts, atomically. Raises InvalidAmountError, InvalidAccountError,
         InsufficientBalanceError, IdempotencyConflictError, StorageError."""
-        op = self._transfer_op(from_user_id, to_user_id, amount, idempotency_key, metadata, reason)
+        op = self._ops.transfer(from_user_id, to_user_id, amount, idempotency_key, metadata, reason)
         return self._transaction(await self._apply_one(op))
-
-    def _transfer_op(
-        self, from_user_id: Any, to_user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any
-    ) -> WriteOp:
-        check_account_id(from_user_id, "sender")
-        check_account_id(to_user_id, "receiver")
-        if from_user_id == to_user_id:
-            raise InvalidAccountError("cannot transfer to the same account")
-        return self._op(
-            OpKind.TRANSFER, amount, key, metadata, reason, from_user_id=from_user_id, to_user_id=to_user_id
-        )
 
     async def mint(
         self,
@@ -282,14 +265,14 @@ class TokenBank:
     ) -> Transaction:
         """Create new tokens (audited). Raises SupplyCapExceededError past TOKEN_MAX_SUPPLY."""
         check_account_id(to_user_id)
-        op = self._op(
+        op = self._ops.op(
             OpKind.MINT,
             amount,
             idempotency_key,
             metadata,
             reason,
             to_user_id=to_user_id,
-            audit_action=self._audit("mint"),
+            audit_action=self._ops.audit("mint"),
         )
         return self._transaction(await self._apply_one(op))
 
@@ -304,14 +287,14 @@ class TokenBank:
     ) -> Transaction:
         """Destroy tokens from an account (audited). Raises InsufficientBalanceError."""
         check_account_id(user_id)
-        op = self._op(
+        op = self._ops.op(
             OpKind.BURN,
             amount,
             idempotency_key,
             metadata,
             reason,
             from_user_id=user_id,
-            audit_action=self._audit("burn"),
+            audit_action=self._ops.audit("burn"),
         )
         return self._transaction(await self._apply_one(op))
 
@@ -328,32 +311,18 @@ class TokenBank:
     ) -> Hold:
         """Reserve funds for a later capture or void (two-phase transfer); held funds are not spendable.
         Raises InsufficientBalanceError, InvalidRequestError (bad expiry) and the transfer errors."""
-        seconds = _hold_seconds(expires_in)
-        base = self._transfer_op(from_user_id, to_user_id, amount, idempotency_key, metadata, reason)
-        op = WriteOp(
-            kind=OpKind.HOLD, tx_id=base.tx_id, from_user_id=base.from_user_id, to_user_id=base.to_user_id,
-            amount=base.amount, idempotency_key=base.idempotency_key,
-            fingerprint=None if base.idempotency_key is None else fingerprint("hold", base.fingerprint, str(seconds)),
-            metadata=base.metadata, reason=base.reason, hold_id=new_id(),
-            expires_at=datetime.now(UTC) + timedelta(seconds=float(seconds)),
-        )  # fmt: skip
+        op = self._ops.hold(from_user_id, to_user_id, amount, expires_in, idempotency_key, metadata, reason)
         return self._hold(await self._apply_one(op))
 
     async def capture(self, hold_id: str, amount: Any = None, *, reason: str | None = None) -> Hold:
         """Pay out a pending hold, all or part; a partial capture releases the rest to the sender.
         Raises HoldNotFoundError, HoldStateError (captured, voided or expired), InvalidAmountError."""
-        units = None if amount is None else to_base_units(amount, self.decimals)
-        op = WriteOp(
-            kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), amount=units,
-            reason=check_reason(reason),
-        )  # fmt: skip
+        op = self._ops.capture(hold_id, amount, reason)
         return self._hold(await self._apply_one(op))
 
     async def void(self, hold_id: str, *, reason: str | None = None) -> Hold:
         """Release a pending (or expired) hold back to the sender. Raises HoldNotFoundError, HoldStateError."""
-        op = WriteOp(
-            kind=OpKind.VOID, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), reason=check_reason(reason)
-        )
+        op = self._ops.void(hold_id, reason)
         return self._hold(await self._apply_one(op))
 
     async def get_hold(self, hold_id: str) -> Hold:
@@ -395,14 +364,14 @@ class TokenBank:
         if not reason:
             raise InvalidRequestError("a reversal needs a reason")
         tx_id = check_lookup_id(transaction_id, "transaction")
-        op = self._op(
+        op = self._ops.op(
             OpKind.REVERSE,
             None,
             idempotency_key,
             metadata,
             reason,
             reverses_id=tx_id,
-            audit_action=self._audit("reverse"),
+            audit_action=self._ops.audit("reverse"),
         )
         return self._transaction(await self._apply_one(op))
 
@@ -414,7 +383,7 @@ class TokenBank:
         for request in requests:
             try:
                 ops.append(
-                    self._transfer_op(
+                    self._ops.transfer(
                         request.from_user_id, request.to_user_id, request.amount, request.idempotency_key,
                         request.metadata, None,
                     )
@@ -460,7 +429,7 @@ class TokenBank:
     # audit and verification --------------------------------------------------------------------------------
     async def get_audit_log(self, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:
         """Audit entries (mints, burns, reversals, imports, configuration), newest first."""
-        _check_page(limit, 0)
+        check_page(limit, 0)
         if before_id is not None and (isinstance(before_id, bool) or not isinstance(before_id, int) or before_id < 1):
             raise InvalidRequestError("before_id must be a positive integer")
         return [
@@ -483,27 +452,9 @@ class TokenBank:
                 self._local_events = self._event_feed is None
 
     # plumbing ----------------------------------------------------------------------------------------------
-    def _audit(self, action: str) -> str | None:
-        """The audit action to record with a write, unless TOKEN_ENABLE_AUDIT_LOG is off."""
-        return action if self.settings.enable_audit_log else None
-
     def _require_leaderboard(self) -> None:
         if not self.settings.enable_leaderboard:
             raise ConfigurationError("TOKEN_ENABLE_LEADERBOARD: the leaderboard is disabled")
-
-    def _op(self, kind: OpKind, amount: Any, key: Any, metadata: Any, reason: Any, **fields: Any) -> WriteOp:
-        # Only a reversal takes its amount from the original transaction.
-        units = None if kind is OpKind.REVERSE else to_base_units(amount, self.decimals)
-        key = check_idempotency_key(key)
-        meta = encode_metadata(metadata)
-        reason = check_reason(reason)
-        request_hash = None
-        if key is not None:
-            request_hash = fingerprint(kind.value, units, meta, reason, sorted(fields.items()))
-        return WriteOp(
-            kind=kind, tx_id=new_id(), amount=units, idempotency_key=key, fingerprint=request_hash, metadata=meta,
-            reason=reason, **fields,
-        )  # fmt: skip
 
     async def _apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
         """The one path of every write to the store: metrics, events and logs happen here."""
@@ -552,22 +503,3 @@ class TokenBank:
     def _hold(self, result: OpResult) -> Hold:
         assert result.hold is not None
         return convert.hold(result.hold, self.decimals)
-
-
-def _check_page(limit: int, offset: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
-        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise InvalidRequestError("offset must be a non-negative integer")
-
-
-def _hold_seconds(expires_in: object) -> float:
-    """A hold's lifetime in seconds (a duration may be a float: it is not an amount)."""
-    if isinstance(expires_in, timedelta):
-        expires_in = expires_in.total_seconds()
-    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | Decimal):
-        raise InvalidRequestError("expires_in must be seconds or a timedelta")
-    seconds = float(expires_in) if not isinstance(expires_in, Decimal) or expires_in.is_finite() else math.nan
-    if not 0 < seconds <= MAX_HOLD_SECONDS:  # also refuses NaN
-        raise InvalidRequestError(f"expires_in must be more than 0 and at most {MAX_HOLD_SECONDS} seconds")
-    return seconds

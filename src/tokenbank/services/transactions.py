@@ -113,20 +113,20 @@ class TransactionsService:
             raise InvalidRequestError("only transfer, mint and burn transactions can be imported")
         bank = self._bank
         if kind is OpKind.TRANSFER:
-            op = bank._transfer_op(
+            op = bank._ops.transfer(
                 item.from_user_id, item.to_user_id, item.amount, item.idempotency_key, item.metadata, item.reason
             )
         else:
             user = check_account_id(item.to_user_id if kind is OpKind.MINT else item.from_user_id)
             side = {"to_user_id": user} if kind is OpKind.MINT else {"from_user_id": user}
-            op = bank._op(kind, item.amount, item.idempotency_key, item.metadata, item.reason, **side)
+            op = bank._ops.op(kind, item.amount, item.idempotency_key, item.metadata, item.reason, **side)
         if item.timestamp is not None and (not isinstance(item.timestamp, datetime) or item.timestamp.tzinfo is None):
             raise InvalidRequestError("timestamp must be a timezone-aware datetime")
         tx_id = op.tx_id if item.id is None else _check_uuid(item.id)
         imported = WriteOp(
             kind=op.kind, tx_id=tx_id, from_user_id=op.from_user_id, to_user_id=op.to_user_id, amount=op.amount,
             idempotency_key=op.idempotency_key, fingerprint=op.fingerprint, metadata=op.metadata, reason=op.reason,
-            timestamp=item.timestamp or datetime.now(UTC), audit_action=bank._audit(f"import.{kind.value}"),
+            timestamp=item.timestamp or datetime.now(UTC), audit_action=bank._ops.audit(f"import.{kind.value}"),
         )  # fmt: skip
         return bank._transaction(await bank._apply_one(imported))
 

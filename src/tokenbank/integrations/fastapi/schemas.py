@@ -16,6 +16,7 @@ from tokenbank import models
 from tokenbank.health import HealthReport
 from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_METADATA_BYTES, MAX_REASON_LENGTH
 from tokenbank.models import HoldStatus, TransactionType
+from tokenbank.operations import MAX_HOLD_SECONDS
 
 AMOUNT_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,18})?$"
 """A positive plain decimal as text: no sign, exponent, separators or whitespace. Zero, too many fractional
@@ -24,7 +25,6 @@ SIGNED_AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 """Ids are ordinary data (``:``, quotes, spaces, SQL...), only control characters are refused."""
 MAX_BATCH = 1000
-MAX_HOLD_SECONDS = 366 * 24 * 3600
 
 Amount = Annotated[
     str,

@@ -80,7 +80,9 @@ async def import_seed_layout(
 async def _mint_batch(bank: TokenBank, batch: Sequence[tuple[str, int]], report: SeedImportReport) -> None:
     ops: list[WriteOp] = []
     for user, units in batch:
-        op = bank._op(OpKind.MINT, units, f"seed-import:{user}"[:128], None, "import from seed layout", to_user_id=user)
+        op = bank._ops.op(
+            OpKind.MINT, units, f"seed-import:{user}"[:128], None, "import from seed layout", to_user_id=user
+        )
         ops.append(WriteOp(kind=op.kind, tx_id=op.tx_id, to_user_id=user, amount=units, reason=op.reason,
                            idempotency_key=op.idempotency_key, fingerprint=op.fingerprint))  # fmt: skip
     for (user, units), result in zip(batch, await bank.storage.apply(ops), strict=True):

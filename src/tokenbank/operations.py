@@ -1,0 +1,103 @@
+"""Validated public arguments -> the WriteOps the stores apply (all input checking of writes lives here)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from tokenbank.amounts import to_base_units
+from tokenbank.errors import InvalidAccountError, InvalidRequestError
+from tokenbank.ids import (
+    check_account_id,
+    check_idempotency_key,
+    check_lookup_id,
+    check_reason,
+    encode_metadata,
+    fingerprint,
+    new_id,
+)
+from tokenbank.settings import Settings
+from tokenbank.storage.base import OpKind, WriteOp
+
+MAX_HOLD_SECONDS = 366 * 24 * 3600
+MAX_PAGE = 1000
+
+
+class OpBuilder:
+    """Builds WriteOps for one token's settings; raises the Invalid*Error of bad input before any store call."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def audit(self, action: str) -> str | None:
+        """The audit action to record with a write, unless TOKEN_ENABLE_AUDIT_LOG is off."""
+        return action if self.settings.enable_audit_log else None
+
+    def op(self, kind: OpKind, amount: Any, key: Any, metadata: Any, reason: Any, **fields: Any) -> WriteOp:
+        # Only a reversal takes its amount from the original transaction.
+        units = None if kind is OpKind.REVERSE else to_base_units(amount, self.settings.decimals)
+        key = check_idempotency_key(key)
+        meta = encode_metadata(metadata)
+        reason = check_reason(reason)
+        request_hash = None
+        if key is not None:
+            request_hash = fingerprint(kind.value, units, meta, reason, sorted(fields.items()))
+        return WriteOp(
+            kind=kind, tx_id=new_id(), amount=units, idempotency_key=key, fingerprint=request_hash, metadata=meta,
+            reason=reason, **fields,
+        )  # fmt: skip
+
+    def transfer(
+        self, from_user_id: Any, to_user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any
+    ) -> WriteOp:
+        check_account_id(from_user_id, "sender")
+        check_account_id(to_user_id, "receiver")
+        if from_user_id == to_user_id:
+            raise InvalidAccountError("cannot transfer to the same account")
+        return self.op(OpKind.TRANSFER, amount, key, metadata, reason, from_user_id=from_user_id, to_user_id=to_user_id)
+
+    def hold(
+        self, from_user_id: Any, to_user_id: Any, amount: Any, expires_in: object, key: Any, metadata: Any, reason: Any
+    ) -> WriteOp:
+        seconds = hold_seconds(expires_in)
+        base = self.transfer(from_user_id, to_user_id, amount, key, metadata, reason)
+        return WriteOp(
+            kind=OpKind.HOLD, tx_id=base.tx_id, from_user_id=base.from_user_id, to_user_id=base.to_user_id,
+            amount=base.amount, idempotency_key=base.idempotency_key,
+            fingerprint=None if base.idempotency_key is None else fingerprint("hold", base.fingerprint, str(seconds)),
+            metadata=base.metadata, reason=base.reason, hold_id=new_id(),
+            expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
+        )  # fmt: skip
+
+    def capture(self, hold_id: Any, amount: Any, reason: Any) -> WriteOp:
+        units = None if amount is None else to_base_units(amount, self.settings.decimals)
+        return WriteOp(
+            kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), amount=units,
+            reason=check_reason(reason),
+        )  # fmt: skip
+
+    def void(self, hold_id: Any, reason: Any) -> WriteOp:
+        return WriteOp(
+            kind=OpKind.VOID, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), reason=check_reason(reason)
+        )
+
+
+def check_page(limit: object, offset: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidRequestError("offset must be a non-negative integer")
+
+
+def hold_seconds(expires_in: object) -> float:
+    """A hold's lifetime in seconds (a duration may be a float: it is not an amount)."""
+    if isinstance(expires_in, timedelta):
+        expires_in = expires_in.total_seconds()
+    if isinstance(expires_in, bool) or not isinstance(expires_in, int | float | Decimal):
+        raise InvalidRequestError("expires_in must be seconds or a timedelta")
+    seconds = float(expires_in) if not isinstance(expires_in, Decimal) or expires_in.is_finite() else math.nan
+    if not 0 < seconds <= MAX_HOLD_SECONDS:  # also refuses NaN
+        raise InvalidRequestError(f"expires_in must be more than 0 and at most {MAX_HOLD_SECONDS} seconds")
+    return seconds
