@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -11,7 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from tokenbank import convert
 from tokenbank.amounts import from_base_units, to_base_units
@@ -46,7 +47,6 @@ from tokenbank.models import (
     VerifyReport,
 )
 from tokenbank.operations import OpBuilder, check_page
-from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
 from tokenbank.services.formatter import FormatterService
 from tokenbank.services.pricing import PriceProvider, PricingService
@@ -54,6 +54,9 @@ from tokenbank.services.transactions import TransactionsService
 from tokenbank.settings import Settings
 from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
 from tokenbank.storage.status import Status
+
+if TYPE_CHECKING:
+    from tokenbank.services.analytics import AnalyticsService
 
 logger = logging.getLogger("tokenbank")
 
@@ -88,13 +91,20 @@ class TokenBank:
         self.transactions = TransactionsService(self)
         self.formatter = FormatterService(self.settings)
         self.pricing = PricingService(self, price_provider)
-        self.analytics = AnalyticsService(self)
         self._metrics: Metrics | None = Metrics.for_bank(self) if metrics_available() else None
 
     @classmethod
     def from_env(cls, **overrides: Any) -> TokenBank:
         """A bank configured from the environment (``TOKEN_*``, ``DATABASE_URL``, ``REDIS_URL``)."""
         return cls(Settings.load(**overrides))
+
+    @functools.cached_property
+    def analytics(self) -> AnalyticsService:
+        """Volumes, active accounts, distributions, supply over time (SQL stores). Imported on first use, so
+        a bank that never asks for analytics does not load the SQL machinery."""
+        from tokenbank.services.analytics import AnalyticsService
+
+        return AnalyticsService(self)
 
     # lifecycle ---------------------------------------------------------------------------------------------
     @property
