@@ -7,7 +7,7 @@ unique Redis key prefix, the test's ``tmp_path``, and one PostgreSQL schema per 
 
 Adding a backend is one entry, e.g. Redis::
 
-    Backend("redis", service="redis", options=lambda scope: {
+    Backend("redis", services=("redis",), options=lambda scope: {
         "storage_mode": "redis", "redis_url": REDIS_URL, "key_prefix": scope.key_prefix,
     }),
 """
@@ -66,7 +66,8 @@ class Backend:
 
     name: str
     options: Callable[[Scope], dict[str, Any]]
-    service: str | None = None
+    services: tuple[str, ...] = ()
+    """The servers it needs (each also a pytest marker); every one is probed before a test."""
     sql: bool = False
     """The bank's store is SqlStorage: ``bank.storage.engine`` takes raw SQL (triggers, constraints)."""
     persistent: bool = True
@@ -74,7 +75,7 @@ class Backend:
 
     @property
     def marks(self) -> tuple[pytest.MarkDecorator, ...]:
-        return (getattr(pytest.mark, self.service),) if self.service else ()
+        return tuple(getattr(pytest.mark, service) for service in self.services)
 
     def param(self) -> Any:
         return pytest.param(self, id=self.name, marks=self.marks)
@@ -120,14 +121,25 @@ BACKENDS: list[Backend] = [
     ),
     Backend(
         "postgres",
-        service="postgres",
+        services=("postgres",),
         sql=True,
         options=lambda _: {"database_url": POSTGRES_URL, "database_schema": PG_SCHEMA},
     ),
     Backend(
         "redis",
-        service="redis",
+        services=("redis",),
         options=lambda scope: {"storage_mode": "redis", "redis_url": REDIS_URL, "key_prefix": scope.key_prefix},
+    ),
+    Backend(
+        "hybrid",
+        services=("redis", "postgres"),
+        options=lambda scope: {
+            "storage_mode": "hybrid",
+            "redis_url": REDIS_URL,
+            "key_prefix": scope.key_prefix,
+            "database_url": POSTGRES_URL,
+            "database_schema": PG_SCHEMA,
+        },
     ),
 ]
 

@@ -57,6 +57,9 @@ from tokenbank.storage.status import Status
 
 if TYPE_CHECKING:
     from tokenbank.services.analytics import AnalyticsService
+    from tokenbank.storage.hybrid.backend import HybridStorage
+    from tokenbank.sync.rebuild import RebuildReport
+    from tokenbank.sync.reconcile import ReconcileReport
 
 logger = logging.getLogger("tokenbank")
 
@@ -435,6 +438,28 @@ class TokenBank:
         """Store ping, token check and the store's own checks (each bounded in time); never raises for a
         failing store: the report says ``down`` or ``degraded``."""
         return await check_health(self)
+
+    async def reconcile(self, repair: bool = False) -> ReconcileReport:
+        """Hybrid mode: compare Redis with PostgreSQL account by account once the sync backlog is drained;
+        ``repair`` fixes Redis from PostgreSQL (the store of record) with an audit entry. Raises
+        ConfigurationError in other modes, StorageUnavailableError."""
+        from tokenbank.sync.reconcile import reconcile
+
+        return await reconcile(self._hybrid_store("reconcile"), repair=repair)
+
+    async def rebuild_cache(self, *, force: bool = False) -> RebuildReport:
+        """Hybrid mode: rebuild Redis (balances, leaderboard, supply, holds, recent history) from PostgreSQL,
+        e.g. after Redis lost its data. Refuses while Redis still holds the token unless ``force``."""
+        from tokenbank.sync.rebuild import rebuild_cache
+
+        return await rebuild_cache(self._hybrid_store("rebuild-cache"), force=force)
+
+    def _hybrid_store(self, what: str) -> HybridStorage:
+        from tokenbank.storage.hybrid.backend import HybridStorage
+
+        if not isinstance(self.storage, HybridStorage):
+            raise ConfigurationError(f"TOKEN_STORAGE_MODE: {what} works on the two stores of hybrid mode")
+        return self.storage
 
     # audit and verification --------------------------------------------------------------------------------
     async def get_audit_log(self, limit: int = 50, before_id: int | None = None) -> list[AuditEntry]:

@@ -102,7 +102,12 @@ class Metrics:
             return await bank.get_total_supply(), await bank.get_circulating_supply()
 
         settings = bank.settings
-        return cls(symbol=settings.symbol, supply=supply, storage_mode=str(settings.storage_mode))
+        metrics = cls(symbol=settings.symbol, supply=supply, storage_mode=str(settings.storage_mode))
+        if settings.storage_mode == "hybrid":  # sync backlog and lag (SPEC §5)
+            from tokenbank.sync.metrics import register_sync_metrics
+
+            register_sync_metrics(metrics, lambda: bank.storage.sync_status())  # type: ignore[attr-defined]
+        return metrics
 
     # recording ---------------------------------------------------------------------------------------------
     def observe(self, operation: str, outcome: str, seconds: float) -> None:

@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     write_concurrency: int = Field(
         0, ge=0, le=64, validation_alias=_env("TOKEN_WRITE_CONCURRENCY", "write_concurrency")
     )
+    sync_lag_degraded_seconds: float = Field(
+        30.0, gt=0, validation_alias=_env("TOKEN_SYNC_LAG_DEGRADED_SECONDS", "sync_lag_degraded_seconds")
+    )
     max_retries: int = Field(8, ge=0, le=100, validation_alias=_env("TOKEN_MAX_RETRIES", "max_retries"))
     pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("TOKEN_POOL_SIZE", "pool_size"))
 

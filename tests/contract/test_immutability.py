@@ -56,7 +56,7 @@ async def test_raw_changes_to_history_are_refused(sql_bank: TokenBank, statement
     assert await snapshot(sql_bank) == before
 
 
-@pytest.mark.parametrize("sql_backend", params(lambda b: b.sql and b.service == "postgres"), indirect=True)
+@pytest.mark.parametrize("sql_backend", params(lambda b: b.sql and "postgres" in b.services), indirect=True)
 @pytest.mark.parametrize("table", ["tb_transactions", "tb_audit"])
 async def test_truncate_is_refused_on_postgres(sql_bank: TokenBank, table: str) -> None:
     before = await snapshot(sql_bank)

@@ -1,0 +1,205 @@
+"""Rebuild Redis from PostgreSQL after Redis lost its data (``tokenbank rebuild-cache``).
+
+Order matters: the token hash goes first (from then on every write script answers "token not initialized",
+so nothing is written into a half-built ledger) and comes back last, when balances, held amounts, the
+leaderboard, transactions, idempotency keys, reversals, holds, the audit log and the counters are in place.
+
+Every transaction goes back into the ``:tx`` hash (as in normal operation, where Redis keeps them all): replays
+of idempotency keys and reversals of old transfers read the original there. Each account's history index gets
+its newest ``history_retention`` entries; older pages come from PostgreSQL, as for any trimmed account.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from tokenbank.errors import StorageError
+from tokenbank.storage.redis.codec import to_us, token_fields
+from tokenbank.storage.redis.errors import translated
+from tokenbank.storage.sql.schema import accounts, audit, holds, transactions
+from tokenbank.sync import stream
+from tokenbank.sync.backfill import Progress
+from tokenbank.sync.records import audit_json, fetch, hold_json, tx_json
+
+if TYPE_CHECKING:
+    from tokenbank.storage.hybrid.backend import HybridStorage
+
+CHUNK = 5000
+_AUDIT_SYNCED = sa.text(
+    "INSERT INTO tb_sync_state (token, audit_synced) VALUES (:token, :n) "
+    "ON CONFLICT (token) DO UPDATE SET audit_synced = :n, updated_at = now()"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RebuildReport:
+    accounts: int
+    transactions: int
+    holds: int
+    audit_entries: int
+    trimmed_accounts: int
+    """Accounts whose history index holds only their newest ``history_retention`` entries."""
+    seconds: float
+
+
+async def rebuild_cache(
+    store: HybridStorage, *, force: bool = False, progress: Progress | None = None
+) -> RebuildReport:
+    """Restore the token's Redis ledger from PostgreSQL. Refuses (StorageError) while Redis still holds the
+    token, unless ``force``: what Redis has not synced yet would be lost. ``progress(phase, done, total)`` is
+    called per chunk. Raises StorageError / StorageUnavailableError."""
+    started = time.perf_counter()
+    redis, sql = store.redis, store.sql
+    client, keys = redis.client, redis.keys
+    token = await sql.get_token()
+    if token is None:
+        raise StorageError(f"PostgreSQL has no token {sql.token}: nothing to rebuild Redis from")
+    if await redis.get_token() is not None and not force:
+        raise StorageError(
+            f"Redis still holds token {sql.token}; rebuilding would drop what it has not synced yet "
+            "(run `tokenbank reconcile` first, or pass --force)"
+        )
+    async with translated():
+        await client.delete(keys.token)
+        doomed = [key async for key in client.scan_iter(match=keys.scan_pattern, count=1000)]
+        for start in range(0, len(doomed), 1000):
+            await client.unlink(*doomed[start : start + 1000])
+    totals = await sql.run_sync(lambda conn: _totals(conn, sql.token))
+    n_accounts = await _accounts(store, totals, progress)
+    n_tx, trimmed = await _transactions(store, totals, progress)
+    n_holds = await _holds(store, totals, progress)
+    n_audit = await _audit(store, totals, progress)
+    async with translated():
+        await client.set(keys.seq, str(await sql.run_sync(lambda conn: _max_seq(conn, sql.token))))
+    await stream.ensure_group(client, keys)
+    details = {"accounts": n_accounts, "transactions": n_tx, "holds": n_holds, "audit_entries": n_audit}
+    await redis.append_audit("cache.rebuild", json.dumps(details))
+    fields = {**token_fields(token), "total_supply": str(token.total_supply)}
+    async with translated():
+        await client.hset(keys.token, mapping=fields)  # type: ignore[arg-type]
+    return RebuildReport(n_accounts, n_tx, n_holds, n_audit, trimmed, time.perf_counter() - started)
+
+
+def _totals(conn: Connection, token: str) -> dict[str, int]:
+    def count(table: sa.Table) -> int:
+        return int(conn.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.token == token)) or 0)
+
+    return {"accounts": count(accounts), "transactions": count(transactions), "holds": count(holds),
+            "audit": count(audit)}  # fmt: skip
+
+
+def _max_seq(conn: Connection, token: str) -> int:
+    return int(conn.scalar(sa.select(sa.func.max(transactions.c.seq)).where(transactions.c.token == token)) or 0)
+
+
+async def _accounts(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> int:
+    keys, token = store.redis.keys, store.sql.token
+    after, done = "", 0
+    while True:
+        stmt = (
+            sa.select(accounts.c.user_id, accounts.c.balance, accounts.c.held)
+            .where(accounts.c.token == token, accounts.c.user_id > after)
+            .order_by(accounts.c.user_id)
+            .limit(CHUNK)
+        )
+        rows: Sequence[Any] = await fetch(store.sql, stmt)
+        if not rows:
+            return done
+        async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
+            for row in rows:
+                if row.balance > 0:
+                    pipe.hset(keys.bal, row.user_id, str(row.balance))
+                    pipe.zadd(keys.lb, {row.user_id: f"-{row.balance}"})
+                if row.held > 0:
+                    pipe.hset(keys.held, row.user_id, str(row.held))
+            await pipe.execute()
+        after, done = rows[-1].user_id, done + len(rows)
+        if progress:
+            progress("accounts", done, totals["accounts"])
+
+
+async def _transactions(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> tuple[int, int]:
+    keys, token = store.redis.keys, store.sql.token
+    per_account: dict[str, int] = defaultdict(int)
+    after, done = 0, 0
+    while True:
+        stmt = sa.select(transactions).where(transactions.c.token == token, transactions.c.seq > after)
+        stmt = stmt.order_by(transactions.c.seq).limit(CHUNK)
+        rows: Sequence[Any] = await fetch(store.sql, stmt)
+        if not rows:
+            break
+        async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.hset(keys.tx, row.id, tx_json(row))
+                if row.idempotency_key:
+                    pipe.hset(keys.idem, row.idempotency_key, row.id)
+                if row.reverses_id:
+                    pipe.hset(keys.rev, row.reverses_id, row.id)
+                for user in {row.from_user_id, row.to_user_id} - {None}:
+                    pipe.zadd(keys.history(user), {row.id: row.seq})
+                    per_account[user] += 1
+            await pipe.execute()
+        after, done = rows[-1].seq, done + len(rows)
+        if progress:
+            progress("transactions", done, totals["transactions"])
+    keep = store.settings.history_retention
+    trimmed = [user for user, count in per_account.items() if count > keep]
+    for start in range(0, len(trimmed), 1000):
+        async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
+            for user in trimmed[start : start + 1000]:
+                pipe.zremrangebyrank(keys.history(user), 0, per_account[user] - keep - 1)
+                pipe.hset(keys.htrim, user, "1")
+            await pipe.execute()
+    return done, len(trimmed)
+
+
+async def _holds(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> int:
+    keys, token = store.redis.keys, store.sql.token
+    after, done = "", 0
+    while True:
+        stmt = sa.select(holds).where(holds.c.token == token, holds.c.id > after).order_by(holds.c.id).limit(CHUNK)
+        rows: Sequence[Any] = await fetch(store.sql, stmt)
+        if not rows:
+            return done
+        async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
+            for row in rows:
+                pipe.hset(keys.holds, row.id, hold_json(row))
+                if row.status == "pending":
+                    pipe.zadd(keys.hexp, {row.id: to_us(row.expires_at)})
+            await pipe.execute()
+        after, done = rows[-1].id, done + len(rows)
+        if progress:
+            progress("holds", done, totals["holds"])
+
+
+async def _audit(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> int:
+    """The audit log, renumbered 1..n in PostgreSQL's order. The sync state learns n BEFORE Redis gets the
+    entries, so a worker running meanwhile never copies them back into PostgreSQL."""
+    keys, sql = store.redis.keys, store.sql
+    n = totals["audit"]
+    await sql.run_sync(lambda conn: conn.execute(_AUDIT_SYNCED, {"token": sql.token, "n": n}), write=True)
+    after, done = 0, 0
+    while True:
+        stmt = sa.select(audit).where(audit.c.token == sql.token, audit.c.id > after).order_by(audit.c.id).limit(CHUNK)
+        rows: Sequence[Any] = await fetch(sql, stmt)
+        if not rows or done >= n:
+            break
+        rows = rows[: n - done]
+        async with translated():
+            await store.redis.client.hset(
+                keys.audit, mapping={str(done + i + 1): audit_json(row) for i, row in enumerate(rows)}
+            )
+        after, done = rows[-1].id, done + len(rows)
+        if progress:
+            progress("audit", done, n)
+    async with translated():
+        await store.redis.client.set(keys.auditseq, str(done))
+    return done

@@ -1,0 +1,59 @@
+"""PostgreSQL rows in Redis's own formats (the JSON the Lua scripts write), for rebuild and repair.
+
+Every number is a decimal string and every time integer microseconds, exactly as lib.lua/ops.lua write them,
+so a rebuilt entry is indistinguishable from one Redis wrote itself.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+
+from tokenbank.storage.redis.codec import to_us
+from tokenbank.storage.sql.backend import SqlStorage
+
+
+async def fetch(sql: SqlStorage, stmt: sa.Executable) -> list[Any]:
+    """All rows of one read statement."""
+    return await sql.run_sync(lambda conn: list(conn.execute(stmt).all()))
+
+
+def _compact(fields: dict[str, str | None]) -> str:
+    return json.dumps({k: v for k, v in fields.items() if v is not None}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _opt(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def tx_json(row: Any) -> str:
+    """A tb_transactions row as the ``:tx`` hash stores it."""
+    return _compact(
+        {
+            "seq": str(row.seq), "id": row.id, "type": row.type, "from_user_id": row.from_user_id,
+            "to_user_id": row.to_user_id, "amount": str(row.amount),
+            "from_balance_after": _opt(row.from_balance_after), "to_balance_after": _opt(row.to_balance_after),
+            "created_at": str(to_us(row.created_at)), "metadata": row.metadata,
+            "idempotency_key": row.idempotency_key, "request_hash": row.request_hash, "reason": row.reason,
+            "hold_id": row.hold_id, "reverses_id": row.reverses_id,
+        }
+    )  # fmt: skip
+
+
+def hold_json(row: Any) -> str:
+    """A tb_holds row as the ``:holds`` hash stores it."""
+    return _compact(
+        {
+            "id": row.id, "from_user_id": row.from_user_id, "to_user_id": row.to_user_id, "amount": str(row.amount),
+            "captured_amount": str(row.captured_amount), "status": row.status,
+            "expires_at": str(to_us(row.expires_at)), "created_at": str(to_us(row.created_at)),
+            "metadata": row.metadata,
+        }
+    )  # fmt: skip
+
+
+def audit_json(row: Any) -> str:
+    """A tb_audit row as the ``:audit`` hash stores it."""
+    return _compact({"action": row.action, "details": row.details, "ts": str(to_us(row.created_at))})
