@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
@@ -64,6 +63,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("tokenbank")
 
 _SWEEP_BATCH = 500
+_STOP_WAIT = 5.0
 
 
 class TokenBank:
@@ -134,8 +134,10 @@ class TokenBank:
     async def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            # Bounded: closing must not hang on a store call that ignores cancellation (seen once in CI).
+            _, pending = await asyncio.wait({self._sweeper}, timeout=_STOP_WAIT)
+            if pending:
+                logger.warning("hold sweeper did not stop within %s s", _STOP_WAIT, extra={"operation": "close"})
             self._sweeper = None
         if self._event_feed is not None:
             await self._event_feed()

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from tokenbank.storage.hybrid.checks import store_figures
 from tokenbank.storage.redis.errors import translated
-from tokenbank.storage.sql.schema import accounts, tokens, transactions
+from tokenbank.storage.sql.schema import accounts, transactions
 from tokenbank.sync import stream
 from tokenbank.sync.backfill import Progress
 from tokenbank.sync.records import fetch
@@ -96,10 +97,10 @@ async def reconcile(
     users = sorted(set(redis_side) | set(pg_side))
     suspects = [u for u in users if redis_side.get(u, (0, 0)) != pg_side.get(u, (0, 0))]
     drifted = await _confirm(store, suspects, drain_timeout)
-    (r_supply, r_count), (p_supply, p_count) = await _figures(store)
+    (r_supply, r_count), (p_supply, p_count) = await store_figures(store)
     for _ in range(RECHECKS if (r_supply, r_count) != (p_supply, p_count) else 0):
         await stream.wait_drained(client, keys, drain_timeout)
-        (r_supply, r_count), (p_supply, p_count) = await _figures(store)
+        (r_supply, r_count), (p_supply, p_count) = await store_figures(store)
     if full or r_count != p_count:
         missing_redis, missing_pg = await _all_ids(store, progress)
         mode = "full"
@@ -192,21 +193,6 @@ async def _confirm(store: HybridStorage, suspects: list[str], drain_timeout: flo
         if stable:
             break
     return [found[user] for user in suspects]
-
-
-async def _figures(store: HybridStorage) -> tuple[tuple[int, int], tuple[int, int]]:
-    keys = store.redis.keys
-    async with translated(), store.redis.client.pipeline(transaction=True) as pipe:
-        pipe.hget(keys.token, "total_supply")
-        pipe.hlen(keys.tx)
-        supply, count = await pipe.execute()
-
-    def read(conn: Connection) -> tuple[int, int]:
-        total = conn.scalar(sa.select(tokens.c.total_supply).where(tokens.c.symbol == store.sql.token))
-        rows = conn.scalar(sa.select(sa.func.count()).where(transactions.c.token == store.sql.token))
-        return int(total or 0), int(rows or 0)
-
-    return (int(supply or 0), int(count)), await store.sql.run_sync(read)
 
 
 async def _all_ids(store: HybridStorage, progress: Progress | None) -> tuple[list[str], list[str]]:

@@ -53,7 +53,7 @@ def lag_threshold(store: HybridStorage) -> float:
     return store.settings.sync_lag_degraded_seconds
 
 
-async def _figures(store: HybridStorage) -> tuple[tuple[int, int], tuple[int, int]]:
+async def store_figures(store: HybridStorage) -> tuple[tuple[int, int], tuple[int, int]]:
     """(total supply, transaction count) in Redis and in PostgreSQL."""
     keys = store.redis.keys
     async with translated(), store.redis.client.pipeline(transaction=True) as pipe:
@@ -82,7 +82,7 @@ async def cross_checks(store: HybridStorage, drain_wait: float = VERIFY_DRAIN_WA
     ]
     if drained:
         for _ in range(_ATTEMPTS):
-            (r_supply, r_count), (p_supply, p_count) = await _figures(store)
+            (r_supply, r_count), (p_supply, p_count) = await store_figures(store)
             if (r_supply, r_count) == (p_supply, p_count):
                 break
             await stream.wait_drained(client, keys, drain_wait)
