@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -29,7 +31,8 @@ async def test_stream_carries_every_transaction_field(bank: TokenBank, raw: aior
     hold = await bank.hold("alice", "bob", "1", expires_in=60)
     await bank.capture(hold.id, "0.4")
     entries = await raw.xrange(TokenKeys.for_token(key_prefix, "TARO").stream)
-    fields = [entry for _, entry in entries]
+    assert all(list(entry) == ["tx"] for _, entry in entries)  # one field: the transaction JSON
+    fields = [json.loads(entry["tx"]) for _, entry in entries]
     assert [f["type"] for f in fields] == ["mint", "transfer", "hold", "capture", "void"]
     assert [int(f["seq"]) for f in fields] == [1, 2, 3, 4, 5]
     transfer = fields[1]

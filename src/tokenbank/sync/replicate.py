@@ -30,6 +30,12 @@ class Entry:
     stream_id: str
     fields: Mapping[str, str]
 
+    @classmethod
+    def from_stream(cls, stream_id: str, fields: Mapping[str, str]) -> Entry:
+        """An entry as the write scripts append it: one field ``tx``, the transaction JSON (entries written by
+        earlier versions carry the transaction's fields as stream fields, and are read as they are)."""
+        return cls(stream_id, json.loads(fields["tx"]) if "tx" in fields else fields)
+
     @property
     def tx_id(self) -> str:
         return self.fields["id"]

@@ -278,7 +278,7 @@ class SyncWorker:
         for _, items in reply or ():
             for stream_id, fields in items or ():
                 if fields:
-                    entries.append(Entry(str(stream_id), fields))
+                    entries.append(Entry.from_stream(str(stream_id), fields))
                 else:  # deleted from the stream while pending: nothing left to sync
                     gone.append(str(stream_id))
         if gone:

@@ -200,7 +200,7 @@ class RedisStorage(Storage):
         return int(await self._cmd("HGET", self.keys.held, user_id) or 0)
 
     async def top_holders(self, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
-        keys = [self.keys.lb, self.keys.bal]
+        keys = self._board_keys()
         flat = await self._script(self.scripts.top_holders, keys, [offset, limit, *exclude])
         base, rows = _ranked_rows(flat, exclude)
         return rows[offset - base : offset - base + limit]
@@ -208,11 +208,20 @@ class RedisStorage(Storage):
     async def rank(self, user_id: str, exclude: Sequence[str]) -> int | None:
         if user_id in exclude:
             return None
-        flat = await self._script(self.scripts.rank, [self.keys.lb, self.keys.bal], [user_id, *exclude])
+        flat = await self._script(self.scripts.rank, self._board_keys(), [user_id, *exclude])
         if not flat:
             return None
         base, rows = _ranked_rows(flat, exclude)
         return base + [user for user, _ in rows].index(user_id) + 1
+
+    def _board_keys(self) -> list[str]:
+        return [self.keys.lb, self.keys.bal, self.keys.lbq]
+
+    async def fold_leaderboard(self, limit: int = 10_000) -> int:
+        """Fold up to ``limit`` pending leaderboard changes now (readers fold on their own; verify and tools
+        that read the sorted set directly call this first). Returns how many entries were folded."""
+        keys = [self.keys.lbq, self.keys.bal, self.keys.lb]
+        return int(await self._script(self.scripts.fold_run, keys, [limit]))
 
     async def sum_balances(self, user_ids: Sequence[str]) -> int:
         ids = list(user_ids)

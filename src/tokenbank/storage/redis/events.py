@@ -1,10 +1,11 @@
-"""Balance events over Redis pub/sub: the write scripts PUBLISH each committed transaction on
-``{prefix:SYM}:token:events``; every bank that subscribes receives them, whichever process wrote."""
+"""Balance events over Redis pub/sub: each write script call PUBLISHes its committed transactions (a JSON
+array) on ``{prefix:SYM}:token:events``; every bank that subscribes receives them, whichever process wrote."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -45,7 +46,8 @@ async def listen(client: Redis, channel: str, handler: Callable[[TxRecord], None
                 await asyncio.sleep(_RECONNECT_S)
                 continue
             if message is not None and message.get("type") == "message":
-                handler(codec.tx_from_json(message["data"]))
+                for tx in json.loads(message["data"]):  # one message per script call: its transactions
+                    handler(codec.tx_from_json(tx))
 
     task = asyncio.create_task(pump(), name="tokenbank-redis-events")
 

@@ -1,8 +1,9 @@
 """The Lua scripts, loaded from ``lua/*.lua`` package files and called by SHA (EVALSHA, reloaded on NOSCRIPT).
 
-The write scripts share ``lib.lua`` (keys, exact decimal-string helpers, undo log, deferred effects) and
-``ops.lua`` (one op, the semantics of ``tb_apply_one``); Redis has no ``require``, so the files are joined
-here into one script text each. Each file starts with a header listing its KEYS, ARGV and reply.
+The write scripts share ``fold.lua`` (pending leaderboard changes), ``lib.lua`` (keys, exact decimal-string
+helpers, undo log, deferred effects) and ``ops.lua`` (one op, the semantics of ``tb_apply_one``); the
+leaderboard readers share ``fold.lua``. Redis has no ``require``, so the files are joined here into one
+script text each. Each file starts with a header listing its KEYS, ARGV and reply.
 """
 
 from __future__ import annotations
@@ -14,15 +15,22 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_SHARED = ("lib.lua", "ops.lua")
-_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua")
+_PREPENDED = {
+    "apply.lua": ("fold.lua", "lib.lua", "ops.lua"),
+    "create_token.lua": ("fold.lua", "lib.lua", "ops.lua"),
+    # the leaderboard readers fold pending changes first, so they are write scripts too
+    "top_holders.lua": ("fold.lua",),
+    "rank.lua": ("fold.lua",),
+    "fold_run.lua": ("fold.lua",),
+}
+_READ_ONLY = ("history.lua", "balance_at.lua")
 
 
 @cache
 def source(name: str) -> str:
-    """The text of one script file; write scripts come with the shared library prepended."""
+    """The text of one script file, with the shared files it needs prepended."""
     folder = resources.files("tokenbank.storage.redis").joinpath("lua")
-    parts = [*_SHARED, name] if name in ("apply.lua", "create_token.lua") else [name]
+    parts = [*_PREPENDED.get(name, ()), name]
     # A shebang makes Redis 7 refuse a write script up front when it is out of memory (instead of failing at
     # a write half-way through) and lets read scripts run on replicas.
     shebang = "#!lua flags=no-writes" if name in _READ_ONLY else "#!lua"
@@ -39,6 +47,7 @@ class Scripts:
     append_audit: AsyncScript
     top_holders: AsyncScript
     rank: AsyncScript
+    fold_run: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
 

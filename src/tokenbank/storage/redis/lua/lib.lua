@@ -1,21 +1,23 @@
--- lib.lua: code shared by the write scripts; scripts.py prepends it to apply.lua and create_token.lua.
+-- lib.lua: code shared by the write scripts; scripts.py prepends it (after fold.lua) to apply.lua and
+-- create_token.lua.
 --
--- KEYS (the same 14 for every write script; all share the token's hash tag, so one cluster slot):
+-- KEYS (the same 15 for every write script; all share the token's hash tag, so one cluster slot):
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit
---   13 auditseq  14 htrim
+--   13 auditseq  14 htrim  15 lbq (pending leaderboard changes, see fold.lua)
 -- ARGV (first three, common): 1 history key prefix ("{p:SYM}:h:"), 2 history retention per account,
 --   3 stream MAXLEN ("0" = never trim)
 --
 -- EXACTNESS: balances, amounts and supply are decimal strings. They change only through HINCRBY (exact
--- int64 in Redis) and are compared with cmp() below; integer replies are never used for money because Lua
--- turns them into doubles (exact only up to 2^53). Lua numbers are used for seq numbers and microsecond
--- timestamps only, which stay below 2^53.
+-- int64 in Redis) and are compared with cmp() below. An integer reply becomes a Lua double, exact only
+-- below 2^53: HINCRBY's reply is used as the new balance only below that bound, else the exact string is
+-- read back with HGET. Lua numbers are used for seq numbers and microsecond timestamps, far below 2^53.
 local K_TOKEN, K_SEQ, K_BAL, K_HELD, K_LB, K_TX, K_IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_REV, K_HOLDS, K_HEXP, K_STREAM, K_AUDIT, K_AUDITSEQ = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local K_HTRIM = KEYS[14]
+local K_HTRIM, K_LBQ = KEYS[14], KEYS[15]
 local HIST_PREFIX, RETENTION, STREAM_MAXLEN = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local MAX_UNITS = '9223372036854775807'
 local NULL = cjson.null
+local EXACT = 9007199254740992 -- 2^53: integers below it are exact as Lua numbers
 
 -- decimal strings (non-negative, canonical) ---------------------------------------------------------
 local function cmp(a, b)
@@ -52,8 +54,10 @@ end
 
 -- writes, with an undo log while an atomic batch runs ------------------------------------------------
 local undo = nil          -- a list when atomic: every change's previous value, replayed backwards to roll back
-local touched = {}        -- accounts whose balance changed: leaderboard and zero clean-up at commit
-local hist, streams, audits, events = {}, {}, {}, {}   -- deferred effects, written only at commit
+local touched = {}        -- account -> its balance now, for accounts this call changed (leaderboard, zeros)
+local held_now = {}       -- account -> its held amount now, for accounts this call changed (zeros removed)
+local hist, audits, events = {}, {}, {}   -- deferred effects, written only at commit
+local seq_start, seq_now = nil, nil -- the seq counter, read once per call and written back at commit
 
 local function hset(key, field, value)
     if undo then undo[#undo + 1] = { 'h', key, field, redis.call('HGET', key, field) } end
@@ -62,8 +66,9 @@ end
 
 local function hincr(key, field, delta)
     if undo then undo[#undo + 1] = { 'h', key, field, redis.call('HGET', key, field) } end
-    redis.call('HINCRBY', key, field, delta)
-    return redis.call('HGET', key, field) -- the exact string, never the (double) integer reply
+    local value = redis.call('HINCRBY', key, field, delta)
+    if value < EXACT then return string.format('%.0f', value) end
+    return redis.call('HGET', key, field) -- the exact string: the double reply is rounded at or above 2^53
 end
 
 local function zset(key, member, score) -- score false = remove
@@ -72,8 +77,12 @@ local function zset(key, member, score) -- score false = remove
 end
 
 local function next_seq()
-    if undo then undo[#undo + 1] = { 's', K_SEQ, redis.call('GET', K_SEQ) } end
-    return string.format('%.0f', redis.call('INCR', K_SEQ))
+    if not seq_now then
+        seq_start = tonumber(redis.call('GET', K_SEQ) or '0')
+        seq_now = seq_start
+    end
+    seq_now = seq_now + 1
+    return string.format('%.0f', seq_now)
 end
 
 local function rollback()
@@ -81,28 +90,33 @@ local function rollback()
         local u = undo[i]
         if u[1] == 'h' then
             if u[4] then redis.call('HSET', u[2], u[3], u[4]) else redis.call('HDEL', u[2], u[3]) end
-        elseif u[1] == 'z' then
-            if u[4] then redis.call('ZADD', u[2], u[4], u[3]) else redis.call('ZREM', u[2], u[3]) end
-        elseif u[3] then
-            redis.call('SET', u[2], u[3])
+        elseif u[4] then
+            redis.call('ZADD', u[2], u[4], u[3])
         else
-            redis.call('DEL', u[2])
+            redis.call('ZREM', u[2], u[3])
         end
     end
-    undo, touched, hist, streams, audits, events = {}, {}, {}, {}, {}, {}
+    undo, touched, held_now, hist, audits, events = {}, {}, {}, {}, {}, {}
+    seq_now = seq_start
 end
 
 local function balance(user) return redis.call('HGET', K_BAL, user) or '0' end
 
 local function credit(user, amount)
-    touched[user] = true
-    return hincr(K_BAL, user, amount)
+    local after = hincr(K_BAL, user, amount)
+    touched[user] = after
+    return after
 end
 
 local function debit(user, amount) -- nil when the balance does not cover amount
     if cmp(balance(user), amount) < 0 then return nil end
-    touched[user] = true
-    return hincr(K_BAL, user, '-' .. amount)
+    local after = hincr(K_BAL, user, '-' .. amount)
+    touched[user] = after
+    return after
+end
+
+local function change_held(user, delta)
+    held_now[user] = hincr(K_HELD, user, delta)
 end
 
 local function audit(action, details, now)
@@ -117,54 +131,63 @@ local function put_tx(t)
     if t.idempotency_key then hset(K_IDEM, t.idempotency_key, t.id) end
     if t.from_user_id then hist[#hist + 1] = { t.from_user_id, t.seq, t.id } end
     if t.to_user_id then hist[#hist + 1] = { t.to_user_id, t.seq, t.id } end
-    local fields = {}
-    for k, v in pairs(t) do
-        fields[#fields + 1] = k
-        fields[#fields + 1] = v
-    end
-    streams[#streams + 1] = fields
     events[#events + 1] = js
     return js
 end
 
+local function each_chunk(list, size, fn) -- fn(part) for consecutive slices (unpack has a stack limit)
+    for first = 1, #list, size do fn({ unpack(list, first, math.min(first + size - 1, #list)) }) end
+end
+
 local function commit()
-    for user in pairs(touched) do
-        local b = redis.call('HGET', K_BAL, user)
-        if b and b ~= '0' then
-            redis.call('ZADD', K_LB, '-' .. b, user) -- negated: ZRANGE gives balance desc, ties by id asc
-        else
-            redis.call('ZREM', K_LB, user)
-            if b then redis.call('HDEL', K_BAL, user) end
-        end
-        if redis.call('HGET', K_HELD, user) == '0' then redis.call('HDEL', K_HELD, user) end
+    if seq_now and seq_now ~= seq_start then redis.call('SET', K_SEQ, string.format('%.0f', seq_now)) end
+    local changed = {}
+    for user, b in pairs(touched) do
+        if b == '0' then redis.call('HDEL', K_BAL, user) end
+        changed[#changed + 1] = user
     end
-    local grown = {}
+    for user, h in pairs(held_now) do
+        if h == '0' then redis.call('HDEL', K_HELD, user) end
+    end
+    local pending = 0
+    each_chunk(changed, 1000, function(part) pending = redis.call('RPUSH', K_LBQ, unpack(part)) end)
+    if pending >= FOLD_AT then fold_pending(K_LBQ, K_BAL, K_LB, pending) end
+    local per_user, order = {}, {}
     for _, e in ipairs(hist) do
-        redis.call('ZADD', HIST_PREFIX .. e[1], e[2], e[3])
-        grown[e[1]] = true
+        local entries = per_user[e[1]]
+        if not entries then
+            entries = {}
+            per_user[e[1]] = entries
+            order[#order + 1] = e[1]
+        end
+        entries[#entries + 1] = e[2]
+        entries[#entries + 1] = e[3]
     end
-    for user in pairs(grown) do
+    for _, user in ipairs(order) do
         local key = HIST_PREFIX .. user
+        local entries = per_user[user]
+        each_chunk(entries, 1000, function(part) redis.call('ZADD', key, unpack(part)) end)
         local extra = redis.call('ZCARD', key) - RETENTION
         if extra > 0 then
             redis.call('ZREMRANGEBYRANK', key, 0, extra - 1)
             redis.call('HSET', K_HTRIM, user, '1')
         end
     end
-    for _, fields in ipairs(streams) do
+    for _, js in ipairs(events) do -- the ledger stream: one field, the transaction JSON (sync/worker.py)
         if STREAM_MAXLEN ~= '0' then
-            redis.call('XADD', K_STREAM, 'MAXLEN', '~', STREAM_MAXLEN, '*', unpack(fields))
+            redis.call('XADD', K_STREAM, 'MAXLEN', '~', STREAM_MAXLEN, '*', 'tx', js)
         else
-            redis.call('XADD', K_STREAM, '*', unpack(fields))
+            redis.call('XADD', K_STREAM, '*', 'tx', js)
         end
     end
     for _, entry in ipairs(audits) do
         redis.call('HSET', K_AUDIT, redis.call('INCR', K_AUDITSEQ), entry)
     end
-    for _, js in ipairs(events) do
-        redis.call('PUBLISH', K_TOKEN .. ':events', js) -- balance events channel (storage/redis/events.py)
+    if #events > 0 then -- balance events: one message per call, a JSON array (storage/redis/events.py)
+        redis.call('PUBLISH', K_TOKEN .. ':events', '[' .. table.concat(events, ',') .. ']')
     end
-    touched, hist, streams, audits, events = {}, {}, {}, {}, {}
+    touched, held_now, hist, audits, events = {}, {}, {}, {}, {}
+    seq_start, seq_now = nil, nil
 end
 
 local function now_us()

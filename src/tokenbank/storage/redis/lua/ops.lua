@@ -34,7 +34,7 @@ local function settle(op, now) -- capture (all or part, releasing the rest) or v
         if cmp(captured, h.amount) > 0 then return 8 end
     end
     local rest = sub(h.amount, captured)
-    hincr(K_HELD, h.from_user_id, '-' .. h.amount)
+    change_held(h.from_user_id, '-' .. h.amount)
     local from_after = credit(h.from_user_id, rest)
     local to_after = credit(h.to_user_id, captured)
     h.status = op.kind == 'capture' and 'captured' or 'voided'
@@ -93,7 +93,7 @@ local function apply_one(op, default_now)
     elseif kind == 'hold' then
         local from_after = debit(op.from, op.amount)
         if not from_after then return 2 end
-        hincr(K_HELD, op.from, op.amount)
+        change_held(op.from, op.amount)
         hold = cjson.encode({ id = op.hold_id, from_user_id = op.from, to_user_id = op.to, amount = op.amount,
                               captured_amount = '0', status = 'pending', expires_at = op.expires_at,
                               created_at = now, metadata = op.meta })
