@@ -92,6 +92,7 @@ class Metrics:
             "Scrapes whose supply read failed (the supply gauges are then left out).",
             registry=self.registry,
         )
+        self._children: dict[tuple[str, str], tuple[Any, Any]] = {}
         self.registry.register(cast("Collector", _SupplyCollector(self)))
 
     @classmethod
@@ -112,8 +113,13 @@ class Metrics:
     # recording ---------------------------------------------------------------------------------------------
     def observe(self, operation: str, outcome: str, seconds: float) -> None:
         """Count one ``operation`` with its ``outcome`` ("ok" or an error code) and record its latency."""
-        self.operations.labels(operation, outcome).inc()
-        self.latency.labels(operation).observe(seconds)
+        # labels() builds and locks per call; on the hot path the few label children are looked up once
+        children = self._children.get((operation, outcome))
+        if children is None:
+            children = (self.operations.labels(operation, outcome), self.latency.labels(operation))
+            self._children[(operation, outcome)] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     @contextmanager
     def track(self, operation: str) -> Iterator[None]:

@@ -31,8 +31,12 @@ local function fold_pending(k_lbq, k_bal, k_lb, count)
             local b = balances[i]
             if b and b ~= '0' then ranked[#ranked + 1] = { tonumber(b), b, u } else gone[#gone + 1] = u end
         end
-        -- ordering only (doubles are fine here); the stored score is the exact negated decimal string
-        table.sort(ranked, function(x, y) return x[1] > y[1] end)
+        -- in leaderboard order (balance desc, then id), so consecutive inserts walk neighbouring skiplist
+        -- nodes; doubles are fine for this ordering, the stored score is the exact negated decimal string
+        table.sort(ranked, function(x, y)
+            if x[1] ~= y[1] then return x[1] > y[1] end
+            return x[3] < y[3]
+        end)
         local args = {}
         for _, r in ipairs(ranked) do
             args[#args + 1] = '-' .. r[2] -- negated: ZRANGE gives balance desc, ties by id asc
