@@ -1,4 +1,10 @@
-"""pgbench running the same tb_apply call from a custom script: the floor that no Python client pays for."""
+"""pgbench scripts: floors that no Python client pays for.
+
+* :func:`tb_apply_script`: the same tb_apply call tokenbank sends, on tokenbank's schema;
+* :func:`one_statement_script`: the one-statement transfer (a CTE that debits if enough, credits and journals)
+  on the plain tables of :mod:`_pg_env`;
+* :func:`set_based_script`: 1,000 random transfers applied by one set-based statement on the plain tables.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,11 @@ import os
 import re
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from _pg_clients import WireFormat, Workload
-from _pg_env import TOKEN, TREASURY, Ledger
+from _pg_env import PLAIN_TREASURY, TOKEN, TREASURY, Ledger
 
 # A UUIDv7-like id (48-bit millisecond time prefix, like tokenbank.ids.new_id), so the unique index on
 # tb_transactions.id sees the same append-mostly insert pattern as with the Python clients.
@@ -25,32 +32,74 @@ def available() -> bool:
     return shutil.which("pgbench") is not None
 
 
-def script(workload: Workload, wire: WireFormat) -> str:
-    """The pgbench script: random accounts via ``\\set``, one tb_apply call with the op JSON built in SQL from
-    the library's op (its constant fields as a literal, then id, sender and receiver)."""
+def _draw(workload: Workload) -> list[str]:
+    """``\\set`` lines drawing the receiver ``:b`` and, unless hot-source, a sender ``:a`` that is never ``:b``
+    (the same draw as :meth:`Workload.pick`)."""
     n = workload.accounts
     if workload.hot_source:
-        lines = [f"\\set b random(1, {n})"]
-        sender = f"'{TREASURY}'"
-    else:
-        lines = [
-            f"\\set a random(1, {n})",
-            f"\\set b random(1, {n - 1})",
-            "\\set b :b + case when :b >= :a then 1 else 0 end",
-        ]
-        sender = "'u' || :a"
+        return [f"\\set b random(1, {n})"]
+    return [
+        f"\\set a random(1, {n})",
+        f"\\set b random(1, {n - 1})",
+        "\\set b :b + case when :b >= :a then 1 else 0 end",
+    ]
+
+
+def tb_apply_script(workload: Workload, wire: WireFormat) -> str:
+    """One tb_apply call with the op JSON built in SQL from the library's op (its constant fields as a literal,
+    then id, sender and receiver)."""
+    sender = f"'{TREASURY}'" if workload.hot_source else "'u' || :a"
     constant = {k: v for k, v in wire.op_template.items() if k not in ("id", "from", "to")}
     literal = json.dumps(constant, separators=(",", ":")).replace("'", "''")
     op = f"'{literal}'::jsonb || jsonb_build_object('id', {_TIME_ORDERED_ID}, 'from', {sender}, 'to', 'u' || :b)"
-    lines.append(f"SELECT tb_apply('{TOKEN}', jsonb_build_array({op}), false);")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*_draw(workload), f"SELECT tb_apply('{TOKEN}', jsonb_build_array({op}), false);"]) + "\n"
 
 
-async def run(ledger: Ledger, wire: WireFormat, workload: Workload, clients: int, seconds: int) -> float:
-    """Transfers per second that ``pgbench -n -c clients -j 2 -T seconds -f script`` reports."""
+def one_statement_script(workload: Workload) -> str:
+    """The one-statement transfer of amount 1; hot-source debits the fixed treasury row. Inserts one journal row
+    per transfer that moved (none if the debit found too little, which the funding rules out)."""
+    a = str(PLAIN_TREASURY) if workload.hot_source else ":a"
+    statement = (
+        f"WITH d AS (UPDATE bench_accounts SET balance = balance - 1 WHERE id = {a} AND balance >= 1 RETURNING id),"
+        " c AS (UPDATE bench_accounts SET balance = balance + 1 WHERE id = :b AND EXISTS (SELECT 1 FROM d)"
+        " RETURNING id)"
+        f" INSERT INTO bench_journal (from_id, to_id, amount, created_at) SELECT {a}, :b, 1, now() FROM d, c;"
+    )
+    return "\n".join([*_draw(workload), statement]) + "\n"
+
+
+def set_based_script(accounts: int, size: int) -> str:
+    """``size`` random uniform transfers of amount 1 in one statement: draw the pairs, sum each account's net
+    delta, apply it with one guarded UPDATE ... FROM, insert ``size`` journal rows. Journals nothing if the guard
+    skipped any account (then the plain-table check after the run reports the missing rows)."""
+    n = accounts
+    return f"""WITH pairs AS MATERIALIZED (
+  SELECT a, b + (b >= a)::int AS b
+  FROM (SELECT 1 + floor(random() * {n})::int AS a, 1 + floor(random() * {n - 1})::int AS b
+        FROM generate_series(1, {size})) AS drawn
+), delta AS (
+  SELECT id, sum(d) AS d
+  FROM (SELECT a AS id, -1 AS d FROM pairs UNION ALL SELECT b, 1 FROM pairs) AS moves GROUP BY id
+), moved AS (
+  UPDATE bench_accounts AS acc SET balance = acc.balance + delta.d FROM delta
+  WHERE acc.id = delta.id AND acc.balance + delta.d >= 0 RETURNING acc.id
+)
+INSERT INTO bench_journal (from_id, to_id, amount, created_at)
+SELECT a, b, 1, now() FROM pairs WHERE (SELECT count(*) FROM moved) = (SELECT count(*) FROM delta);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    tps: float  # statements (pgbench transactions) per second
+    transactions: int
+
+
+async def run(ledger: Ledger, script: str, clients: int, seconds: int) -> Result:
+    """What ``pgbench -n -c clients -j 2 -T seconds -f script`` reports; raises if it failed."""
     with tempfile.TemporaryDirectory(prefix="tb-pgbench-") as tmp:
-        path = Path(tmp) / f"{workload.name}.sql"
-        path.write_text(script(workload, wire))
+        path = Path(tmp) / "script.sql"
+        path.write_text(script)
         env = {**os.environ, "PGOPTIONS": f"-c search_path={ledger.schema} -c jit=off", "PGAPPNAME": "tokenbank-bench"}
         args = ["pgbench", "-n", "-f", str(path), "-c", str(clients), "-j", str(min(2, clients)), "-T", str(seconds)]
         proc = await asyncio.create_subprocess_exec(
@@ -62,9 +111,13 @@ async def run(ledger: Ledger, wire: WireFormat, workload: Workload, clients: int
             if proc.returncode is None:
                 proc.kill()
                 await proc.wait()
-    text = output.decode(errors="replace")
+    return _parse(proc.returncode, output.decode(errors="replace"))
+
+
+def _parse(returncode: int | None, text: str) -> Result:
     failed = re.search(r"number of failed transactions: (\d+)", text)
-    match = re.search(r"^tps = ([\d.]+)", text, re.MULTILINE)
-    if proc.returncode != 0 or match is None or (failed and int(failed.group(1))):
-        raise RuntimeError(f"pgbench failed (exit {proc.returncode}):\n{text[-2000:]}")
-    return float(match.group(1))
+    done = re.search(r"number of transactions actually processed: (\d+)", text)
+    tps = re.search(r"^tps = ([\d.]+)", text, re.MULTILINE)
+    if returncode != 0 or tps is None or done is None or (failed and int(failed.group(1))):
+        raise RuntimeError(f"pgbench failed (exit {returncode}):\n{text[-2000:]}")
+    return Result(float(tps.group(1)), int(done.group(1)))
