@@ -81,9 +81,6 @@ async def test_memory_counters_stay_small(bank: TokenBank, redis_url: str, key_p
         keys = TokenKeys.for_token(key_prefix, "TARO")
         assert await client.hgetall(keys.bal) == {"treasury": "100000"}
         assert await client.hgetall(keys.held) == {}
-        assert await client.llen(keys.lbq) > 0  # the writes queued their accounts for the leaderboard
-        assert await bank.get_top_holders(1) == []  # a reader folds the queue first
-        assert await client.llen(keys.lbq) == 0
         # excluded accounts are left out when reading (the exclusion list is a setting), not when writing
         assert await client.zrange(keys.lb, 0, -1, withscores=True) == [("treasury", -100000.0)]
     finally:

@@ -215,13 +215,7 @@ class RedisStorage(Storage):
         return base + [user for user, _ in rows].index(user_id) + 1
 
     def _board_keys(self) -> list[str]:
-        return [self.keys.lb, self.keys.bal, self.keys.lbq]
-
-    async def fold_leaderboard(self, limit: int = 10_000) -> int:
-        """Fold up to ``limit`` pending leaderboard changes now (readers fold on their own; verify and tools
-        that read the sorted set directly call this first). Returns how many entries were folded."""
-        keys = [self.keys.lbq, self.keys.bal, self.keys.lb]
-        return int(await self._script(self.scripts.fold_run, keys, [limit]))
+        return [self.keys.lb, self.keys.bal]
 
     async def sum_balances(self, user_ids: Sequence[str]) -> int:
         ids = list(user_ids)

@@ -29,7 +29,6 @@ def check_key_prefix(prefix: str) -> str:
 
 _FIXED = (
     "token", "seq", "bal", "held", "lb", "tx", "idem", "rev", "holds", "hexp", "stream", "audit", "auditseq", "htrim",
-    "lbq",
 )  # fmt: skip
 
 
@@ -52,7 +51,6 @@ class TokenKeys:
     audit: str
     auditseq: str
     htrim: str
-    lbq: str
     history_prefix: str
 
     @classmethod

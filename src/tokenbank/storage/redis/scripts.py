@@ -1,9 +1,8 @@
 """The Lua scripts, loaded from ``lua/*.lua`` package files and called by SHA (EVALSHA, reloaded on NOSCRIPT).
 
-The write scripts share ``fold.lua`` (pending leaderboard changes), ``lib.lua`` (keys, exact decimal-string
-helpers, undo log, deferred effects) and ``ops.lua`` (one op, the semantics of ``tb_apply_one``); the
-leaderboard readers share ``fold.lua``. Redis has no ``require``, so the files are joined here into one
-script text each. Each file starts with a header listing its KEYS, ARGV and reply.
+The write scripts share ``lib.lua`` (keys, exact decimal-string helpers, undo log, deferred effects) and
+``ops.lua`` (one op, the semantics of ``tb_apply_one``); Redis has no ``require``, so the files are joined
+here into one script text each. Each file starts with a header listing its KEYS, ARGV and reply.
 """
 
 from __future__ import annotations
@@ -15,15 +14,8 @@ from importlib import resources
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_PREPENDED = {
-    "apply.lua": ("fold.lua", "lib.lua", "ops.lua"),
-    "create_token.lua": ("fold.lua", "lib.lua", "ops.lua"),
-    # the leaderboard readers fold pending changes first, so they are write scripts too
-    "top_holders.lua": ("fold.lua",),
-    "rank.lua": ("fold.lua",),
-    "fold_run.lua": ("fold.lua",),
-}
-_READ_ONLY = ("history.lua", "balance_at.lua")
+_PREPENDED = {"apply.lua": ("lib.lua", "ops.lua"), "create_token.lua": ("lib.lua", "ops.lua")}
+_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua")
 
 
 @cache
@@ -47,7 +39,6 @@ class Scripts:
     append_audit: AsyncScript
     top_holders: AsyncScript
     rank: AsyncScript
-    fold_run: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
 

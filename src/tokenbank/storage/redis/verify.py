@@ -16,7 +16,6 @@ from redis.asyncio import Redis
 
 from tokenbank.storage.base import CheckRecord
 from tokenbank.storage.redis.keys import TokenKeys
-from tokenbank.storage.redis.scripts import source
 
 ATTEMPTS = 3
 _CHUNK = 2000
@@ -82,7 +81,6 @@ async def run_checks(client: Redis, keys: TokenKeys) -> list[CheckRecord]:
     note = ""
     for _ in range(ATTEMPTS):
         before = await client.get(keys.seq)
-        await fold_leaderboard(client, keys)
         scan = await _scan(client, keys)
         if await client.get(keys.seq) == before:
             break
@@ -91,15 +89,6 @@ async def run_checks(client: Redis, keys: TokenKeys) -> list[CheckRecord]:
     if scan.total is None:
         return [CheckRecord("token initialized", False, f"no token under {keys.tag}")]
     return [CheckRecord("token initialized", True), *_checks(scan, scan.total, note)]
-
-
-async def fold_leaderboard(client: Redis, keys: TokenKeys) -> None:
-    """Fold every pending leaderboard change (in chunks, never blocking Redis for long), so the sorted set
-    can be compared with the balances; writes folded meanwhile are caught by the seq bracket."""
-    script = client.register_script(source("fold_run.lua"))
-    folded = _CHUNK
-    while folded >= _CHUNK:
-        folded = await script(keys=[keys.lbq, keys.bal, keys.lb], args=[_CHUNK])
 
 
 def _sample(users: list[str]) -> str:

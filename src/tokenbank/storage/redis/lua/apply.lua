@@ -1,5 +1,5 @@
 -- apply.lua: apply a list of ledger ops in one atomic script call (lib.lua and ops.lua are prepended).
--- KEYS: the 15 token keys listed in lib.lua
+-- KEYS: the 14 token keys listed in lib.lua
 -- ARGV: 1-3 as in lib.lua; 4 atomic ("1"/"0"); 5 ops as a JSON array (see ops.lua)
 -- Returns: a JSON array, one {"s": status, "t": [transaction...], "h": hold|null} per op
 --   (status numbers are tokenbank.storage.status.Status; 12 for every op if the token does not exist)

@@ -1,9 +1,8 @@
--- lib.lua: code shared by the write scripts; scripts.py prepends it (after fold.lua) to apply.lua and
--- create_token.lua.
+-- lib.lua: code shared by the write scripts; scripts.py prepends it to apply.lua and create_token.lua.
 --
--- KEYS (the same 15 for every write script; all share the token's hash tag, so one cluster slot):
+-- KEYS (the same 14 for every write script; all share the token's hash tag, so one cluster slot):
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit
---   13 auditseq  14 htrim  15 lbq (pending leaderboard changes, see fold.lua)
+--   13 auditseq  14 htrim
 -- ARGV (first three, common): 1 history key prefix ("{p:SYM}:h:"), 2 history retention per account,
 --   3 stream MAXLEN ("0" = never trim)
 --
@@ -13,7 +12,7 @@
 -- read back with HGET. Lua numbers are used for seq numbers and microsecond timestamps, far below 2^53.
 local K_TOKEN, K_SEQ, K_BAL, K_HELD, K_LB, K_TX, K_IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_REV, K_HOLDS, K_HEXP, K_STREAM, K_AUDIT, K_AUDITSEQ = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local K_HTRIM, K_LBQ = KEYS[14], KEYS[15]
+local K_HTRIM = KEYS[14]
 local HIST_PREFIX, RETENTION, STREAM_MAXLEN = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local MAX_UNITS = '9223372036854775807'
 local NULL = cjson.null
@@ -109,8 +108,21 @@ local function credit(user, amount)
 end
 
 local function debit(user, amount) -- nil when the balance does not cover amount
-    if cmp(balance(user), amount) < 0 then return nil end
-    local after = hincr(K_BAL, user, '-' .. amount)
+    if undo then -- atomic: checked first, then changed through the undo log
+        if cmp(balance(user), amount) < 0 then return nil end
+        local after = hincr(K_BAL, user, '-' .. amount)
+        touched[user] = after
+        return after
+    end
+    -- One call when covered: take the amount, and put it back if that went below zero. The sign of the
+    -- double reply is exact at any magnitude, and nobody can observe the moment in between (the script
+    -- is atomic), so a refused debit changes nothing.
+    local value = redis.call('HINCRBY', K_BAL, user, '-' .. amount)
+    if value < 0 then
+        if redis.call('HINCRBY', K_BAL, user, amount) == 0 then redis.call('HDEL', K_BAL, user) end
+        return nil
+    end
+    local after = value < EXACT and string.format('%.0f', value) or redis.call('HGET', K_BAL, user)
     touched[user] = after
     return after
 end
@@ -141,17 +153,26 @@ end
 
 local function commit()
     if seq_now and seq_now ~= seq_start then redis.call('SET', K_SEQ, string.format('%.0f', seq_now)) end
-    local changed = {}
+    -- The leaderboard: each account this call changed is scored once, however often it changed, with
+    -- one variadic ZADD (and ZREM/HDEL for emptied accounts) per call.
+    local ranked, emptied, unheld = {}, {}, {}
     for user, b in pairs(touched) do
-        if b == '0' then redis.call('HDEL', K_BAL, user) end
-        changed[#changed + 1] = user
+        if b == '0' then
+            emptied[#emptied + 1] = user
+        else
+            ranked[#ranked + 1] = '-' .. b -- negated: ZRANGE gives balance desc, ties by id asc
+            ranked[#ranked + 1] = user
+        end
     end
     for user, h in pairs(held_now) do
-        if h == '0' then redis.call('HDEL', K_HELD, user) end
+        if h == '0' then unheld[#unheld + 1] = user end
     end
-    local pending = 0
-    each_chunk(changed, 1000, function(part) pending = redis.call('RPUSH', K_LBQ, unpack(part)) end)
-    if pending >= FOLD_AT then fold_pending(K_LBQ, K_BAL, K_LB, pending) end
+    each_chunk(ranked, 1000, function(part) redis.call('ZADD', K_LB, unpack(part)) end)
+    each_chunk(emptied, 1000, function(part)
+        redis.call('ZREM', K_LB, unpack(part))
+        redis.call('HDEL', K_BAL, unpack(part))
+    end)
+    each_chunk(unheld, 1000, function(part) redis.call('HDEL', K_HELD, unpack(part)) end)
     local per_user, order = {}, {}
     for _, e in ipairs(hist) do
         local entries = per_user[e[1]]

@@ -1,13 +1,11 @@
 -- rank.lua: the leaderboard position of one account, read in one consistent step.
--- KEYS: 1 leaderboard zset (score = -balance), 2 balances hash, 3 pending leaderboard changes (folded first,
---   see fold.lua, which is prepended)
+-- KEYS: 1 leaderboard zset (score = -balance), 2 balances hash
 -- ARGV: 1 account id, 2.. excluded account ids
 -- Returns: {} if the account is not ranked (no positive balance), else {base, member1, balance1, ...}:
 --   the account alone, or (for scores at or beyond 2^53, which are rounded) every member sharing its
 --   score; base = the number of non-excluded members ranked before member1. The caller sorts the group by
 --   (exact balance desc, id asc).
 local lb, bal, user = KEYS[1], KEYS[2], ARGV[1]
-fold_all(KEYS[3], bal, lb)
 local r = redis.call('ZRANK', lb, user)
 if not r then return {} end
 local score = redis.call('ZSCORE', lb, user)

@@ -1,6 +1,5 @@
 -- top_holders.lua: a window of the leaderboard, read in one consistent step.
--- KEYS: 1 leaderboard zset (score = -balance, so ZRANGE is balance desc, ties by account id asc), 2 balances hash,
---   3 pending leaderboard changes (folded first, see fold.lua, which is prepended)
+-- KEYS: 1 leaderboard zset (score = -balance, so ZRANGE is balance desc, ties by account id asc), 2 balances hash
 -- ARGV: 1 offset, 2 limit, 3.. excluded account ids
 -- Returns: {base, member1, balance1, member2, balance2, ...}: members in leaderboard order around the window
 --   (at least offset+limit non-excluded ones if they exist), with exact balances; base = the number of
@@ -8,7 +7,6 @@
 --   window's edge falls inside a group of equal rounded scores the whole group is returned and the caller
 --   sorts by (exact balance desc, id asc).
 local lb, bal = KEYS[1], KEYS[2]
-fold_all(KEYS[3], bal, lb)
 local offset, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local ranks = {}
 for i = 3, #ARGV do
