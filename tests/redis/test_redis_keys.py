@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
-from tokenbank import Settings, TokenBank
+from tokenbank import InsufficientBalanceError, Settings, TokenBank
 from tokenbank.errors import ConfigurationError
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.keys import TokenKeys
@@ -83,5 +83,38 @@ async def test_memory_counters_stay_small(bank: TokenBank, redis_url: str, key_p
         assert await client.hgetall(keys.held) == {}
         # excluded accounts are left out when reading (the exclusion list is a setting), not when writing
         assert await client.zrange(keys.lb, 0, -1, withscores=True) == [("treasury", -100000.0)]
+    finally:
+        await client.aclose()
+
+
+async def test_a_refused_debit_leaves_every_key_as_it_was(make_bank, redis_url: str, key_prefix: str) -> None:
+    """Debits take the amount in one HINCRBY and put it back when that went below zero: afterwards no field
+    is created, changed or left at zero — also at 2**63-1 base units, where Lua numbers are inexact."""
+    top = 2**63 - 1
+    bank = await make_bank(decimals=0, initial_supply=str(top - 1))
+    await bank.transfer("treasury", "rich", str(top - 2))  # treasury keeps 1
+    client = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    keys = TokenKeys.for_token(key_prefix, "TARO")
+
+    async def snapshot() -> tuple[object, ...]:
+        return (
+            await client.hgetall(keys.bal),
+            await client.zrange(keys.lb, 0, -1, withscores=True),
+            await client.get(keys.seq),
+            await client.hlen(keys.tx),
+        )
+
+    try:
+        before = await snapshot()
+        for sender, amount in (("nobody", 1), ("treasury", 2), ("rich", top - 1), ("rich", top)):
+            with pytest.raises(InsufficientBalanceError):
+                await bank.transfer(sender, "someone", str(amount))
+            with pytest.raises(InsufficientBalanceError):
+                await bank.burn(sender, str(amount))
+        assert await snapshot() == before
+        assert await client.hget(keys.bal, "rich") == str(top - 2)
+        await bank.transfer("rich", "treasury", str(top - 2))  # exactly covered: the account empties
+        assert await client.hgetall(keys.bal) == {"treasury": str(top - 1)}
+        assert (await bank.verify()).ok
     finally:
         await client.aclose()
