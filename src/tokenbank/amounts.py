@@ -18,6 +18,11 @@ def to_base_units(amount: object, decimals: int) -> int:
     Raises InvalidAmountError for floats, bools, non-numbers, NaN/Infinity, zero, negatives, more fractional
     digits than ``decimals``, or more than :data:`MAX_BASE_UNITS` base units.
     """
+    if type(amount) is int and 0 < amount:  # the common case, exact without Decimal (bools are not ints here)
+        units: int = amount * 10**decimals
+        if units > MAX_BASE_UNITS:
+            raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")
+        return units
     value = _to_decimal(amount)
     if not value.is_finite():
         raise InvalidAmountError(f"amount must be finite, got {amount!r}")
@@ -34,7 +39,7 @@ def to_base_units(amount: object, decimals: int) -> int:
     scale = exponent + decimals
     if len(str(coefficient)) + scale > len(str(MAX_BASE_UNITS)):
         raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")
-    units: int = coefficient * pow(10, max(scale, 0))
+    units = coefficient * pow(10, max(scale, 0))
     if units > MAX_BASE_UNITS:
         raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")
     return units

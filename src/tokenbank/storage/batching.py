@@ -49,11 +49,27 @@ class WriteBatcher:
         if atomic or not ops:
             return await self._apply(ops, atomic)
         self.stats.calls += 1
+        if not self._queue and self._in_flight < self._max_in_flight:
+            return await self._apply_alone(ops)
         waiter = _Waiter(ops)
         self._queue.append(waiter)
         if self._in_flight < self._max_in_flight:
             self._launch()
         return await waiter.future
+
+    async def _apply_alone(self, ops: Sequence[WriteOp]) -> list[OpResult]:
+        """An idle store: the call goes at once from the caller's own task, exactly like the unbatched path
+        (no hand-off to a batch task); it counts as in flight, so calls arriving meanwhile queue behind it."""
+        self._in_flight += 1
+        self.stats.batches += 1
+        self.stats.ops += len(ops)
+        self.stats.largest = max(self.stats.largest, len(ops))
+        try:
+            return await self._apply(ops, False)
+        finally:
+            self._in_flight -= 1
+            if self._queue:
+                self._launch()
 
     def _launch(self) -> None:
         batch: list[_Waiter] = []
