@@ -1,4 +1,4 @@
-"""The leaderboard reads its own writes on every backend (the Redis store folds queued changes lazily)."""
+"""The leaderboard reads its own writes on every backend, with batches touching many accounts and a few."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ async def _board(bank: TokenBank) -> list[tuple[str, int]]:
 
 
 async def test_every_write_is_on_the_board_at_once(backend: BoundBackend) -> None:
-    """More changed accounts than one fold takes (Redis folds at 1,024 queued entries), then single writes:
-    after each write, the board and every rank are exactly the balances, with no wait and no flush."""
+    """A batch that changes 1,500 accounts at once (Redis scores them in chunked variadic ZADDs), then single
+    writes: after each write, the board and every rank are exactly the balances, with no wait and no flush."""
     accounts = [f"u{n:04d}" for n in range(1500)]
     async with open_bank(backend, initial_supply=10**6, decimals=0) as bank:
         funding = [TransferRequest("treasury", user, 1 + n % 37) for n, user in enumerate(accounts)]
