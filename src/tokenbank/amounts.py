@@ -18,7 +18,7 @@ def to_base_units(amount: object, decimals: int) -> int:
     Raises InvalidAmountError for floats, bools, non-numbers, NaN/Infinity, zero, negatives, more fractional
     digits than ``decimals``, or more than :data:`MAX_BASE_UNITS` base units.
     """
-    if type(amount) is int and 0 < amount:  # the common case, exact without Decimal (bools are not ints here)
+    if type(amount) is int and amount > 0:  # the common case, exact without Decimal (bools are not ints here)
         units: int = amount * 10**decimals
         if units > MAX_BASE_UNITS:
             raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")

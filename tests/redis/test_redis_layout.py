@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

@@ -29,6 +29,7 @@ from tokenbank.storage.base import (
 )
 from tokenbank.storage.batching import WriteBatcher
 from tokenbank.storage.redis import codec, events, verify
+from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.errors import RETRYABLE, translated
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
 from tokenbank.storage.redis.scripts import Scripts
@@ -87,6 +88,7 @@ class RedisStorage(Storage):
         self.scripts = Scripts.register(self.client)
         self.stats = StoreStats()
         self._common = [self.keys.history_prefix, str(history_retention), str(stream_maxlen or 0)]
+        self._reads = AutoPipeline(self.client, self._run)
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batcher = (
@@ -116,8 +118,8 @@ class RedisStorage(Storage):
         return await events.listen(self.client, self.keys.token + ":events", handler)
 
     async def _cmd(self, *args: str | int) -> Any:
-        """One plain command (reads), through the error boundary."""
-        return await self._run(lambda: self.client.execute_command(*args))  # type: ignore[no-untyped-call]
+        """One plain command (reads), auto-pipelined with concurrent ones, through the error boundary."""
+        return await self._reads.execute(*args)
 
     async def _script(
         self, script: AsyncScript, keys: list[str], args: Sequence[str | int], *, resend: bool = True
