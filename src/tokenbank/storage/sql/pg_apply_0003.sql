@@ -1,0 +1,220 @@
+-- The PostgreSQL write path as migration 0003 installs it: tb_apply and its set-based transfer path.
+-- tb_apply_one (one op of any kind) and tb_event_payload (the NOTIFY payload) stay as pg_apply.sql (0001) has them.
+-- This file is read by migration 0003 only: a later change to these functions belongs in a new file and migration.
+
+-- tb_apply(token, ops, atomic) -> json
+--   ops: jsonb array of {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, ts, audit,
+--        notify} (amounts are JSON strings of base units; kinds: transfer mint burn hold capture void reversal)
+--   returns: json array, one {s: status, t: [transaction rows], h: hold row|null} per op
+--   status numbers are tokenbank.storage.status.Status.
+-- Every account row touched is locked first, in user_id order, so concurrent calls do not deadlock on them.
+-- atomic: the first failing op rolls back every op of the call, and the others report 14.
+-- A call of plain transfers (no import time, no audit entry) whose ids and idempotency keys are all new goes to
+-- tb_apply_transfers; anything else (other kinds, replays, resends) runs op by op through tb_apply_one.
+CREATE OR REPLACE FUNCTION tb_apply(p_token text, p_ops jsonb, p_atomic boolean) RETURNS json
+LANGUAGE plpgsql AS $fn$
+DECLARE
+    v_token tb_tokens;
+    v_ids text[];
+    v_results json;
+    v_items jsonb[] := '{}';  -- appended per op, turned into one value at the end (|| would copy O(n^2))
+    v_op jsonb;
+    v_res jsonb;
+    v_idx int := 0;
+BEGIN
+    IF NOT p_ops @? '$[*] ? (@.kind != "transfer" || exists(@.ts) || exists(@.audit) || !exists(@.from)
+                             || !exists(@.to))' THEN
+        PERFORM 1 FROM tb_tokens WHERE symbol = p_token;
+        IF NOT FOUND THEN
+            SELECT json_agg(json_build_object('s', 12)) INTO v_results FROM jsonb_array_elements(p_ops);
+            RETURN v_results;
+        END IF;
+        v_results := tb_apply_transfers(p_token, p_ops, p_atomic);
+        IF v_results IS NOT NULL THEN
+            RETURN v_results;
+        END IF;
+    END IF;
+
+    IF p_ops @? '$[*] ? (@.kind == "mint" || @.kind == "burn")' THEN
+        SELECT * INTO v_token FROM tb_tokens WHERE symbol = p_token FOR UPDATE;
+    ELSE
+        SELECT * INTO v_token FROM tb_tokens WHERE symbol = p_token;
+    END IF;
+    IF v_token.symbol IS NULL THEN
+        SELECT json_agg(json_build_object('s', 12)) INTO v_results FROM jsonb_array_elements(p_ops);
+        RETURN v_results;
+    END IF;
+
+    SELECT array_agg(DISTINCT u ORDER BY u) INTO v_ids FROM (
+        SELECT o->>'from' AS u FROM jsonb_array_elements(p_ops) o
+        UNION ALL SELECT o->>'to' FROM jsonb_array_elements(p_ops) o
+        UNION ALL SELECT unnest(ARRAY[h.from_user_id, h.to_user_id]) FROM tb_holds h
+            WHERE h.id IN (SELECT o->>'hold_id' FROM jsonb_array_elements(p_ops) o
+                           WHERE o->>'kind' IN ('capture', 'void')) AND h.token = p_token
+        UNION ALL SELECT unnest(ARRAY[t.from_user_id, t.to_user_id]) FROM tb_transactions t
+            WHERE t.id IN (SELECT o->>'reverses_id' FROM jsonb_array_elements(p_ops) o
+                           WHERE o->>'kind' = 'reversal') AND t.token = p_token
+    ) s WHERE u IS NOT NULL;
+    IF v_ids IS NOT NULL THEN
+        INSERT INTO tb_accounts (token, user_id, balance, held)
+            SELECT p_token, u, 0, 0 FROM unnest(v_ids) u ORDER BY u ON CONFLICT DO NOTHING;
+        PERFORM 1 FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_ids) ORDER BY user_id FOR UPDATE;
+    END IF;
+
+    IF NOT p_atomic THEN
+        FOR v_op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
+            v_items := v_items || tb_apply_one(p_token, v_op);
+        END LOOP;
+        RETURN to_json(v_items);
+    END IF;
+
+    BEGIN
+        FOR v_op IN SELECT value FROM jsonb_array_elements(p_ops) LOOP
+            v_res := tb_apply_one(p_token, v_op);
+            IF (v_res->>'s')::int > 1 THEN
+                RAISE EXCEPTION 'tokenbank atomic batch failed' USING ERRCODE = 'TB001',
+                    DETAIL = jsonb_build_object('idx', v_idx, 'res', v_res)::text;
+            END IF;
+            v_items := v_items || v_res;
+            v_idx := v_idx + 1;
+        END LOOP;
+        RETURN to_json(v_items);
+    EXCEPTION WHEN SQLSTATE 'TB001' THEN
+        DECLARE
+            v_detail jsonb;
+        BEGIN
+            GET STACKED DIAGNOSTICS v_detail = PG_EXCEPTION_DETAIL;
+            SELECT json_agg(CASE WHEN n - 1 = (v_detail->>'idx')::int THEN (v_detail->'res')::json
+                                 ELSE json_build_object('s', 14) END ORDER BY n)
+                INTO v_results FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(value, n);
+            RETURN v_results;
+        END;
+    END;
+END;
+$fn$;
+
+-- tb_apply_transfers(token, ops, atomic) -> json | NULL: a call of plain transfers, set-based. NULL (nothing
+-- written) if an id or idempotency key of the call is in the journal already or used twice in the call: those
+-- are replays, conflicts or resends, which tb_apply then runs op by op.
+-- Same outcome as tb_apply_one per op, in order: the ops run on the locked balances held in arrays (debit only if
+-- the balance covers it, then credit; the balances after each op are the journal's balance-after fields), then
+-- each changed account is written once, the journal rows are inserted in op order (seq follows the ops), and the
+-- balance events are sent in that order. An atomic call that fails writes nothing. The planner is kept on index
+-- paths: each statement touches a few rows of tables that may be small now and large later.
+CREATE OR REPLACE FUNCTION tb_apply_transfers(p_token text, p_ops jsonb, p_atomic boolean) RETURNS json
+LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+DECLARE
+    v_n int;
+    v_uid text[];      -- the accounts of the call, in user_id order
+    v_tid tid[];       -- their locked rows
+    v_old bigint[];    -- their balances before the call
+    v_bal bigint[];    -- ... and as the ops change them
+    v_ids text[];
+    v_keys varchar[];
+    v_fi int[];        -- per op: its sender's and receiver's index into v_uid, its amount
+    v_ti int[];
+    v_amt bigint[];
+    v_ok boolean[];
+    v_fb bigint[];
+    v_tb bigint[];
+    v_dup boolean;
+    v_fail int;
+    v_f int;
+    v_t int;
+    v_a bigint;
+    v_rows tb_transactions[];
+    v_results json;
+BEGIN
+    WITH o AS (
+        SELECT * FROM ROWS FROM (jsonb_to_recordset(p_ops) AS (id text, "from" text, "to" text, amount bigint, key text))
+            WITH ORDINALITY AS x(id, f, t, amount, key, ord)
+    ), u AS (
+        SELECT u, (row_number() OVER (ORDER BY u COLLATE "C"))::int AS r
+        FROM (SELECT f FROM o UNION SELECT t FROM o) s(u)
+    )
+    SELECT (SELECT array_agg(u ORDER BY r) FROM u), array_agg(uf.r ORDER BY o.ord), array_agg(ut.r ORDER BY o.ord),
+           array_agg(o.amount ORDER BY o.ord), array_agg(o.id), array_agg(o.key) FILTER (WHERE o.key IS NOT NULL),
+           count(*), count(DISTINCT o.id) < count(*) OR count(DISTINCT o.key) < count(o.key)
+        INTO v_uid, v_fi, v_ti, v_amt, v_ids, v_keys, v_n, v_dup
+        FROM o JOIN u uf ON uf.u = o.f JOIN u ut ON ut.u = o.t;
+    IF v_dup OR EXISTS (SELECT 1 FROM tb_transactions WHERE id = ANY (v_ids)) THEN
+        RETURN NULL;
+    END IF;
+    IF v_keys IS NOT NULL
+            AND EXISTS (SELECT 1 FROM unnest(v_keys) k JOIN tb_transactions t
+                        ON t.token = p_token AND t.idempotency_key = k) THEN
+        RETURN NULL;
+    END IF;
+
+    SELECT array_agg(ctid ORDER BY user_id), array_agg(balance ORDER BY user_id) INTO v_tid, v_old FROM (
+        SELECT ctid, user_id, balance FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
+        ORDER BY user_id FOR UPDATE) s;
+    IF coalesce(array_length(v_old, 1), 0) < array_length(v_uid, 1) THEN
+        -- New accounts: their rows are created in id order (as tb_apply does), then the others locked too. A row
+        -- another call created meanwhile could be locked by a third one waiting for ours: never wait for it out
+        -- of order, fail as a serialization failure instead (the store retries it).
+        INSERT INTO tb_accounts (token, user_id, balance, held)
+            SELECT p_token, u, 0, 0 FROM unnest(v_uid) u ORDER BY u COLLATE "C" ON CONFLICT DO NOTHING;
+        BEGIN
+            SELECT array_agg(ctid ORDER BY user_id), array_agg(balance ORDER BY user_id) INTO v_tid, v_old FROM (
+                SELECT ctid, user_id, balance FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
+                ORDER BY user_id FOR UPDATE NOWAIT) s;
+        EXCEPTION WHEN lock_not_available THEN
+            RAISE EXCEPTION 'tokenbank: a new account of this call is locked by another call'
+                USING ERRCODE = 'serialization_failure';
+        END;
+    END IF;
+
+    v_bal := v_old;
+    v_ok := array_fill(false, ARRAY[v_n]);
+    v_fb := array_fill(NULL::bigint, ARRAY[v_n]);
+    v_tb := array_fill(NULL::bigint, ARRAY[v_n]);
+    FOR v_i IN 1..v_n LOOP
+        v_f := v_fi[v_i];
+        v_a := v_amt[v_i];
+        IF v_bal[v_f] >= v_a THEN
+            v_t := v_ti[v_i];
+            v_bal[v_f] := v_bal[v_f] - v_a;
+            v_fb[v_i] := v_bal[v_f];
+            v_bal[v_t] := v_bal[v_t] + v_a;
+            v_tb[v_i] := v_bal[v_t];
+            v_ok[v_i] := true;
+        ELSIF p_atomic THEN
+            v_fail := v_i;
+            EXIT;
+        END IF;
+    END LOOP;
+    IF v_fail IS NOT NULL THEN
+        SELECT json_agg(CASE WHEN n = v_fail THEN '{"s": 2}'::json ELSE '{"s": 14}'::json END ORDER BY n)
+            INTO v_results FROM generate_series(1, v_n) n;
+        RETURN v_results;
+    END IF;
+
+    UPDATE tb_accounts a SET balance = x.b
+        FROM unnest(v_tid, v_bal, v_old) AS x(c, b, o)
+        WHERE a.ctid = x.c AND x.b <> x.o;
+
+    WITH ins AS (
+        INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
+                                     to_balance_after, created_at, metadata, idempotency_key, request_hash, reason)
+            SELECT op->>'id', p_token, 'transfer', op->>'from', op->>'to', x.a, x.fb, x.tb, clock_timestamp(),
+                   op->>'meta', op->>'key', op->>'hash', op->>'reason'
+            FROM unnest(v_ok, v_amt, v_fb, v_tb) WITH ORDINALITY AS x(ok, a, fb, tb, n),
+                 LATERAL (SELECT p_ops -> (x.n::int - 1)) AS e(op)
+            WHERE x.ok ORDER BY x.n
+            RETURNING tb_transactions
+    )
+    SELECT array_agg(ins.tb_transactions ORDER BY (ins.tb_transactions).seq) INTO v_rows FROM ins;
+
+    SELECT json_agg(CASE WHEN r.id IS NULL THEN '{"s": 2}'::json
+                         ELSE json_build_object('s', 0, 't', json_build_array(row_to_json(r)), 'h', NULL) END
+                    ORDER BY e.n)
+        INTO v_results
+        FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(op, n) LEFT JOIN unnest(v_rows) r ON r.id = e.op->>'id';
+    -- Delivered to LISTENers only if the transaction commits; one per journal row, as tb_apply_one sends them.
+    PERFORM pg_notify(e.op->>'notify', tb_event_payload(r))
+        FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(op, n) JOIN unnest(v_rows) r ON r.id = e.op->>'id'
+        WHERE e.op ? 'notify' ORDER BY e.n;
+    RETURN v_results;
+END;
+$fn$;
