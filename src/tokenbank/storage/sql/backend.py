@@ -288,7 +288,7 @@ def _op_json(op: WriteOp, notify_channel: str | None) -> dict[str, Any]:
 
 
 def _results_from_json(raw: Any) -> list[OpResult]:
-    """Parse ``tb_apply``'s answer (jsonb arrives as text from asyncpg)."""
+    """Parse ``tb_apply``'s answer (json: SQLAlchemy's asyncpg codec decodes it, plain asyncpg leaves text)."""
     results = []
     for item in json.loads(raw) if isinstance(raw, str) else raw:
         hold = item.get("h")

@@ -102,14 +102,13 @@ $fn$;
 -- balance events are sent in that order. An atomic call that fails writes nothing. The planner is kept on index
 -- paths: each statement touches a few rows of tables that may be small now and large later.
 CREATE OR REPLACE FUNCTION tb_apply_transfers(p_token text, p_ops jsonb, p_atomic boolean) RETURNS json
-LANGUAGE plpgsql SET enable_seqscan = off AS $fn$
+LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
     v_n int;
     v_uid text[];      -- the accounts of the call, in user_id order
     v_tid tid[];       -- their locked rows
     v_old bigint[];    -- their balances before the call
     v_bal bigint[];    -- ... and as the ops change them
-    v_ids text[];
     v_keys varchar[];
     v_fi int[];        -- per op: its sender's and receiver's index into v_uid, its amount
     v_ti int[];
@@ -117,14 +116,14 @@ DECLARE
     v_ok boolean[];
     v_fb bigint[];
     v_tb bigint[];
-    v_dup boolean;
+    v_decline boolean;
     v_fail int;
     v_f int;
     v_t int;
     v_a bigint;
-    v_rows tb_transactions[];
     v_results json;
 BEGIN
+    -- (Aggregates below read sorted subqueries in their order: one sort each instead of one per array.)
     WITH o AS (
         SELECT * FROM ROWS FROM (jsonb_to_recordset(p_ops) AS (id text, "from" text, "to" text, amount bigint, key text))
             WITH ORDINALITY AS x(id, f, t, amount, key, ord)
@@ -132,38 +131,36 @@ BEGIN
         SELECT u, (row_number() OVER (ORDER BY u COLLATE "C"))::int AS r
         FROM (SELECT f FROM o UNION SELECT t FROM o) s(u)
     )
-    SELECT (SELECT array_agg(u ORDER BY r) FROM u), array_agg(uf.r ORDER BY o.ord), array_agg(ut.r ORDER BY o.ord),
-           array_agg(o.amount ORDER BY o.ord), array_agg(o.id), array_agg(o.key) FILTER (WHERE o.key IS NOT NULL),
-           count(*), count(DISTINCT o.id) < count(*) OR count(DISTINCT o.key) < count(o.key)
-        INTO v_uid, v_fi, v_ti, v_amt, v_ids, v_keys, v_n, v_dup
-        FROM o JOIN u uf ON uf.u = o.f JOIN u ut ON ut.u = o.t;
-    IF v_dup OR EXISTS (SELECT 1 FROM tb_transactions WHERE id = ANY (v_ids)) THEN
-        RETURN NULL;
-    END IF;
-    IF v_keys IS NOT NULL
-            AND EXISTS (SELECT 1 FROM unnest(v_keys) k JOIN tb_transactions t
-                        ON t.token = p_token AND t.idempotency_key = k) THEN
+    SELECT (SELECT array_agg(u) FROM (SELECT u FROM u ORDER BY r) s), array_agg(fr), array_agg(tr), array_agg(amount),
+           array_agg(key) FILTER (WHERE key IS NOT NULL), count(*),
+           count(DISTINCT id) < count(*) OR count(DISTINCT key) < count(key)
+           OR EXISTS (SELECT 1 FROM tb_transactions t WHERE t.id = ANY (array_agg(s.id)))
+        INTO v_uid, v_fi, v_ti, v_amt, v_keys, v_n, v_decline
+        FROM (SELECT o.id, uf.r AS fr, ut.r AS tr, o.amount, o.key
+              FROM o JOIN u uf ON uf.u = o.f JOIN u ut ON ut.u = o.t ORDER BY o.ord) s;
+    IF v_decline OR (v_keys IS NOT NULL
+                     AND EXISTS (SELECT 1 FROM unnest(v_keys) k JOIN tb_transactions t
+                                 ON t.token = p_token AND t.idempotency_key = k)) THEN
         RETURN NULL;
     END IF;
 
-    SELECT array_agg(ctid ORDER BY user_id), array_agg(balance ORDER BY user_id) INTO v_tid, v_old FROM (
-        SELECT ctid, user_id, balance FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
-        ORDER BY user_id FOR UPDATE) s;
-    IF coalesce(array_length(v_old, 1), 0) < array_length(v_uid, 1) THEN
-        -- New accounts: their rows are created in id order (as tb_apply does), then the others locked too. A row
-        -- another call created meanwhile could be locked by a third one waiting for ours: never wait for it out
-        -- of order, fail as a serialization failure instead (the store retries it).
+    -- Every account row of the call locked in user_id order, reading the balances. If rows are missing, the
+    -- locks are given back (the block is a subtransaction), the rows are created in user_id order and then all
+    -- are locked again: the order tb_apply takes, so two calls never wait for each other out of order.
+    BEGIN
+        SELECT array_agg(ctid), array_agg(balance) INTO v_tid, v_old FROM (
+            SELECT ctid, balance FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
+            ORDER BY user_id FOR UPDATE) s;
+        IF coalesce(array_length(v_old, 1), 0) < array_length(v_uid, 1) THEN
+            RAISE EXCEPTION 'tokenbank: new accounts' USING ERRCODE = 'TB003';
+        END IF;
+    EXCEPTION WHEN SQLSTATE 'TB003' THEN
         INSERT INTO tb_accounts (token, user_id, balance, held)
             SELECT p_token, u, 0, 0 FROM unnest(v_uid) u ORDER BY u COLLATE "C" ON CONFLICT DO NOTHING;
-        BEGIN
-            SELECT array_agg(ctid ORDER BY user_id), array_agg(balance ORDER BY user_id) INTO v_tid, v_old FROM (
-                SELECT ctid, user_id, balance FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
-                ORDER BY user_id FOR UPDATE NOWAIT) s;
-        EXCEPTION WHEN lock_not_available THEN
-            RAISE EXCEPTION 'tokenbank: a new account of this call is locked by another call'
-                USING ERRCODE = 'serialization_failure';
-        END;
-    END IF;
+        SELECT array_agg(ctid), array_agg(balance) INTO v_tid, v_old FROM (
+            SELECT ctid, balance FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
+            ORDER BY user_id FOR UPDATE) s;
+    END;
 
     v_bal := v_old;
     v_ok := array_fill(false, ARRAY[v_n]);
@@ -190,11 +187,14 @@ BEGIN
         RETURN v_results;
     END IF;
 
-    UPDATE tb_accounts a SET balance = x.b
-        FROM unnest(v_tid, v_bal, v_old) AS x(c, b, o)
-        WHERE a.ctid = x.c AND x.b <> x.o;
-
-    WITH ins AS (
+    -- One statement writes it all: each changed account once, the journal rows in op order (seq follows the ops),
+    -- the balance events in that order (delivered to LISTENers only if the transaction commits, one per journal
+    -- row as tb_apply_one sends them), and the answer.
+    WITH upd AS (
+        UPDATE tb_accounts a SET balance = x.b
+            FROM unnest(v_tid, v_bal, v_old) AS x(c, b, o)
+            WHERE a.ctid = x.c AND x.b <> x.o
+    ), ins AS (
         INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
                                      to_balance_after, created_at, metadata, idempotency_key, request_hash, reason)
             SELECT op->>'id', p_token, 'transfer', op->>'from', op->>'to', x.a, x.fb, x.tb, clock_timestamp(),
@@ -202,19 +202,18 @@ BEGIN
             FROM unnest(v_ok, v_amt, v_fb, v_tb) WITH ORDINALITY AS x(ok, a, fb, tb, n),
                  LATERAL (SELECT p_ops -> (x.n::int - 1)) AS e(op)
             WHERE x.ok ORDER BY x.n
-            RETURNING tb_transactions
+            RETURNING *
+    ), ev AS (
+        SELECT pg_notify(e.op->>'notify', tb_event_payload(ROW(ins.*)::tb_transactions))
+            FROM ins JOIN jsonb_array_elements(p_ops) AS e(op) ON e.op->>'id' = ins.id
+            WHERE e.op ? 'notify' ORDER BY ins.seq
     )
-    SELECT array_agg(ins.tb_transactions ORDER BY (ins.tb_transactions).seq) INTO v_rows FROM ins;
-
-    SELECT json_agg(CASE WHEN r.id IS NULL THEN '{"s": 2}'::json
-                         ELSE json_build_object('s', 0, 't', json_build_array(row_to_json(r)), 'h', NULL) END
-                    ORDER BY e.n)
-        INTO v_results
-        FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(op, n) LEFT JOIN unnest(v_rows) r ON r.id = e.op->>'id';
-    -- Delivered to LISTENers only if the transaction commits; one per journal row, as tb_apply_one sends them.
-    PERFORM pg_notify(e.op->>'notify', tb_event_payload(r))
-        FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(op, n) JOIN unnest(v_rows) r ON r.id = e.op->>'id'
-        WHERE e.op ? 'notify' ORDER BY e.n;
+    SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN '{"s": 2}'::json
+                                 ELSE json_build_object('s', 0, 't', json_build_array(row_to_json(ins)), 'h', NULL)
+                            END ORDER BY e.n)
+            FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(op, n) LEFT JOIN ins ON ins.id = e.op->>'id'),
+           (SELECT count(*) FROM ev)
+        INTO v_results, v_n;
     RETURN v_results;
 END;
 $fn$;

@@ -1,4 +1,4 @@
-"""The SQLite write path: the same op semantics as ``pg_apply.sql``, in Python, inside one transaction.
+"""The SQLite write path: the same op semantics as PostgreSQL's ``tb_apply``, in Python, inside one transaction.
 
 SQLite has one writer at a time (``BEGIN IMMEDIATE`` on the store's single thread), so no row locking
 is needed. Statements are plain SQL text like ``pg_apply.sql``: building Core expressions cost ~10x
