@@ -88,12 +88,25 @@ class WriteBatcher:
         task.add_done_callback(self._tasks.discard)
 
     async def _run(self, batch: list[_Waiter], size: int) -> None:
+        self.stats.batches += 1
+        self.stats.ops += size
+        self.stats.largest = max(self.stats.largest, size)
+        released = False
+
+        def release() -> None:
+            """Free this batch's slot and send what queued meanwhile. Called as soon as the store answers and
+            before any caller of this batch wakes: the launched task runs first, so the next batch is on the
+            wire while these callers build their results (else the store idles for all of their work)."""
+            nonlocal released
+            if not released:
+                released = True
+                self._in_flight -= 1
+                if self._queue:
+                    self._launch()
+
         try:
-            self.stats.batches += 1
-            self.stats.ops += size
-            self.stats.largest = max(self.stats.largest, size)
             if len(batch) == 1:
-                await self._settle(batch[0], batch[0].ops)
+                await self._settle(batch[0], batch[0].ops, release)
                 return
             merged = [op for waiter in batch for op in waiter.ops]
             try:
@@ -102,8 +115,9 @@ class WriteBatcher:
                 # The whole call failed (nothing was applied): retry each caller alone, so only the caller
                 # whose ops cause the failure sees it.
                 for waiter in batch:
-                    await self._settle(waiter, waiter.ops)
+                    await self._settle(waiter, waiter.ops, lambda: None)
                 return
+            release()
             start = 0
             for waiter in batch:
                 end = start + len(waiter.ops)
@@ -111,18 +125,18 @@ class WriteBatcher:
                     waiter.future.set_result(results[start:end])
                 start = end
         finally:
-            self._in_flight -= 1
-            if self._queue:
-                self._launch()
+            release()
 
-    async def _settle(self, waiter: _Waiter, ops: Sequence[WriteOp]) -> None:
+    async def _settle(self, waiter: _Waiter, ops: Sequence[WriteOp], release: Callable[[], None]) -> None:
         try:
             result = await self._apply(ops, False)
         except BaseException as exc:
+            release()
             if not waiter.future.done():
                 waiter.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        release()
         if not waiter.future.done():
             waiter.future.set_result(result)

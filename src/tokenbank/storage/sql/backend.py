@@ -7,11 +7,10 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenbank.errors import StorageError
@@ -34,10 +33,19 @@ from tokenbank.storage.base import (
 )
 from tokenbank.storage.batching import WriteBatcher
 from tokenbank.storage.sql import reads, records, verify, writer_sqlite
-from tokenbank.storage.sql.connection import SqliteThread, parse_url, postgres_engine
+from tokenbank.storage.sql.connection import (
+    SqliteThread,
+    parse_url,
+    postgres_dsn,
+    postgres_engine,
+    postgres_server_settings,
+)
 from tokenbank.storage.sql.migrate import upgrade_to_head
 from tokenbank.storage.sql.schema import audit, tokens
 from tokenbank.storage.status import Status
+
+if TYPE_CHECKING:
+    from tokenbank.storage.sql.pg_writes import PgWritePool
 
 T = TypeVar("T")
 _PG_APPLY = sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), :atomic)")
@@ -55,10 +63,13 @@ class SqlStorage(Storage):
         self.dialect = url.get_backend_name()
         self._pg: AsyncEngine | None = None
         self._sqlite: SqliteThread | None = None
+        self._pg_writes: PgWritePool | None = None
         if self.dialect == "postgresql":
+            from tokenbank.storage.sql.pg_writes import PgWritePool
+
             self._pg = postgres_engine(url, settings)
             # tb_apply is one statement, so autocommit makes a write exactly one round trip.
-            self._pg_autocommit = postgres_engine(url, settings, autocommit=True)
+            self._pg_writes = PgWritePool(postgres_dsn(url), postgres_server_settings(settings), settings.pool_size)
         else:
             self._sqlite = SqliteThread(url)
         # SQLite has one writer, so one batch in flight; PostgreSQL overlaps a few (accounts are locked in a
@@ -80,11 +91,15 @@ class SqlStorage(Storage):
     async def open(self) -> None:
         schema = self.settings.database_schema
         await self._with_retries(lambda: self.run_sync(lambda conn: upgrade_to_head(conn, schema), write=True))
+        if self._pg_writes is not None:
+            async with _translate.translated():
+                await self._pg_writes.open()
 
     async def close(self) -> None:
         if self._pg is not None:
             await self._pg.dispose()
-            await self._pg_autocommit.dispose()
+        if self._pg_writes is not None:
+            await self._pg_writes.close()
         if self._sqlite is not None:
             await self._sqlite.close()
 
@@ -111,9 +126,7 @@ class SqlStorage(Storage):
                 return await work()
             except StorageError as exc:
                 cause = exc.__cause__
-                retryable = isinstance(cause, sa_exc.DBAPIError) and (
-                    _translate.sqlstate(cause) in _translate.RETRYABLE_SQLSTATES
-                )
+                retryable = cause is not None and _translate.sqlstate(cause) in _translate.RETRYABLE_SQLSTATES
                 if not retryable or attempt >= self.settings.max_retries:
                     raise
                 attempt += 1
@@ -166,10 +179,11 @@ class SqlStorage(Storage):
         if self._sqlite is not None:
             return await self._with_retries(lambda: self._apply_sqlite(ops, atomic))
 
+        writes = self._pg_writes
+        assert writes is not None
+
         async def call_pg() -> list[OpResult]:
-            async with _translate.translated(), self._pg_autocommit.connect() as conn:
-                raw = await conn.scalar(_PG_APPLY, self._pg_params(ops, atomic))
-            return _results_from_json(raw)
+            return _results_from_json(await writes.apply(self.token, self._pg_ops(ops), atomic))
 
         return await self._with_retries(call_pg)
 
@@ -179,14 +193,14 @@ class SqlStorage(Storage):
         except writer_sqlite.AtomicAbort as abort:  # the transaction was rolled back
             return writer_sqlite.aborted_results(len(ops), abort)
 
-    def _pg_params(self, ops: Sequence[WriteOp], atomic: bool) -> dict[str, Any]:
-        payload = json.dumps([_op_json(op, self._channel) for op in ops], separators=(",", ":"))
-        return {"token": self.token, "ops": payload, "atomic": atomic}
+    def _pg_ops(self, ops: Sequence[WriteOp]) -> str:
+        return json.dumps([_op_json(op, self._channel) for op in ops], separators=(",", ":"))
 
     def _apply_sync(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         """Apply ops inside an open transaction (used by create_token)."""
         if self.dialect == "postgresql":
-            return _results_from_json(conn.scalar(_PG_APPLY, self._pg_params(ops, atomic)))
+            params = {"token": self.token, "ops": self._pg_ops(ops), "atomic": atomic}
+            return _results_from_json(conn.scalar(_PG_APPLY, params))
         return writer_sqlite.apply_ops(conn, self.token, ops, atomic)
 
     async def append_audit(self, action: str, details: str) -> None:
@@ -202,7 +216,7 @@ class SqlStorage(Storage):
             return None
         import asyncpg
 
-        dsn = self._pg.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        dsn = postgres_dsn(self._pg.url)
         async with _translate.translated():
             conn = await asyncpg.connect(dsn, timeout=10)
 

@@ -39,20 +39,27 @@ def parse_url(settings: Settings) -> URL:
     return url
 
 
-def postgres_engine(url: URL, settings: Settings, *, autocommit: bool = False) -> AsyncEngine:
-    """The pool for reads and migrations, or (``autocommit``) the pool of the one-statement write path: its
-    connections stay in autocommit and skip the reset on return, which saves ~50 us per write."""
+def postgres_server_settings(settings: Settings) -> dict[str, str]:
+    """What every tokenbank connection to PostgreSQL sets (the schema, JIT off: tb_apply's plans are small)."""
     server_settings = {"application_name": "tokenbank", "jit": "off"}
     if settings.database_schema:
         server_settings["search_path"] = settings.database_schema
-    extra: dict[str, Any] = {"isolation_level": "AUTOCOMMIT", "pool_reset_on_return": None} if autocommit else {}
+    return server_settings
+
+
+def postgres_dsn(url: URL) -> str:
+    """The URL as plain asyncpg takes it (the write pool, LISTEN)."""
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
+    """The SQLAlchemy pool for reads, migrations and token changes (writes go through pg_writes.py)."""
     return create_async_engine(
         url.set(drivername="postgresql+asyncpg"),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_timeout=10,
-        connect_args={"server_settings": server_settings, "timeout": 10, "command_timeout": 60},
-        **extra,
+        connect_args={"server_settings": postgres_server_settings(settings), "timeout": 10, "command_timeout": 60},
     )
 
 
