@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -43,23 +44,26 @@ POOL_WAIT = 10.0
 """Seconds a call may wait for a free pooled connection under load before StorageUnavailableError."""
 
 
-def make_client(settings: Settings) -> Redis:
+def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT) -> Redis:
     """A client that fails fast and never resends on its own: a blind resend of a write could apply it twice,
     so resends happen only in :meth:`RedisStorage._run`, where the scripts deduplicate them. Raises
-    ConfigurationError for a malformed REDIS_URL."""
+    ConfigurationError for a malformed REDIS_URL. ``socket_timeout=None``: the caller bounds each call itself
+    (redis-py sends through ``asyncio.wait_for`` when a socket timeout is set, i.e. from a task of its own that
+    runs only after everything already ready to run — which would hold a write batch back behind the work of
+    every caller the previous batch woke)."""
     try:
-        pool = _pool(settings)
+        pool = _pool(settings, socket_timeout)
     except ValueError as exc:  # a malformed URL; redis-py's message does not repeat it (no password leaks)
         raise ConfigurationError(f"REDIS_URL: {exc}") from None
     return Redis(connection_pool=pool)
 
 
-def _pool(settings: Settings) -> BlockingConnectionPool:
+def _pool(settings: Settings, socket_timeout: float | None) -> BlockingConnectionPool:
     return BlockingConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.pool_size,
         timeout=POOL_WAIT,
-        socket_timeout=SOCKET_TIMEOUT,
+        socket_timeout=socket_timeout,
         socket_connect_timeout=SOCKET_TIMEOUT,
         socket_keepalive=True,
         decode_responses=True,
@@ -85,6 +89,9 @@ class RedisStorage(Storage):
         self.settings = settings
         self.keys = TokenKeys.for_token(settings.key_prefix, settings.symbol)
         self.client = client if client is not None else make_client(settings)
+        # The write script's own connections: no socket timeout (see make_client), each call bounded by
+        # asyncio.timeout instead, so a batch goes on the wire the moment it is launched.
+        self._writes = client if client is not None else make_client(settings, socket_timeout=None)
         self.scripts = Scripts.register(self.client)
         self.stats = StoreStats()
         self._common = [self.keys.history_prefix, str(history_retention), str(stream_maxlen or 0)]
@@ -92,7 +99,9 @@ class RedisStorage(Storage):
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batcher = (
-            WriteBatcher(self._apply_now, max_in_flight=settings.write_concurrency or 2, max_ops=256)
+            WriteBatcher(
+                self._send_ops, codec.results_from_json, max_in_flight=settings.write_concurrency or 2, max_ops=256
+            )
             if settings.batch_writes
             else None
         )
@@ -107,8 +116,9 @@ class RedisStorage(Storage):
         await self._run(lambda: self.scripts.load(self.client))
 
     async def close(self) -> None:
-        await self.client.aclose()
-        await self.client.connection_pool.disconnect()
+        for client in {id(c): c for c in (self.client, self._writes)}.values():
+            await client.aclose()
+            await client.connection_pool.disconnect()
 
     async def ping(self) -> None:
         await self._cmd("PING")
@@ -137,6 +147,7 @@ class RedisStorage(Storage):
             if not isinstance(exc.__cause__, RETRYABLE):
                 raise
             await self.client.connection_pool.disconnect(inuse_connections=False)
+            await self._writes.connection_pool.disconnect(inuse_connections=False)
             if not resend:
                 raise
         self.stats.retries += 1
@@ -177,11 +188,21 @@ class RedisStorage(Storage):
         return await self._apply_now(ops, atomic)
 
     async def _apply_now(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+        return codec.results_from_json(await self._send_ops(ops, atomic))
+
+    async def _send_ops(self, ops: Sequence[WriteOp], atomic: bool) -> str:
+        """One apply.lua call; its JSON answer (decoded by codec.results_from_json)."""
         if not ops:
-            return []
+            return "[]"
         args = [*self._common, "1" if atomic else "0", codec.ops_json(ops)]
-        raw = await self._script(self.scripts.apply, self.keys.write_keys(), args)
-        return codec.results_from_json(raw)
+        keys = self.keys.write_keys()
+
+        async def call() -> str:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                raw: str = await self.scripts.apply(keys=keys, args=args, client=self._writes)
+            return raw
+
+        return await self._run(call)
 
     async def append_audit(self, action: str, details: str) -> None:
         keys = [self.keys.audit, self.keys.auditseq]

@@ -75,7 +75,9 @@ class SqlStorage(Storage):
         # SQLite has one writer, so one batch in flight; PostgreSQL overlaps a few (accounts are locked in a
         # stable order inside tb_apply, so concurrent batches cannot deadlock).
         in_flight = settings.write_concurrency or (1 if self._sqlite is not None else 2)
-        self._batcher = WriteBatcher(self._apply_now, max_in_flight=in_flight) if settings.batch_writes else None
+        self._batcher = (
+            WriteBatcher(self._send_ops, _decode, max_in_flight=in_flight) if settings.batch_writes else None
+        )
         # PostgreSQL NOTIFY channel for balance events; the schema is part of it so isolated ledgers stay apart.
         self._channel = (
             f"tokenbank:{settings.database_schema or 'public'}:{self.token}"
@@ -176,16 +178,15 @@ class SqlStorage(Storage):
         return await self._apply_now(ops, atomic)
 
     async def _apply_now(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+        return _decode(await self._send_ops(ops, atomic))
+
+    async def _send_ops(self, ops: Sequence[WriteOp], atomic: bool) -> str | list[OpResult]:
+        """One store call: SQLite's results, or PostgreSQL's tb_apply answer as JSON text (see _decode)."""
         if self._sqlite is not None:
             return await self._with_retries(lambda: self._apply_sqlite(ops, atomic))
-
         writes = self._pg_writes
         assert writes is not None
-
-        async def call_pg() -> list[OpResult]:
-            return _results_from_json(await writes.apply(self.token, self._pg_ops(ops), atomic))
-
-        return await self._with_retries(call_pg)
+        return await self._with_retries(lambda: writes.apply(self.token, self._pg_ops(ops), atomic))
 
     async def _apply_sqlite(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         try:
@@ -299,6 +300,10 @@ def _op_json(op: WriteOp, notify_channel: str | None) -> dict[str, Any]:
     if op.kind is OpKind.CAPTURE:
         fields["id2"] = new_id()  # the release of a partial capture is a second journal row
     return {key: value for key, value in fields.items() if value is not None}
+
+
+def _decode(raw: str | list[OpResult]) -> list[OpResult]:
+    return raw if isinstance(raw, list) else _results_from_json(raw)
 
 
 def _results_from_json(raw: Any) -> list[OpResult]:
