@@ -3,22 +3,21 @@
 The asyncpg baseline does what the library's PostgreSQL write path boils down to: one autocommit
 ``SELECT tb_apply(...)`` per call, then parse the returned JSON and check every status. It does not guess the
 library's wire format: :func:`capture_wire_format` records the statement and parameters of one real
-``bank.transfer()`` (SQLAlchemy's ``before_cursor_execute`` event), and the baseline sends that very statement
-with that op JSON, only the id (a fresh UUIDv7, ``tokenbank.ids.new_id``), sender and receiver changed.
+``bank.transfer()`` (as they reach asyncpg's ``Connection.fetchval``, which the library's write pool calls), and
+the baseline sends that very statement with that op JSON, only the id (a fresh UUIDv7, ``tokenbank.ids.new_id``),
+sender and receiver changed.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
 
 from _common import Operation
 from _pg_env import TREASURY, Ledger, account
@@ -46,23 +45,31 @@ class WireFormat:
         return op
 
 
+@contextmanager
+def _spy_tb_apply(seen: Callable[[str, tuple[Any, ...]], None]) -> Iterator[None]:
+    """Call ``seen(statement, args)`` for every tb_apply statement any asyncpg connection sends meanwhile."""
+    original = asyncpg.Connection.fetchval
+
+    async def spy(self: asyncpg.Connection, query: str, *args: Any, **kwargs: Any) -> Any:
+        if "tb_apply" in query:
+            seen(query, args)
+        return await original(self, query, *args, **kwargs)
+
+    asyncpg.Connection.fetchval = spy  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        asyncpg.Connection.fetchval = original  # type: ignore[method-assign]
+
+
 async def capture_wire_format(ledger: Ledger) -> WireFormat:
     """Send one transfer (treasury -> u1, amount 1) through tokenbank and record what reached the driver."""
     seen: list[tuple[str, tuple[Any, ...]]] = []
-
-    def spy(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        if "tb_apply" in statement:
-            seen.append((statement, tuple(parameters)))
-
     async with open_bank(ledger, pool_size=1) as bank:
-        # Listening on the Engine class sees every engine, whatever the store calls its own.
-        event.listen(Engine, "before_cursor_execute", spy)
-        try:
+        with _spy_tb_apply(lambda statement, args: seen.append((statement, args))):
             await bank.transfer(TREASURY, account(1), 1)
-        finally:
-            event.remove(Engine, "before_cursor_execute", spy)
     if len(seen) != 1:
-        raise RuntimeError(f"expected one tb_apply call through SQLAlchemy per transfer, saw {len(seen)}")
+        raise RuntimeError(f"expected one tb_apply call through asyncpg per transfer, saw {len(seen)}")
     statement, parameters = seen[0]
     index = next(i for i, p in enumerate(parameters) if isinstance(p, str) and p.startswith("["))
     [op] = json.loads(parameters[index])
@@ -77,15 +84,11 @@ def count_tb_apply_calls() -> Iterator[list[int]]:
     one). Yields a one-item list holding the running count."""
     calls = [0]
 
-    def count(_conn: Any, _cursor: Any, statement: str, _parameters: Any, _context: Any, _many: bool) -> None:
-        if "tb_apply" in statement:
-            calls[0] += 1
+    def count(_statement: str, _args: tuple[Any, ...]) -> None:
+        calls[0] += 1
 
-    event.listen(Engine, "before_cursor_execute", count)
-    try:
+    with _spy_tb_apply(count):
         yield calls
-    finally:
-        event.remove(Engine, "before_cursor_execute", count)
 
 
 @dataclass(frozen=True, slots=True)
