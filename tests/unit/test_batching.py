@@ -133,3 +133,21 @@ async def test_a_convoy_splits_into_groups_that_alternate() -> None:
     assert sum(sizes) == 200
     assert max(sizes) <= 10
     assert len(sizes) <= 2 * 200 // 10 + 3  # about two alternating groups of 10, not batches of one
+
+
+async def test_the_next_batch_leaves_before_the_finished_one_is_decoded() -> None:
+    events: list[str] = []
+
+    async def send(ops: Sequence[WriteOp], atomic: bool) -> list[int]:
+        amounts = [o.amount or 0 for o in ops]
+        events.append(f"send {amounts}")
+        await asyncio.sleep(0.01)
+        return amounts
+
+    def decode(raw: list[int]) -> list[OpResult]:
+        events.append(f"decode {raw}")
+        return [OpResult(Status.OK) for _ in raw]
+
+    batcher = WriteBatcher(send, decode, max_in_flight=1)
+    await asyncio.gather(*(batcher.apply([op(a)], False) for a in (1, 2, 3)))
+    assert events == ["send [1]", "send [2, 3]", "decode [1]", "decode [2, 3]"]

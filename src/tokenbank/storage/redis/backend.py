@@ -116,7 +116,7 @@ class RedisStorage(Storage):
         await self._run(lambda: self.scripts.load(self.client))
 
     async def close(self) -> None:
-        for client in {id(c): c for c in (self.client, self._writes)}.values():
+        for client in (self.client,) if self._writes is self.client else (self.client, self._writes):
             await client.aclose()
             await client.connection_pool.disconnect()
 

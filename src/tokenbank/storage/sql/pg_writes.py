@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from tokenbank.errors import StorageUnavailableError, TokenBankError
+from tokenbank.errors import StorageUnavailableError
 from tokenbank.storage import _translate
 
 _APPLY = "SELECT tb_apply($1, $2::jsonb, $3)::text"
@@ -55,8 +55,6 @@ class PgWritePool:
                 answer = await conn.fetchval(_APPLY, token, ops_json, atomic)
         except asyncpg.InterfaceError as exc:  # e.g. the connection closed under the call
             raise StorageUnavailableError(f"database connection lost: {type(exc).__name__}") from exc
-        except TokenBankError:
-            raise
         except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
             raise _translate.translate(exc) from exc
         assert isinstance(answer, str)
