@@ -1,8 +1,8 @@
 """Natural batching (group commit) of store writes.
 
-While ``max_in_flight`` store calls are running, further non-atomic calls queue; as soon as a call
-returns, everything queued leaves together as ONE store call (one SQL statement, one Lua script). An idle
-store sends a lone call at once, so batching never adds latency; under load, per-call overhead (round trip,
+While store calls are running, further non-atomic calls queue, and queued calls leave together as ONE store
+call (one SQL statement, one Lua script) whenever one of the ``max_in_flight`` slots is free. An idle store
+sends a lone call at once, so batching never adds latency; under load, per-call overhead (round trip,
 commit, script dispatch) is shared by every op in the batch. Ops keep their order and each keeps its own
 outcome, exactly as if the calls had been made one after another.
 
