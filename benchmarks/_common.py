@@ -79,7 +79,24 @@ async def run_closed_loop(
     started = time.perf_counter()
     deadline = started + seconds if seconds is not None else math.inf
     await _drive(operation, concurrency, deadline, count, latencies)
-    elapsed = time.perf_counter() - started
+    return _result(latencies, time.perf_counter() - started, units_per_op)
+
+
+async def run_paced(
+    operation: Operation, concurrency: int, rate: float, *, seconds: float, warmup_seconds: float = 0.0
+) -> LoadResult:
+    """Start ``operation`` on a fixed schedule of ``rate`` per second for ``seconds`` (after an unmeasured
+    warm-up at the same rate), from up to ``concurrency`` tasks: an operation whose slot has passed starts at
+    once, so a store that cannot keep up shows as a lower rate and higher latencies, not as a slower schedule."""
+    if warmup_seconds > 0:
+        await _drive(operation, concurrency, time.perf_counter() + warmup_seconds, None, [], 1 / rate)
+    latencies: list[float] = []
+    started = time.perf_counter()
+    await _drive(operation, concurrency, started + seconds, None, latencies, 1 / rate)
+    return _result(latencies, time.perf_counter() - started, 1)
+
+
+def _result(latencies: list[float], elapsed: float, units_per_op: int) -> LoadResult:
     return LoadResult(
         count=len(latencies),
         seconds=elapsed,
@@ -90,13 +107,26 @@ async def run_closed_loop(
 
 
 async def _drive(
-    operation: Operation, concurrency: int, deadline: float, count: int | None, latencies: list[float]
+    operation: Operation,
+    concurrency: int,
+    deadline: float,
+    count: int | None,
+    latencies: list[float],
+    interval: float = 0.0,
 ) -> None:
+    """Run ``operation`` from ``concurrency`` tasks until ``deadline`` or ``count``; with an ``interval``, the
+    n-th operation does not start before ``n * interval`` seconds from now."""
     started = [0]  # operations handed out so far (shared by the workers; asyncio is single-threaded)
+    origin = time.perf_counter()
 
     async def worker() -> None:
         while time.perf_counter() < deadline and (count is None or started[0] < count):
+            slot = origin + started[0] * interval
+            if slot >= deadline:
+                break
             started[0] += 1
+            if (wait := slot - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
             t0 = time.perf_counter()
             await operation()
             latencies.append(time.perf_counter() - t0)

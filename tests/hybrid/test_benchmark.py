@@ -30,3 +30,6 @@ def test_hybrid_sync_benchmark_quick(tmp_path: Path) -> None:
     data = json.loads(out.read_text())
     assert data["drain"]["entries"] >= 20_000 and data["drain"]["entries_per_s"] > 0
     assert data["sync_lag"]["entries"] > 0 and data["hybrid"]["tps"] > 0 and data["redis"]["tps"] > 0
+    assert data["sync_lag_paced"]["entries"] > 0 and data["sync_lag_paced"]["drained"]
+    assert 0 < data["paced"]["tps"] <= data["paced"]["offered_per_s"] * 1.05
+    assert any(line.startswith("sync lag at 80% of the hybrid max") for line in lines), proc.stdout
