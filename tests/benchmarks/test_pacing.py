@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from _common import run_paced  # noqa: E402
+from _common import run_paced
 
 
 def test_fast_operation_runs_at_the_offered_rate() -> None:
