@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# The whole test command: install everything into .venv, check services, lint, type-check, run the suite with
+# The whole test command: install everything (pinned) into .venv, check services, lint, type-check, run the suite with
 # branch coverage. Usage: bash scripts/test.sh [extra pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[dev]'
+# Every version comes from constraints.txt (refresh it with scripts/lock.sh), so a release published tomorrow
+# changes nothing here. The build backend is pinned too: the editable install builds without isolation.
+pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
+"${pip[@]}" install --constraint constraints.txt pip setuptools hatchling editables
+"${pip[@]}" install --constraint constraints.txt --no-build-isolation -e '.[all]' --group dev
 
 bash scripts/services.sh
 

@@ -32,7 +32,7 @@ async def listen(client: Redis, channel: str, handler: Callable[[TxRecord], None
             if await pubsub.get_message(timeout=_POLL_S) is not None:
                 break
         else:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             raise StorageUnavailableError("Redis did not confirm the balance event subscription")
 
     async def pump() -> None:
@@ -55,6 +55,6 @@ async def listen(client: Redis, channel: str, handler: Callable[[TxRecord], None
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
     return stop
