@@ -7,7 +7,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tokenbank.errors import ConfigurationError, InvalidAmountError
@@ -118,6 +118,16 @@ class Settings(BaseSettings):
             raise ValueError("initial_supply: is larger than max_supply")
         return self
 
+    @model_validator(mode="wrap")
+    @classmethod
+    def _configuration_error(cls, data: Any, handler: ModelWrapValidatorHandler[Settings]) -> Settings:
+        # Settings(...) itself, not only Settings.load(), fails with one ConfigurationError naming the variable.
+        # Defined after every other model validator so that it wraps them all (pydantic nests them in order).
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            raise ConfigurationError(_describe(exc)) from None
+
     @property
     def excluded_accounts(self) -> tuple[str, ...]:
         """Accounts left out of the leaderboard and circulating supply (the treasury by default)."""
@@ -125,11 +135,9 @@ class Settings(BaseSettings):
 
     @classmethod
     def load(cls, **overrides: Any) -> Settings:
-        """Build settings, turning validation errors into one ConfigurationError naming the variable."""
-        try:
-            return cls(**overrides)
-        except ValidationError as exc:
-            raise ConfigurationError(_describe(exc)) from None
+        """Build settings from the environment and ``overrides`` (the same as ``Settings(**overrides)``).
+        Raises ConfigurationError naming the variable."""
+        return cls(**overrides)
 
 
 TokenSettings = Settings

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 
 import pytest
@@ -99,6 +100,11 @@ def test_bad_configuration_names_the_variable(overrides: dict[str, object], vari
         Settings.load(**overrides)
     assert variable in str(caught.value)
     assert caught.value.code == "configuration_error"
+    # Direct construction fails the same way: one ConfigurationError, never pydantic's ValidationError.
+    with pytest.raises(ConfigurationError) as direct:
+        Settings(**overrides)
+    assert str(direct.value) == str(caught.value)
+    assert direct.value.__cause__ is None and direct.value.__suppress_context__
 
 
 def test_bad_environment_value_names_the_variable(clean_env: pytest.MonkeyPatch) -> None:
@@ -127,3 +133,16 @@ async def test_unsupported_database_url_is_a_configuration_error() -> None:
     bank = TokenBank(Settings.load(database_url="mysql://u@h/db"))
     with pytest.raises(ConfigurationError, match="DATABASE_URL"):
         bank.storage  # noqa: B018
+
+
+async def test_postgresql_without_the_postgres_extra_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if asyncpg were not installed
+    bank = TokenBank(Settings(database_url="postgresql+asyncpg://127.0.0.1:1/db"))
+    with pytest.raises(ConfigurationError, match=r"DATABASE_URL: .*pip install 'tokenbank\[postgres\]'"):
+        bank.storage  # noqa: B018
+
+
+def test_the_configuration_error_wrapper_is_the_outermost_model_validator() -> None:
+    # pydantic nests model validators in definition order: one defined after the wrapper would escape it and
+    # surface as a ValidationError.
+    assert list(Settings.__pydantic_decorators__.model_validators)[-1] == "_configuration_error"

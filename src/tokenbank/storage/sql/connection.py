@@ -8,6 +8,7 @@ SQLite's single writer, so writes in one process never contend for the lock.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -27,7 +28,8 @@ SQLITE_BUSY_TIMEOUT_S = 30
 
 
 def parse_url(settings: Settings) -> URL:
-    """The configured database URL; raises ConfigurationError for anything but SQLite or PostgreSQL."""
+    """The configured database URL; raises ConfigurationError for anything but SQLite or PostgreSQL, and for
+    PostgreSQL without its driver (the ``postgres`` extra)."""
     try:
         url = make_url(settings.database_url)
     except ArgumentError:
@@ -36,7 +38,19 @@ def parse_url(settings: Settings) -> URL:
         raise ConfigurationError(
             f"DATABASE_URL: unsupported database {url.get_backend_name()!r} (use sqlite or postgresql)"
         )
+    if url.get_backend_name() == "postgresql":
+        require_asyncpg()
     return url
+
+
+def require_asyncpg() -> None:
+    """Raise ConfigurationError with the install command when asyncpg (the ``postgres`` extra) is missing."""
+    try:
+        importlib.import_module("asyncpg")
+    except ImportError:
+        raise ConfigurationError(
+            "DATABASE_URL: PostgreSQL needs the asyncpg driver: pip install 'tokenbank[postgres]'"
+        ) from None
 
 
 def postgres_server_settings(settings: Settings) -> dict[str, str]:
