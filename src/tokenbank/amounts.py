@@ -1,8 +1,14 @@
-"""Exact conversion between user-facing token amounts and integer base units (SPEC §2)."""
+"""Exact conversion between user-facing token amounts and integer base units.
+
+One rule for amounts written as text, the same in Python, on the command line and over HTTP: plain decimal
+notation only (``"12"``, ``"12.50"``). Exponents, signs, whitespace, separators, NaN and Infinity are refused.
+A ``Decimal`` is a number, not notation: ``Decimal("1E+2")`` is the amount 100.
+"""
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+import re
+from decimal import Decimal
 
 from tokenbank.errors import InvalidAmountError
 
@@ -11,12 +17,16 @@ MAX_BASE_UNITS = 2**63 - 1
 
 AmountInput = int | Decimal | str
 
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_MAX_TEXT = 80
+
 
 def to_base_units(amount: object, decimals: int) -> int:
     """Convert a positive token amount to base units, refusing anything inexact.
 
-    Raises InvalidAmountError for floats, bools, non-numbers, NaN/Infinity, zero, negatives, more fractional
-    digits than ``decimals``, or more than :data:`MAX_BASE_UNITS` base units.
+    Raises InvalidAmountError for floats, bools, non-numbers, strings not in plain decimal notation (exponents,
+    signs, whitespace), NaN/Infinity, zero, negatives, more fractional digits than ``decimals``, or more than
+    :data:`MAX_BASE_UNITS` base units.
     """
     if type(amount) is int and amount > 0:  # the common case, exact without Decimal (bools are not ints here)
         units: int = amount * 10**decimals
@@ -61,11 +71,11 @@ def _to_decimal(amount: object) -> Decimal:
     if isinstance(amount, int):
         return Decimal(amount)
     if isinstance(amount, str):
-        text = amount.strip()
-        if not text or len(text) > 80:
-            raise InvalidAmountError(f"not a number: {amount!r}")
-        try:
-            return Decimal(text)
-        except InvalidOperation:
-            raise InvalidAmountError(f"not a number: {amount!r}") from None
+        if len(amount) > _MAX_TEXT or not _PLAIN_DECIMAL.fullmatch(amount):
+            shown = amount if len(amount) <= _MAX_TEXT else amount[:_MAX_TEXT] + "..."
+            raise InvalidAmountError(
+                f"amount must be a plain decimal number such as 12 or 12.50 (no sign, exponent, separator or "
+                f"whitespace), got {shown!r}"
+            )
+        return Decimal(amount)
     raise InvalidAmountError(f"amount must be int, Decimal or str, got {type(amount).__name__}")

@@ -50,7 +50,7 @@ async def test_ids_are_time_ordered_and_seq_increases(bank: TokenBank) -> None:
     assert len({tx.id for tx in txs}) == 5
 
 
-@pytest.mark.parametrize("amount", [7, Decimal("7.00"), "7", " 7.0 ", "7e0"])
+@pytest.mark.parametrize("amount", [7, Decimal("7.00"), Decimal("7E0"), Decimal("0.07E+2"), "7", "7.0", "007.00"])
 async def test_amount_forms_are_exact(bank: TokenBank, amount: object) -> None:
     tx = await bank.transfer("treasury", "alice", amount)
     assert tx.amount == 7

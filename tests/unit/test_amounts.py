@@ -18,10 +18,11 @@ from tokenbank.amounts import MAX_BASE_UNITS, from_base_units, to_base_units
         (1, 2, 100),
         ("12.5", 2, 1250),
         ("12.50", 2, 1250),
-        (" 7 ", 0, 7),
-        ("1e2", 0, 100),
-        ("1E-2", 2, 1),
+        ("007", 0, 7),
         (Decimal("0.01"), 2, 1),
+        # A Decimal is a number, whatever its notation: Decimal("1E+2") is 100.
+        (Decimal("1E+2"), 0, 100),
+        (Decimal("1E-2"), 2, 1),
         (Decimal("1.000000"), 0, 1),  # trailing zeros are not extra precision
         ("0.000000000000000001", 18, 1),
         ("9.223372036854775807", 18, MAX_BASE_UNITS),
@@ -76,6 +77,18 @@ def test_to_base_units(amount: object, decimals: int, units: int) -> None:
         (b"1", 0),
         ([1], 0),
         (object(), 0),
+        # Text is plain decimal notation only, the same rule as the CLI and HTTP.
+        ("1e2", 0),
+        ("1E-2", 2),
+        ("1E+2", 0),
+        (" 7 ", 0),
+        ("7\n", 0),
+        ("+7", 0),
+        ("-7", 0),
+        ("1_000", 0),
+        (".5", 2),
+        ("5.", 2),
+        ("\u0661", 0),  # a non-ASCII digit Decimal() would read as 1
         # Beyond the default 28-digit decimal context: must be refused, not rounded to something valid.
         ("1.00000000000000000000000000001", 0),
         ("5.0000000000000000000000000000000000000001", 2),
@@ -91,6 +104,19 @@ def test_to_base_units_refuses(amount: object, decimals: int) -> None:
 def test_float_message_says_why() -> None:
     with pytest.raises(InvalidAmountError, match="floats are not exact"):
         to_base_units(0.1, 2)
+
+
+@pytest.mark.parametrize("text", ["1e2", "+7", " 7", "-7"])
+def test_text_message_names_the_rule(text: str) -> None:
+    with pytest.raises(InvalidAmountError, match=r"plain decimal number such as 12 or 12\.50") as caught:
+        to_base_units(text, 2)
+    assert repr(text) in str(caught.value)
+
+
+def test_long_text_is_cut_in_the_message() -> None:
+    with pytest.raises(InvalidAmountError) as caught:
+        to_base_units("9" * 10_000, 0)
+    assert len(str(caught.value)) < 250
 
 
 def test_a_tiny_decimal_context_does_not_change_results() -> None:
