@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
+from tokenbank.amounts import from_base_units, to_base_units
 from tokenbank.errors import InvalidAmountError
 from tokenbank.storage.redis.seed_import import import_seed_layout
 
@@ -41,5 +42,49 @@ async def test_seed_balances_are_imported_once(make_bank, redis_url: str, key_pr
         with pytest.raises(InvalidAmountError):
             await import_seed_layout(bank, seed, prefix=seed_prefix)
         assert await bank.get_balance("bob") == 0
+    finally:
+        await seed.aclose()
+
+
+@pytest.mark.parametrize(
+    ("decimals", "seed_balances", "expected_units"),
+    [
+        # 6 decimals: anything from ~9.2 million tokens up used to be scaled twice and refused; here 2**63-1
+        # base units in all.
+        (6, {"whale": "9223372036854.775806", "minnow": "0.000001"}, {"whale": 2**63 - 2, "minnow": 1}),
+        # 18 decimals: even 10 base units used to be scaled twice and refused.
+        (18, {"alice": "0.000000000000000010", "bob": "9.223372036854775797"}, {"alice": 10, "bob": 2**63 - 11}),
+        # 2**53+1 base units: beyond what a double holds exactly.
+        (2, {"carol": "90071992547409.93"}, {"carol": 2**53 + 1}),
+    ],
+)
+async def test_large_seed_balances_are_imported_exactly(
+    make_bank, redis_url: str, key_prefix: str, decimals: int, seed_balances: dict[str, str],
+    expected_units: dict[str, int],
+) -> None:  # fmt: skip
+    seed_prefix = "{" + key_prefix + ":seed}:"
+    seed = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        for user, amount in seed_balances.items():
+            await seed.set(seed_prefix + "balance:" + user, amount)
+        bank = await make_bank(initial_supply="0", decimals=decimals)
+        report = await import_seed_layout(bank, seed, prefix=seed_prefix)
+        assert (report.accounts, report.errors) == (len(seed_balances), [])
+        assert report.imported_units == sum(expected_units.values())
+        balances = await bank.get_balances(list(seed_balances))
+        assert {user: to_base_units(value, decimals) for user, value in balances.items()} == expected_units
+        assert {user: format(value, "f") for user, value in balances.items()} == seed_balances
+        assert await bank.get_total_supply() == from_base_units(sum(expected_units.values()), decimals)
+        again = await import_seed_layout(bank, seed, prefix=seed_prefix)
+        assert (again.replayed, again.errors) == (len(seed_balances), [])
+        assert (await bank.verify()).ok
+
+        base_prefix = "{" + key_prefix + ":seed-units}:"
+        for user, units in expected_units.items():
+            await seed.set(base_prefix + "balance:" + user, str(units))
+        in_units = await make_bank(initial_supply="0", decimals=decimals, symbol="UNITS")
+        report = await import_seed_layout(in_units, seed, prefix=base_prefix, amounts_in_base_units=True)
+        assert report.errors == []
+        assert await in_units.get_balances(list(expected_units)) == balances
     finally:
         await seed.aclose()

@@ -15,11 +15,11 @@ from decimal import Decimal, InvalidOperation
 
 from redis.asyncio import Redis
 
-from tokenbank.amounts import to_base_units
+from tokenbank.amounts import from_base_units, to_base_units
 from tokenbank.bank import TokenBank
 from tokenbank.errors import InvalidAmountError, TokenBankError
 from tokenbank.ids import check_account_id
-from tokenbank.storage.base import OpKind, WriteOp
+from tokenbank.storage.base import OpKind
 
 _BATCH = 500
 
@@ -78,13 +78,15 @@ async def import_seed_layout(
 
 
 async def _mint_batch(bank: TokenBank, batch: Sequence[tuple[str, int]], report: SeedImportReport) -> None:
-    ops: list[WriteOp] = []
-    for user, units in batch:
-        op = bank._ops.op(
-            OpKind.MINT, units, f"seed-import:{user}"[:128], None, "import from seed layout", to_user_id=user
+    # OpBuilder.op takes a token amount (it converts to base units itself), so the planned base units go back
+    # to a token amount first: exact, whatever the decimals.
+    ops = [
+        bank._ops.op(
+            OpKind.MINT, from_base_units(units, bank.decimals), f"seed-import:{user}"[:128], None,
+            "import from seed layout", to_user_id=user,
         )
-        ops.append(WriteOp(kind=op.kind, tx_id=op.tx_id, to_user_id=user, amount=units, reason=op.reason,
-                           idempotency_key=op.idempotency_key, fingerprint=op.fingerprint))  # fmt: skip
+        for user, units in batch
+    ]  # fmt: skip
     for (user, units), result in zip(batch, await bank.storage.apply(ops), strict=True):
         if result.status.ok:
             report.accounts += 1
