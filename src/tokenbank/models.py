@@ -54,6 +54,9 @@ class Transaction:
     reason: str | None = None
     hold_id: str | None = None
     reverses_id: str | None = None
+    replayed: bool = field(default=False, compare=False)
+    """True when this call was answered from an earlier write with the same idempotency key (nothing new
+    was applied); set on what ``transfer``, ``mint``, ``burn``, ``reverse`` and ``transfer_many`` return."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +83,8 @@ class Hold:
     expires_at: datetime
     created_at: datetime
     metadata: dict[str, Any] | None = None
+    replayed: bool = field(default=False, compare=False)
+    """True when ``hold()`` was answered from an earlier hold with the same idempotency key."""
 
 
 @dataclass(frozen=True, slots=True)
