@@ -268,7 +268,7 @@ class TokenBank:
         """Move ``amount`` between accounts, atomically. Raises InvalidAmountError, InvalidAccountError,
         InsufficientBalanceError, IdempotencyConflictError, StorageError."""
         op = self._ops.transfer(from_user_id, to_user_id, amount, idempotency_key, metadata, reason)
-        return self._transaction(op, await self._apply_one(op))
+        return self._transaction(await self._apply_one(op), op)
 
     async def mint(
         self,
@@ -290,7 +290,7 @@ class TokenBank:
             to_user_id=to_user_id,
             audit_action=self._ops.audit("mint"),
         )
-        return self._transaction(op, await self._apply_one(op))
+        return self._transaction(await self._apply_one(op), op)
 
     async def burn(
         self,
@@ -312,7 +312,7 @@ class TokenBank:
             from_user_id=user_id,
             audit_action=self._ops.audit("burn"),
         )
-        return self._transaction(op, await self._apply_one(op))
+        return self._transaction(await self._apply_one(op), op)
 
     async def hold(
         self,
@@ -328,18 +328,18 @@ class TokenBank:
         """Reserve funds for a later capture or void (two-phase transfer); held funds are not spendable.
         Raises InsufficientBalanceError, InvalidRequestError (bad expiry) and the transfer errors."""
         op = self._ops.hold(from_user_id, to_user_id, amount, expires_in, idempotency_key, metadata, reason)
-        return self._hold(op, await self._apply_one(op))
+        return self._hold(await self._apply_one(op), op)
 
     async def capture(self, hold_id: str, amount: Any = None, *, reason: str | None = None) -> Hold:
         """Pay out a pending hold, all or part; a partial capture releases the rest to the sender.
         Raises HoldNotFoundError, HoldStateError (captured, voided or expired), InvalidAmountError."""
         op = self._ops.capture(hold_id, amount, reason)
-        return self._hold(op, await self._apply_one(op))
+        return self._hold(await self._apply_one(op), op)
 
     async def void(self, hold_id: str, *, reason: str | None = None) -> Hold:
         """Release a pending (or expired) hold back to the sender. Raises HoldNotFoundError, HoldStateError."""
         op = self._ops.void(hold_id, reason)
-        return self._hold(op, await self._apply_one(op))
+        return self._hold(await self._apply_one(op), op)
 
     async def get_hold(self, hold_id: str) -> Hold:
         record = await self.storage.get_hold(check_lookup_id(hold_id, "hold"))
@@ -389,7 +389,7 @@ class TokenBank:
             reverses_id=tx_id,
             audit_action=self._ops.audit("reverse"),
         )
-        return self._transaction(op, await self._apply_one(op))
+        return self._transaction(await self._apply_one(op), op)
 
     async def transfer_many(self, requests: Sequence[TransferRequest], *, atomic: bool = False) -> list[TransferResult]:
         """Apply many transfers in one store call, in order. ``atomic``: all or nothing (every item then fails,
@@ -422,7 +422,7 @@ class TokenBank:
                 continue
             result = next(results)
             if result.status.ok:
-                out.append(TransferResult(request, transaction=self._transaction(op, result)))
+                out.append(TransferResult(request, transaction=self._transaction(result, op)))
             else:
                 out.append(TransferResult(request, error=error_for(result.status)))
         return out
@@ -533,18 +533,18 @@ class TokenBank:
             raise error
         return result
 
-    def _transaction(self, op: WriteOp, result: OpResult) -> Transaction:
+    def _transaction(self, result: OpResult, op: WriteOp | None = None) -> Transaction:
         tx = convert.transaction(result.transactions[0], self.decimals)
         return replace(tx, replayed=True) if _replayed(op, result) else tx
 
-    def _hold(self, op: WriteOp, result: OpResult) -> Hold:
+    def _hold(self, result: OpResult, op: WriteOp | None = None) -> Hold:
         assert result.hold is not None
         hold = convert.hold(result.hold, self.decimals)
         return replace(hold, replayed=True) if _replayed(op, result) else hold
 
 
-def _replayed(op: WriteOp, result: OpResult) -> bool:
+def _replayed(op: WriteOp | None, result: OpResult) -> bool:
     """An idempotent replay: the key matched an earlier write. A store also answers REPLAYED to a resend of this
     very op (its first reply was lost), which keeps the op's own transaction id and is a first write."""
-    replay = result.status is Status.REPLAYED and bool(result.transactions)
+    replay = op is not None and result.status is Status.REPLAYED and bool(result.transactions)
     return replay and result.transactions[0].id != op.tx_id
