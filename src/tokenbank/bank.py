@@ -546,5 +546,6 @@ class TokenBank:
 def _replayed(op: WriteOp | None, result: OpResult) -> bool:
     """An idempotent replay: the key matched an earlier write. A store also answers REPLAYED to a resend of this
     very op (its first reply was lost), which keeps the op's own transaction id and is a first write."""
-    replay = op is not None and result.status is Status.REPLAYED and bool(result.transactions)
-    return replay and result.transactions[0].id != op.tx_id
+    if op is None or result.status is not Status.REPLAYED or not result.transactions:
+        return False
+    return result.transactions[0].id != op.tx_id
