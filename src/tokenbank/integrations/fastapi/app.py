@@ -1,7 +1,8 @@
 """``create_app()``: the ready-made API application that ``tokenbank serve`` runs (and tests build directly).
 
 Reads are open; every POST needs ``Authorization: Bearer <key>``, compared in constant time. Without a key the
-app refuses to build unless ``allow_unauthenticated=True`` (``serve`` allows that only on loopback).
+app refuses to build unless ``allow_unauthenticated=True`` (``serve`` allows that only on loopback). An
+``authorize`` hook, if given, still runs for every write and every read of one account.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ def create_app(
     Raises ConfigurationError without an API key unless ``allow_unauthenticated``."""
     if bank is not None and settings is not None:
         raise ConfigurationError("create_app: pass settings or an opened bank, not both")
+    if bank is None and settings is None:
+        settings = Settings.load()  # now, so the router and the lifespan see the same token settings
     key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE) or None
     if key is None and not allow_unauthenticated:
         raise ConfigurationError(
@@ -76,7 +79,12 @@ def create_app(
     if bank is not None:
         setattr(app.state, STATE_KEY, bank)
     guard = [] if key is None else [Depends(require_api_key(key))]
-    app.include_router(create_router(prefix=prefix, authorize=authorize, mutation_dependencies=guard))
+    decimals = bank.decimals if bank is not None else settings.decimals if settings is not None else None
+    # Reads are open by design (the key guards the writes); without a key only a loopback server may get here.
+    router = create_router(
+        prefix=prefix, authorize=authorize, mutation_dependencies=guard, allow_anonymous=True, decimals=decimals
+    )
+    app.include_router(router)
     install_error_handlers(app)
     return app
 

@@ -1,40 +1,128 @@
 """Request and response bodies of the REST API (pydantic v2), so the OpenAPI schema says exactly what is accepted.
 
 Amounts travel as JSON strings of plain decimals ("12.50"): a JSON number for an amount is refused (422), so no
-client can lose precision through a float. Ids are 1-128 characters without control characters.
+client can lose precision through a float. The amount pattern is built for the token's decimals
+(:func:`request_bodies`), so every amount the schema allows is one the ledger accepts.
 """
 
 from __future__ import annotations
 
+import base64
+import functools
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
 
 from tokenbank import models
 from tokenbank.health import HealthReport
-from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_METADATA_BYTES, MAX_REASON_LENGTH
+from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_METADATA_BYTES, MAX_REASON_LENGTH
 from tokenbank.models import HoldStatus, TransactionType
 from tokenbank.operations import MAX_HOLD_SECONDS
 
-AMOUNT_PATTERN = r"^[0-9]{1,20}(\.[0-9]{1,18})?$"
-"""A positive plain decimal as text: no sign, exponent, separators or whitespace. Zero, too many fractional
-digits for the token, or more than 2**63-1 base units are refused by the ledger (422 ``invalid_amount``)."""
+MAX_DECIMALS = 18
+MAX_LOOKUP_ID_LENGTH = 64
+"""Transaction and hold ids are at most 64 characters (UUIDs, or the ids of an imported ledger)."""
 SIGNED_AMOUNT_PATTERN = r"^-?[0-9]+(\.[0-9]+)?$"
 ID_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]+$"
 """Ids are ordinary data (``:``, quotes, spaces, SQL...), only control characters are refused."""
 MAX_BATCH = 1000
 
-Amount = Annotated[
-    str,
-    Field(
-        pattern=AMOUNT_PATTERN,
-        max_length=39,
-        description='Token amount as a decimal string, e.g. "12.50" (never a JSON number).',
-        examples=["12.50"],
-    ),
-]
+
+def amount_pattern(decimals: int | None) -> str:
+    """The regular expression of the amounts a token with ``decimals`` accepts: positive, canonical (no leading
+    zeros), at most ``decimals`` fractional digits, and below 9 * 10**18 base units (the ledger's limit is
+    2**63 - 1, so every amount the pattern allows fits). ``None`` (decimals unknown): up to 19 whole and 18
+    fractional digits; the ledger then refuses what exceeds the token's own decimals or range."""
+    places = MAX_DECIMALS if decimals is None else decimals
+    if decimals is None:
+        whole = ["[1-9][0-9]{0,18}"]
+    else:
+        free = MAX_DECIMALS - decimals  # whole digits that can never overflow, whatever they are
+        whole = [] if free == 0 else ["[1-9]" + _upto(free - 1)]
+        whole.append("[1-8]" + (f"[0-9]{{{free}}}" if free else ""))  # one digit more, led by 1-8: < 9 * 10**18
+    if places == 0:
+        return f"^(?:{'|'.join(whole)})$"
+    below_one = "|".join("0" * zeros + "[1-9]" + _upto(places - 1 - zeros) for zeros in range(places))
+    return f"^(?:(?:{'|'.join(whole)})(?:\\.[0-9]{_upto(places - 1, 1)})?|0\\.(?:{below_one}))$"
+
+
+def _upto(count: int, least: int = 0) -> str:
+    """A repetition count of ``[0-9]`` (or of the preceding item with ``least``): ``least`` to ``count`` more."""
+    if least:
+        return "" if count == 0 else f"{{1,{count + 1}}}"
+    return "" if count == 0 else "[0-9]?" if count == 1 else f"[0-9]{{0,{count}}}"
+
+
+def amount_rule(decimals: int | None) -> str:
+    """What an amount must be, in words (error messages and the schema's description)."""
+    if decimals == 0:
+        digits = "a whole number"
+    elif decimals is None:
+        digits = "at most as many fractional digits as the token's decimals"
+    else:
+        digits = f"at most {decimals} fractional digit{'s' if decimals > 1 else ''}"
+    return (
+        f'a positive decimal string like "{_example(decimals)}" with {digits}: no sign, exponent, leading zeros, '
+        "separators or spaces, and a JSON string, not a number"
+    )
+
+
+def _example(decimals: int | None) -> str:
+    return "12" if decimals == 0 else "12.5" if decimals == 1 else "12.50"
+
+
+@functools.cache
+def amount_type(decimals: int | None) -> Any:
+    """The ``amount`` field type for a token with ``decimals``: its pattern in the schema, and a refusal in
+    words (not the regular expression) when a value does not match."""
+    pattern = amount_pattern(decimals)
+    matches = re.compile(pattern).match
+    message = f"amount must be {amount_rule(decimals)}"
+
+    def check(value: object) -> object:
+        if not isinstance(value, str) or not matches(value):
+            raise PydanticCustomError("amount_format", message)
+        return value
+
+    return Annotated[
+        str,
+        BeforeValidator(check),
+        Field(
+            description=f"Token amount: {amount_rule(decimals)}.",
+            examples=[_example(decimals)],
+            json_schema_extra={"pattern": pattern},
+        ),
+    ]
+
+
+def cursor_pattern() -> str:
+    """The regular expression of the history cursors the API accepts: exactly the ones it hands out (the
+    URL-safe base64 of ``s1:<seq>``, seq a positive integer of at most 18 digits, without padding)."""
+
+    def b64(text: str) -> str:
+        return base64.urlsafe_b64encode(text.encode()).decode()
+
+    digits = "0123456789"
+
+    def pairs(texts: list[str], width: int) -> str:
+        return "(?:" + "|".join(sorted({b64(t)[:width] for t in texts})) + ")"
+
+    lead = pairs([f"{d}00" for d in digits], 2)  # a group's first digit: its first two base64 characters
+    lead_nz = pairs([f"{d}00" for d in digits[1:]], 2)
+    mid = "[" + "".join(sorted({b64(f"0{d}0")[2] for d in digits})) + "]"
+    last = "[" + "".join(sorted({b64(f"00{d}")[3] for d in digits})) + "]"
+    one, one_nz = pairs(list(digits), 2), pairs(list(digits[1:]), 2)  # a final group of one digit
+    group, group_nz = lead + mid + last, lead_nz + mid + last
+    tail = f"(?:{one}|{lead}{mid})"
+    return f"^{b64('s1:')}(?:{one_nz}|{lead_nz}{mid}|{group_nz}(?:{group}){{0,4}}{tail}?|{group_nz}(?:{group}){{5}})$"
+
+
+CURSOR_PATTERN = cursor_pattern()
 SignedAmount = Annotated[str, Field(pattern=SIGNED_AMOUNT_PATTERN, examples=["-12.50"])]
 OutAmount = Annotated[str, Field(pattern=SIGNED_AMOUNT_PATTERN, examples=["1000.00"])]
 AccountId = Annotated[
@@ -47,6 +135,10 @@ Metadata = Annotated[
         description=f"Any JSON object, at most {MAX_METADATA_BYTES} bytes as compact JSON.", examples=[{"order": 42}]
     ),
 ]
+if TYPE_CHECKING:
+    Amount = str
+else:
+    Amount = amount_type(None)
 
 
 def amount_text(value: Decimal) -> str:
@@ -71,7 +163,9 @@ class BatchItem(_Request):
     from_user_id: AccountId
     to_user_id: AccountId
     amount: Amount
-    idempotency_key: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    idempotency_key: (
+        Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH, pattern=ID_PATTERN)] | None
+    ) = None
     metadata: Metadata | None = None
 
 
@@ -103,8 +197,11 @@ class HoldBody(_Request):
     reason: Reason | None = None
 
 
+_CAPTURE_AMOUNT = "Part of the hold to pay out (default: all of it)."
+
+
 class CaptureBody(_Request):
-    amount: Amount | None = Field(None, description="Part of the hold to pay out (default: all of it).")
+    amount: Amount | None = Field(None, description=_CAPTURE_AMOUNT)
     reason: Reason | None = None
 
 
@@ -115,6 +212,41 @@ class VoidBody(_Request):
 class ReverseBody(_Request):
     reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH, pattern=r"^[^\x00]+$")]
     metadata: Metadata | None = None
+
+
+@dataclass(frozen=True)
+class RequestBodies:
+    """The request bodies with amounts in one token's decimals (subclasses of the classes above)."""
+
+    transfer: type[TransferBody]
+    batch: type[BatchBody]
+    mint: type[MintBody]
+    burn: type[BurnBody]
+    hold: type[HoldBody]
+    capture: type[CaptureBody]
+
+
+@functools.cache
+def request_bodies(decimals: int | None) -> RequestBodies:
+    """The request bodies whose amount pattern allows exactly what a token with ``decimals`` accepts; the
+    same classes for the same decimals (so one app's schema names each once)."""
+    if decimals is None:
+        return RequestBodies(TransferBody, BatchBody, MintBody, BurnBody, HoldBody, CaptureBody)
+    amount = amount_type(decimals)
+
+    def derive(base: type[_Request], **fields: Any) -> Any:
+        return create_model(base.__name__, __base__=base, __module__=__name__, **fields)
+
+    item = derive(BatchItem, amount=(amount, ...))
+    transfers = Annotated[list[item], Field(min_length=1, max_length=MAX_BATCH)]  # type: ignore[valid-type]
+    return RequestBodies(
+        transfer=derive(TransferBody, amount=(amount, ...)),
+        batch=derive(BatchBody, transfers=(transfers, ...)),
+        mint=derive(MintBody, amount=(amount, ...)),
+        burn=derive(BurnBody, amount=(amount, ...)),
+        hold=derive(HoldBody, amount=(amount, ...)),
+        capture=derive(CaptureBody, amount=(amount | None, Field(None, description=_CAPTURE_AMOUNT))),
+    )
 
 
 # responses -------------------------------------------------------------------------------------------------
@@ -225,6 +357,15 @@ class TransferResult(BaseModel):
 
 
 class BatchResult(BaseModel):
+    results: list[TransferResult] = Field(description="One result per requested transfer, in order.")
+
+
+class BatchAborted(BaseModel):
+    """An atomic batch that applied nothing: the error, and every item's result (the failing item with its own
+    error, the others with ``batch_aborted``)."""
+
+    code: str = Field(examples=["batch_aborted"])
+    message: str
     results: list[TransferResult] = Field(description="One result per requested transfer, in order.")
 
 
