@@ -23,6 +23,7 @@ from tokenbank.errors import (
     HoldNotFoundError,
     InvalidRequestError,
     StorageError,
+    SupplyCapExceededError,
     TokenBankError,
     TokenNotInitializedError,
     error_for,
@@ -40,6 +41,7 @@ from tokenbank.models import (
     Check,
     Hold,
     Holder,
+    SettingDrift,
     TokenInfo,
     Transaction,
     TransferRequest,
@@ -54,6 +56,7 @@ from tokenbank.services.transactions import TransactionsService
 from tokenbank.settings import Settings
 from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
 from tokenbank.storage.status import Status
+from tokenbank.token_config import UNSET, Unset, changes_for, check_decimals, find_drift
 
 if TYPE_CHECKING:
     from tokenbank.services.analytics import AnalyticsService
@@ -65,6 +68,14 @@ logger = logging.getLogger("tokenbank")
 
 _SWEEP_BATCH = 500
 _STOP_WAIT = 5.0
+TOKEN_REFRESH_SECONDS = 1.0
+"""How long reads trust the token as last read (its exclusions, its existence) before reading it again."""
+
+
+def _retrieve(task: asyncio.Future[TokenRecord]) -> None:
+    """Mark a shared token read's failure as seen: every caller awaiting it got the error already."""
+    if not task.cancelled():
+        task.exception()
 
 
 class TokenBank:
@@ -80,12 +91,18 @@ class TokenBank:
     ) -> None:
         if settings is None:
             settings = Settings.load(**overrides)
-        elif overrides:
+        given = settings.model_fields_set | overrides.keys()
+        if overrides:
             settings = Settings.load(**{**settings.model_dump(), **overrides})
         self.settings = settings
+        self._given = frozenset(given)
         self._ops = OpBuilder(settings)
         self._storage = storage
         self._token: TokenRecord | None = None
+        self._token_read_at = 0.0
+        self._token_read: asyncio.Future[TokenRecord] | None = None
+        self._created = False
+        self._drift: tuple[SettingDrift, ...] = ()
         self._sweeper: asyncio.Task[None] | None = None
         self._events = EventHub(settings.decimals)
         self._event_feed: Callable[[], Awaitable[None]] | None = None
@@ -121,11 +138,34 @@ class TokenBank:
     def decimals(self) -> int:
         return self.settings.decimals
 
+    @property
+    def given_settings(self) -> frozenset[str]:
+        """The ``Settings`` fields given by argument or environment (the others are defaults); only these are
+        compared with the stored token."""
+        return self._given
+
+    @property
+    def settings_drift(self) -> tuple[SettingDrift, ...]:
+        """Given settings that disagree with the stored token, found when the bank last read it: they were
+        ignored (logged once each at open, and listed by :meth:`health`)."""
+        return self._drift
+
+    @property
+    def token_created(self) -> bool:
+        """True if this bank's :meth:`open` (or :meth:`initialize_token`) created the token."""
+        return self._created
+
     async def open(self) -> None:
-        """Connect, create or upgrade the schema and initialize the token (idempotent)."""
+        """Connect, create or upgrade the schema, and load the token. A missing token is created from the
+        settings if ``auto_create`` is on (see :meth:`initialize_token`); an existing one is used as stored.
+        Raises TokenNotInitializedError (no token and ``auto_create`` off), ConfigurationError (the stored token
+        has other decimals), StorageUnavailableError."""
         try:
             await self.storage.open()
-            await self.initialize_token()
+            if self.settings.auto_create:
+                await self.initialize_token()
+            else:
+                self._adopt(await self._read_token())
         except BaseException:
             await self.storage.close()  # release connections of a half-opened store
             raise
@@ -158,11 +198,14 @@ class TokenBank:
 
     # token -------------------------------------------------------------------------------------------------
     async def initialize_token(self) -> TokenInfo:
-        """Create the token and mint the initial supply to the treasury, once; later calls apply changed settings
-        (name, emoji, max supply, treasury) with an audit entry. Raises ConfigurationError if the stored token
-        has other decimals, or a max supply below the current supply is configured."""
+        """Create the token from the settings and mint the initial supply to the treasury, once. An existing
+        token is left exactly as stored: settings that disagree with it are ignored, with one warning each on
+        the ``tokenbank`` logger (see :attr:`settings_drift`); change it with :meth:`configure_token`.
+        Raises ConfigurationError if the stored token has other decimals or a setting is invalid."""
         s = self.settings
         check_account_id(s.treasury_account, "TOKEN_TREASURY_ACCOUNT")
+        for account in s.leaderboard_exclude or ():
+            check_account_id(account, "TOKEN_LEADERBOARD_EXCLUDE")
         wanted = TokenRecord(
             symbol=s.symbol,
             name=s.name,
@@ -173,6 +216,7 @@ class TokenBank:
             max_supply=None if s.max_supply is None else self._units_or_zero(s.max_supply),
             total_supply=0,
             created_at=datetime.now(UTC),
+            leaderboard_exclude=None if s.leaderboard_exclude is None else tuple(dict.fromkeys(s.leaderboard_exclude)),
         )
         mint = None
         if wanted.initial_supply:
@@ -181,62 +225,135 @@ class TokenBank:
                 reason="initial supply", audit_action=self._ops.audit("mint"),
             )  # fmt: skip
         token = await self.storage.create_token(wanted, mint)
-        if token.decimals != s.decimals:
-            raise ConfigurationError(
-                f"TOKEN_DECIMALS: token {s.symbol} exists with {token.decimals} decimals, settings say {s.decimals}"
-            )
-        changes: dict[str, object] = {
-            field: getattr(wanted, field)
-            for field in ("name", "emoji", "max_supply", "treasury_account")
-            if getattr(wanted, field) != getattr(token, field)
-        }
-        if changes:
-            if wanted.max_supply is not None and wanted.max_supply < token.total_supply:
-                raise ConfigurationError("TOKEN_MAX_SUPPLY: is below the current total supply")
-            token = await self.storage.update_token(changes)
-        self._token = token
+        self._adopt(token, created=token.created_at == wanted.created_at)
         return convert.token_info(token)
+
+    def _adopt(self, token: TokenRecord, *, created: bool = False) -> None:
+        """Make the stored token this bank's truth; warn once per given setting that disagrees with it."""
+        check_decimals(self.settings, token)
+        self._created = created
+        self._remember(token)
+        for drift in self._drift:
+            logger.warning(
+                "%s; the setting is ignored and the stored value kept (change it with configure_token() or "
+                "'tokenbank token configure')",
+                drift.describe(),
+                extra={"operation": "open", "field": drift.field, "variable": drift.variable},
+            )
+
+    def _remember(self, token: TokenRecord) -> None:
+        self._token = token
+        self._token_read_at = time.monotonic()
+        self._drift = find_drift(self.settings, self._given, token)
+        self.formatter.use_emoji(token.emoji)
+
+    async def _read_token(self) -> TokenRecord:
+        """The stored token, read now. Raises TokenNotInitializedError if there is none."""
+        token = await self.storage.get_token()
+        if token is None:
+            self._token = None
+            raise TokenNotInitializedError(
+                f"token '{self.settings.symbol}' does not exist; create it with initialize_token(), "
+                "'tokenbank init' or an open with TOKEN_AUTO_CREATE on"
+            )
+        self._remember(token)
+        return token
+
+    async def _token_record(self) -> TokenRecord:
+        """The stored token as last read, read again when older than TOKEN_REFRESH_SECONDS (one read shared by
+        concurrent callers), so that a change made by another process is seen and reads of a token that
+        does not exist fail. Raises TokenNotInitializedError."""
+        token = self._token
+        if token is not None and time.monotonic() - self._token_read_at < TOKEN_REFRESH_SECONDS:
+            return token
+        task = self._token_read
+        if task is None or task.done():
+            task = self._token_read = asyncio.ensure_future(self._read_token())
+            task.add_done_callback(_retrieve)
+        return await asyncio.shield(task)
+
+    async def configure_token(
+        self,
+        *,
+        name: str | Unset = UNSET,
+        emoji: str | Unset | None = UNSET,
+        max_supply: Any = UNSET,
+        treasury_account: str | Unset = UNSET,
+        leaderboard_exclude: Sequence[str] | Unset | None = UNSET,
+    ) -> TokenInfo:
+        """Change the stored token's settings; only the arguments given change. ``emoji=None`` removes the emoji,
+        ``max_supply=None`` the cap, ``leaderboard_exclude=None`` goes back to excluding the treasury alone
+        (whichever account it is). Every change is one atomic store step with one ``token.configure`` audit
+        entry listing the changed fields; values equal to the stored ones change nothing and write nothing.
+        Returns the token as now stored. Raises SupplyCapExceededError (nothing changed) when the new max supply
+        is below the total supply, InvalidRequestError, InvalidAmountError, InvalidAccountError for bad values,
+        TokenNotInitializedError."""
+        token = await self._read_token()
+        changes = changes_for(
+            token, name=name, emoji=emoji, max_supply=max_supply, treasury_account=treasury_account,
+            leaderboard_exclude=leaderboard_exclude,
+        )  # fmt: skip
+        if not changes:
+            return convert.token_info(token)
+        try:
+            updated = await self.storage.update_token(changes)
+        except SupplyCapExceededError:
+            cap = changes["max_supply"]
+            assert isinstance(cap, int)
+            message = f"max supply {from_base_units(cap, token.decimals)} is below the total supply; nothing changed"
+            logger.info("configure_token refused: %s", message, extra={"operation": "configure_token"})
+            raise SupplyCapExceededError(message) from None
+        self._remember(updated)
+        logger.info(
+            "token %s configured: %s", updated.symbol, ", ".join(changes),
+            extra={"operation": "configure_token", "fields": sorted(changes)},
+        )  # fmt: skip
+        return convert.token_info(updated)
 
     def _units_or_zero(self, amount: Decimal) -> int:
         return to_base_units(amount, self.decimals) if amount else 0
 
     async def get_token_info(self) -> TokenInfo:
-        """Token settings and current total supply. Raises TokenNotInitializedError."""
-        token = await self.storage.get_token()
-        if token is None:
-            raise TokenNotInitializedError(f"token {self.settings.symbol} is not initialized")
-        return convert.token_info(token)
+        """The token as stored (its settings) and its current total supply. Raises TokenNotInitializedError."""
+        return convert.token_info(await self._read_token())
 
     async def get_total_supply(self) -> Decimal:
         return (await self.get_token_info()).total_supply
 
     async def get_circulating_supply(self) -> Decimal:
-        """Total supply minus what the excluded accounts (the treasury by default) hold."""
-        total = await self.get_total_supply()
-        excluded = await self.storage.sum_balances(self.settings.excluded_accounts)
-        return total - from_base_units(excluded, self.decimals)
+        """Total supply minus what the token's leaderboard exclusions (the treasury by default) hold, held
+        funds included. Raises TokenNotInitializedError."""
+        token = await self._read_token()
+        excluded = await self.storage.sum_balances(token.excluded_accounts)
+        return from_base_units(token.total_supply - excluded, self.decimals)
 
     # balances and leaderboard ------------------------------------------------------------------------------
     async def get_balance(self, user_id: str) -> Decimal:
-        """Spendable balance (held funds excluded). Raises InvalidAccountError."""
+        """Spendable balance (held funds excluded). Raises InvalidAccountError, TokenNotInitializedError."""
         check_account_id(user_id)
+        await self._token_record()
         balances = await self.storage.get_balances([user_id])
         return from_base_units(balances[user_id], self.decimals)
 
     async def get_balances(self, user_ids: Sequence[str]) -> dict[str, Decimal]:
         ids = [check_account_id(user_id) for user_id in user_ids]
+        await self._token_record()
         balances = await self.storage.get_balances(list(dict.fromkeys(ids)))
         return {user_id: from_base_units(units, self.decimals) for user_id, units in balances.items()}
 
     async def get_held_balance(self, user_id: str) -> Decimal:
         """Funds reserved by the account's pending holds."""
-        return from_base_units(await self.storage.get_held(check_account_id(user_id)), self.decimals)
+        check_account_id(user_id)
+        await self._token_record()
+        return from_base_units(await self.storage.get_held(user_id), self.decimals)
 
     async def get_top_holders(self, limit: int = 10, offset: int = 0) -> list[Holder]:
-        """Highest balances first (excluded accounts left out). Raises InvalidRequestError for bad paging."""
+        """Highest balances first (the token's excluded accounts left out). Raises InvalidRequestError for bad
+        paging, TokenNotInitializedError."""
         self._require_leaderboard()
         check_page(limit, offset)
-        rows = await self.storage.top_holders(limit, offset, self.settings.excluded_accounts)
+        token = await self._token_record()
+        rows = await self.storage.top_holders(limit, offset, token.excluded_accounts)
         return [
             Holder(user_id, from_base_units(units, self.decimals), offset + i + 1)
             for i, (user_id, units) in enumerate(rows)
@@ -245,13 +362,16 @@ class TokenBank:
     async def get_rank(self, user_id: str) -> int | None:
         """1-based leaderboard position; None for excluded accounts and accounts without balance."""
         self._require_leaderboard()
-        return await self.storage.rank(check_account_id(user_id), self.settings.excluded_accounts)
+        check_account_id(user_id)
+        token = await self._token_record()
+        return await self.storage.rank(user_id, token.excluded_accounts)
 
     async def get_balance_at(self, user_id: str, at: datetime) -> Decimal:
         """Spendable balance right after the last transaction at or before ``at`` (an aware datetime)."""
         check_account_id(user_id)
         if not isinstance(at, datetime) or at.tzinfo is None:
             raise InvalidRequestError("at must be a timezone-aware datetime")
+        await self._token_record()
         return from_base_units(await self.storage.balance_at(user_id, at), self.decimals)
 
     # writes ------------------------------------------------------------------------------------------------
@@ -342,7 +462,9 @@ class TokenBank:
         return self._hold(await self._apply_one(op), op)
 
     async def get_hold(self, hold_id: str) -> Hold:
-        record = await self.storage.get_hold(check_lookup_id(hold_id, "hold"))
+        hold_id = check_lookup_id(hold_id, "hold")
+        await self._token_record()
+        record = await self.storage.get_hold(hold_id)
         if record is None:
             raise HoldNotFoundError(f"hold not found: {hold_id}")
         return convert.hold(record, self.decimals)

@@ -57,4 +57,5 @@ def token_info(record: TokenRecord) -> TokenInfo:
         max_supply=None if record.max_supply is None else from_base_units(record.max_supply, d),
         total_supply=from_base_units(record.total_supply, d),
         created_at=record.created_at,
+        leaderboard_exclude=record.excluded_accounts,
     )

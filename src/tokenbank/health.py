@@ -1,4 +1,5 @@
-"""Health of a bank: can its store be reached, is its token there, and what the store adds (sync lag...).
+"""Health of a bank: can its store be reached, is its token there, do its settings agree with the stored token,
+and what the store adds (sync lag...).
 
 ``status`` is the worst of the checks: ``ok``, ``degraded`` (serving, with a problem to look at) or ``down``
 (cannot serve). A store may contribute checks by defining an optional coroutine method
@@ -67,7 +68,7 @@ async def check_health(bank: TokenBank, *, time_limit: float = CHECK_TIMEOUT) ->
     ping = await _probe("storage", storage.ping, time_limit, failure="down")
     checks.append(ping)
     if ping.status == "ok":
-        checks.append(await _token_check(bank, time_limit))
+        checks.extend(await _token_checks(bank, time_limit))
     else:
         checks.append(HealthCheck("token", "down", "not checked: the store does not answer"))
     extra = getattr(storage, "health_checks", None)
@@ -76,16 +77,25 @@ async def check_health(bank: TokenBank, *, time_limit: float = CHECK_TIMEOUT) ->
     return HealthReport(worst(check.status for check in checks), tuple(checks))
 
 
-async def _token_check(bank: TokenBank, time_limit: float) -> HealthCheck:
+async def _token_checks(bank: TokenBank, time_limit: float) -> list[HealthCheck]:
+    """``token``: the token exists; ``settings`` (only when some disagree): given settings that the stored token
+    overrides, ``degraded`` because whoever set them believes in values the ledger does not use."""
+    from tokenbank.token_config import find_drift
+
     started = time.perf_counter()
     try:
         token = await asyncio.wait_for(bank.storage.get_token(), time_limit)
     except Exception as exc:
-        return HealthCheck("token", "down", _describe(exc, time_limit), _ms(started))
+        return [HealthCheck("token", "down", _describe(exc, time_limit), _ms(started))]
     symbol = bank.settings.symbol
     if token is None:
-        return HealthCheck("token", "down", f"token {symbol} is not initialized", _ms(started))
-    return HealthCheck("token", "ok", f"token {symbol} initialized", _ms(started))
+        return [HealthCheck("token", "down", f"token {symbol} is not initialized", _ms(started))]
+    checks = [HealthCheck("token", "ok", f"token {symbol} initialized", _ms(started))]
+    drift = find_drift(bank.settings, bank.given_settings, token)
+    if drift:
+        detail = "ignored, the stored token decides: " + "; ".join(d.describe() for d in drift)
+        checks.append(HealthCheck("settings", "degraded", detail))
+    return checks
 
 
 async def _store_checks(extra: Callable[[], Awaitable[Iterable[HealthCheck]]], time_limit: float) -> list[HealthCheck]:

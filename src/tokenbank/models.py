@@ -38,6 +38,26 @@ class TokenInfo:
     max_supply: Decimal | None
     total_supply: Decimal
     created_at: datetime
+    leaderboard_exclude: tuple[str, ...] = ()
+    """Accounts left out of the leaderboard and circulating supply (by default the treasury)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettingDrift:
+    """A setting that disagrees with the stored token and was therefore ignored: the stored value is the truth
+    (change it with ``TokenBank.configure_token`` or ``tokenbank token configure``)."""
+
+    field: str
+    """The ``Settings`` field, e.g. ``max_supply``."""
+    variable: str
+    """Its environment variable, e.g. ``TOKEN_MAX_SUPPLY``."""
+    configured: str
+    """What the settings say, as text (``none`` for no value)."""
+    stored: str
+    """What the stored token says, as text."""
+
+    def describe(self) -> str:
+        return f"{self.variable}: settings say {self.configured}, the stored token says {self.stored}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     leaderboard_exclude: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, validation_alias=_env("TOKEN_LEADERBOARD_EXCLUDE", "leaderboard_exclude")
     )
+    auto_create: bool = Field(True, validation_alias=_env("TOKEN_AUTO_CREATE", "auto_create"))
+    """Opening a bank creates a missing token (with these settings); off: it raises TokenNotInitializedError."""
     usd_price: Decimal | None = Field(None, ge=0, validation_alias=_env("TOKEN_USD_PRICE", "usd_price"))
     key_prefix: str = Field("tb", min_length=1, max_length=32, validation_alias=_env("TOKEN_KEY_PREFIX", "key_prefix"))
     enable_leaderboard: bool = Field(True, validation_alias=_env("TOKEN_ENABLE_LEADERBOARD", "enable_leaderboard"))
@@ -130,7 +132,8 @@ class Settings(BaseSettings):
 
     @property
     def excluded_accounts(self) -> tuple[str, ...]:
-        """Accounts left out of the leaderboard and circulating supply (the treasury by default)."""
+        """The leaderboard exclusions these settings give a token they create (the treasury by default); an open
+        bank uses the stored token's own (``TokenInfo.leaderboard_exclude``)."""
         return self.leaderboard_exclude if self.leaderboard_exclude is not None else (self.treasury_account,)
 
     @classmethod

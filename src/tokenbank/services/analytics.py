@@ -181,7 +181,10 @@ class AnalyticsService:
         never held tokens are not known to the ledger). Gini = sum((2i - n - 1) x_i) / (n sum(x)) over the
         ascending balances x_1..x_n: 0 when all are equal, (n-1)/n when one account holds everything.
         """
-        excluded = tuple(self._bank.settings.excluded_accounts if exclude is None else _accounts(exclude))
+        if exclude is None:
+            excluded = (await self._bank.get_token_info()).leaderboard_exclude
+        else:
+            excluded = tuple(_accounts(exclude))
         store = self._store()
 
         def read(conn: Connection) -> sql.BalanceStats:

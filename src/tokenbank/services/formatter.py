@@ -123,6 +123,10 @@ class FormatterService:
         self._decimals = settings.decimals
         self.defaults = defaults or FormatOptions()
 
+    def use_emoji(self, emoji: str | None) -> None:
+        """Show the stored token's emoji (the bank calls this whenever it reads the token)."""
+        self._emoji = emoji
+
     def options(self, options: FormatOptions | None = None, **overrides: Any) -> FormatOptions:
         """``options`` (or the defaults) with ``overrides`` applied. Raises InvalidRequestError for an
         unknown option name or a bad value."""

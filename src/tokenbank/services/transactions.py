@@ -91,14 +91,17 @@ class TransactionsService:
             since=since,
             until=until,
         )
+        await self._bank._token_record()  # a token that does not exist has no history, not an empty one
         records = await self._bank.storage.history(query)
         items = [convert.transaction(r, self._bank.decimals) for r in records[:limit]]
         next_cursor = encode_cursor(items[-1].seq) if len(records) > limit else None
         return TransactionPage(items=items, next_cursor=next_cursor)
 
     async def get_transaction_by_id(self, transaction_id: str) -> Transaction:
-        """Raises TransactionNotFoundError."""
-        record = await self._bank.storage.get_transaction(check_lookup_id(transaction_id, "transaction"))
+        """Raises TransactionNotFoundError, TokenNotInitializedError."""
+        tx_id = check_lookup_id(transaction_id, "transaction")
+        await self._bank._token_record()
+        record = await self._bank.storage.get_transaction(tx_id)
         if record is None:
             raise TransactionNotFoundError(f"transaction not found: {transaction_id}")
         return convert.transaction(record, self._bank.decimals)

@@ -6,8 +6,9 @@ transaction or stored-function call; one Lua script). The facade owns validation
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -104,6 +105,40 @@ class TokenRecord:
     max_supply: int | None
     total_supply: int
     created_at: datetime
+    leaderboard_exclude: tuple[str, ...] | None = None
+    """Accounts left out of the leaderboard and circulating supply; None (also a token stored before this
+    setting existed) means the treasury account alone, whichever account that is."""
+
+    @property
+    def excluded_accounts(self) -> tuple[str, ...]:
+        return (self.treasury_account,) if self.leaderboard_exclude is None else self.leaderboard_exclude
+
+
+TOKEN_SETTINGS = ("name", "emoji", "treasury_account", "max_supply", "leaderboard_exclude")
+"""The token fields :meth:`Storage.update_token` may change (symbol, decimals and supplies never change)."""
+
+
+def exclusions_to_text(accounts: Sequence[str] | None) -> str | None:
+    """Leaderboard exclusions as stored (a JSON array; None stays None: the treasury alone)."""
+    return None if accounts is None else json.dumps(list(accounts), ensure_ascii=False, separators=(",", ":"))
+
+
+def exclusions_from_text(text: str | None) -> tuple[str, ...] | None:
+    return None if text is None else tuple(json.loads(text))
+
+
+def configure_details(changes: Mapping[str, object]) -> str:
+    """The details of a ``token.configure`` audit entry: each changed field with its new value (amounts in
+    base units as strings, exclusions as a list, None for a removed value)."""
+    details: dict[str, object] = {}
+    for key, value in changes.items():
+        if value is None or isinstance(value, str):
+            details[key] = value
+        elif isinstance(value, tuple | list):
+            details[key] = list(value)
+        else:
+            details[key] = str(value)
+    return json.dumps(details, ensure_ascii=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,8 +198,12 @@ class Storage(ABC):
     async def get_token(self) -> TokenRecord | None: ...
 
     @abstractmethod
-    async def update_token(self, changes: dict[str, object]) -> TokenRecord:
-        """Change token settings (name, emoji, max supply, treasury) with an audit entry."""
+    async def update_token(self, changes: Mapping[str, object]) -> TokenRecord:
+        """Change token settings (keys of :data:`TOKEN_SETTINGS`; ``max_supply`` in base units or None,
+        ``leaderboard_exclude`` a tuple or None) with one ``token.configure`` audit entry, atomically. Raises
+        SupplyCapExceededError, changing nothing, if a new max supply is below the total supply at that moment
+        (checked inside the same transaction or script as the change), TokenNotInitializedError without a
+        token."""
 
     @abstractmethod
     async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:

@@ -48,8 +48,9 @@ INSERT_TRANSACTIONS = sa.text(
 )
 _INSERT_TOKEN = sa.text(
     "INSERT INTO tb_tokens (symbol, name, decimals, emoji, treasury_account, initial_supply, max_supply, "
-    "total_supply, created_at) VALUES (:symbol, :name, :decimals, :emoji, :treasury_account, :initial_supply, "
-    ":max_supply, :total_supply, tb_from_us(:created_at)) ON CONFLICT (symbol) DO NOTHING RETURNING symbol"
+    "total_supply, created_at, leaderboard_exclude) VALUES (:symbol, :name, :decimals, :emoji, :treasury_account, "
+    ":initial_supply, :max_supply, :total_supply, tb_from_us(:created_at), :leaderboard_exclude) "
+    "ON CONFLICT (symbol) DO NOTHING RETURNING symbol"
 )
 _UPSERT_ACCOUNTS = sa.text(
     "INSERT INTO tb_accounts (token, user_id, balance, held) SELECT :token, user_id, balance, held "
@@ -162,6 +163,7 @@ def _finish(conn: Connection, token: str, snap: _Snapshot) -> bool:
         "treasury_account": t["treasury_account"], "initial_supply": int(t["initial_supply"]),
         "max_supply": int(t["max_supply"]) if t.get("max_supply") else None,
         "total_supply": int(t["total_supply"]), "created_at": int(t["created_at"]),
+        "leaderboard_exclude": t.get("leaderboard_exclude"),
     }  # fmt: skip
     if conn.execute(_INSERT_TOKEN, params).first() is None:
         return False

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage.sql.backend import SqlStorage
-from tokenbank.storage.sql.schema import transactions
+from tokenbank.storage.sql.schema import tokens, transactions
 
 _REPLICATE = sa.text(
     "SELECT tb_replicate(:token, CAST(:entries AS jsonb), CAST(:audit AS jsonb), CAST(:fields AS jsonb), :strict)"
@@ -111,7 +111,16 @@ async def replicate(
     }
 
     def call(conn: Connection) -> Any:
-        return conn.scalar(_REPLICATE, params)
+        answer = conn.scalar(_REPLICATE, params)
+        if token_fields is not None:
+            # tb_replicate (revision 0002) copies the settings it knows; the leaderboard exclusions came later
+            # and are copied here, in the same transaction.
+            conn.execute(
+                tokens.update()
+                .where(tokens.c.symbol == sql.token)
+                .values(leaderboard_exclude=token_fields.get("leaderboard_exclude"))
+            )
+        return answer
 
     raw = await sql.run_sync(call, write=True)
     data = json.loads(raw) if isinstance(raw, str) else raw

@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from tokenbank.errors import ConfigurationError, StorageError, TokenBankError
 from tokenbank.settings import Settings
 from tokenbank.storage import _translate
+from tokenbank.storage.base import TOKEN_SETTINGS
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.codec import from_us
 from tokenbank.storage.redis.errors import translated
@@ -312,7 +313,7 @@ class SyncWorker:
         if not items:  # lost with Redis data: nothing to copy
             self._audit_synced = ids[-1]
             return [], None
-        fields = {name: _text(token.get(name)) for name in ("name", "emoji", "max_supply", "treasury_account")}
+        fields = {name: _text(token.get(name)) for name in TOKEN_SETTINGS}
         return items, fields if token else None
 
     async def _maintain(self) -> None:

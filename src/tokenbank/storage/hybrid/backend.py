@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy.engine import make_url
@@ -148,8 +148,9 @@ class HybridStorage(Storage):
         await checks.ensure_postgres_token(self.sql, token)
         return await self.redis.create_token(token, initial_mint)
 
-    async def update_token(self, changes: dict[str, object]) -> TokenRecord:
-        """Changed in Redis with its audit entry; the worker carries both to PostgreSQL."""
+    async def update_token(self, changes: Mapping[str, object]) -> TokenRecord:
+        """Changed in Redis with its audit entry (the cap checked there, where mints happen); the worker
+        carries both to PostgreSQL."""
         return await self.redis.update_token(changes)
 
     async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:

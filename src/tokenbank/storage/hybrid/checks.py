@@ -15,7 +15,7 @@ from sqlalchemy import Connection
 
 from tokenbank.errors import TokenBankError
 from tokenbank.health import HealthCheck, HealthStatus
-from tokenbank.storage.base import CheckRecord, TokenRecord
+from tokenbank.storage.base import CheckRecord, TokenRecord, exclusions_to_text
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.backend import SqlStorage
 from tokenbank.storage.sql.schema import tokens, transactions
@@ -42,6 +42,7 @@ async def ensure_postgres_token(sql: SqlStorage, token: TokenRecord) -> None:
                     symbol=token.symbol, name=token.name, decimals=token.decimals, emoji=token.emoji,
                     treasury_account=token.treasury_account, initial_supply=token.initial_supply,
                     max_supply=token.max_supply, total_supply=0, created_at=token.created_at,
+                    leaderboard_exclude=exclusions_to_text(token.leaderboard_exclude),
                 )
             )  # fmt: skip
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -13,7 +13,14 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
-from tokenbank.errors import ConfigurationError, InvalidRequestError, StorageError, StorageUnavailableError
+from tokenbank.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    StorageError,
+    StorageUnavailableError,
+    SupplyCapExceededError,
+    error_for,
+)
 from tokenbank.settings import Settings
 from tokenbank.storage.base import (
     AuditRecord,
@@ -26,6 +33,8 @@ from tokenbank.storage.base import (
     TokenRecord,
     TxRecord,
     WriteOp,
+    configure_details,
+    exclusions_to_text,
     register_storage,
 )
 from tokenbank.storage.batching import WriteBatcher
@@ -172,12 +181,21 @@ class RedisStorage(Storage):
         assert record is not None
         return record
 
-    async def update_token(self, changes: dict[str, object]) -> TokenRecord:
-        values = {key: None if value is None else str(value) for key, value in changes.items()}
-        text = json.dumps(values, ensure_ascii=False)
+    async def update_token(self, changes: Mapping[str, object]) -> TokenRecord:
+        """One script: the cap is compared with the supply and the fields change in the same atomic step."""
+        values = {
+            key: exclusions_to_text(value) if key == "leaderboard_exclude" else None if value is None else str(value)  # type: ignore[arg-type]
+            for key, value in changes.items()
+        }
+        args = [json.dumps(values, ensure_ascii=False), configure_details(changes)]
         keys = [self.keys.token, self.keys.audit, self.keys.auditseq]
-        flat = await self._script(self.scripts.update_token, keys, [text, text], resend=False)
-        record = codec.token_from_hash(codec.pairs(flat))
+        data = json.loads(await self._script(self.scripts.update_token, keys, args, resend=False))
+        status = Status(data["s"])
+        if status is Status.SUPPLY_CAP_EXCEEDED:
+            raise SupplyCapExceededError("the new max supply is below the total supply")
+        if status is not Status.OK:
+            raise error_for(status, f"token {self.settings.symbol}")
+        record = codec.token_from_hash(codec.pairs(data["token"]))
         assert record is not None
         return record
 

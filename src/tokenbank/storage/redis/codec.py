@@ -12,7 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tokenbank.ids import new_id
-from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TokenRecord, TxRecord, WriteOp
+from tokenbank.storage.base import (
+    HoldRecord,
+    OpKind,
+    OpResult,
+    TokenRecord,
+    TxRecord,
+    WriteOp,
+    exclusions_from_text,
+    exclusions_to_text,
+)
 from tokenbank.storage.status import Status
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -125,6 +134,7 @@ def token_fields(token: TokenRecord) -> dict[str, str]:
         "initial_supply": str(token.initial_supply),
         "max_supply": None if token.max_supply is None else str(token.max_supply),
         "created_at": str(to_us(token.created_at)),
+        "leaderboard_exclude": exclusions_to_text(token.leaderboard_exclude),
     }
     return {key: value for key, value in fields.items() if value is not None}
 
@@ -142,4 +152,5 @@ def token_from_hash(m: Mapping[str, str]) -> TokenRecord | None:
         max_supply=_opt_int(m.get("max_supply")),
         total_supply=int(m["total_supply"]),
         created_at=from_us(m["created_at"]),
+        leaderboard_exclude=exclusions_from_text(m.get("leaderboard_exclude")),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tokenbank.errors import StorageError
+from tokenbank.errors import StorageError, SupplyCapExceededError, error_for
 from tokenbank.ids import new_id
 from tokenbank.settings import Settings
 from tokenbank.storage import _translate
@@ -29,6 +29,8 @@ from tokenbank.storage.base import (
     TokenRecord,
     TxRecord,
     WriteOp,
+    configure_details,
+    exclusions_to_text,
     register_storage,
 )
 from tokenbank.storage.batching import WriteBatcher
@@ -146,6 +148,7 @@ class SqlStorage(Storage):
                     symbol=token.symbol, name=token.name, decimals=token.decimals, emoji=token.emoji,
                     treasury_account=token.treasury_account, initial_supply=token.initial_supply,
                     max_supply=token.max_supply, total_supply=0, created_at=token.created_at,
+                    leaderboard_exclude=exclusions_to_text(token.leaderboard_exclude),
                 )
             )  # fmt: skip
             details = {"name": token.name, "decimals": token.decimals, "initial_supply": str(token.initial_supply)}
@@ -160,11 +163,25 @@ class SqlStorage(Storage):
 
         return await self._with_retries(lambda: self.run_sync(work, write=True))
 
-    async def update_token(self, changes: dict[str, object]) -> TokenRecord:
+    async def update_token(self, changes: Mapping[str, object]) -> TokenRecord:
         def work(conn: Connection) -> TokenRecord:
-            conn.execute(tokens.update().where(tokens.c.symbol == self.token).values(**changes))
-            details = json.dumps({k: None if v is None else str(v) for k, v in changes.items()})
-            _insert_audit(conn, self.token, "token.configure", details, datetime.now(UTC))
+            # The token row is locked (SQLite: the write transaction is) before the cap is compared with the
+            # supply, and a mint locks the same row, so no mint can slip in between.
+            query = sa.select(tokens.c.total_supply).where(tokens.c.symbol == self.token)
+            total = conn.scalar(query.with_for_update() if self.dialect == "postgresql" else query)
+            if total is None:
+                raise error_for(Status.TOKEN_NOT_INITIALIZED, f"token {self.token}")
+            cap = changes.get("max_supply")
+            if isinstance(cap, int) and cap < total:
+                raise SupplyCapExceededError(
+                    f"max supply {cap} base units is below the total supply of {total} base units"
+                )
+            values = {
+                key: exclusions_to_text(value) if key == "leaderboard_exclude" else value  # type: ignore[arg-type]
+                for key, value in changes.items()
+            }
+            conn.execute(tokens.update().where(tokens.c.symbol == self.token).values(**values))
+            _insert_audit(conn, self.token, "token.configure", configure_details(changes), datetime.now(UTC))
             updated = reads.get_token(conn, self.token)
             assert updated is not None
             return updated

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from tokenbank.storage.base import AuditRecord, HistoryQuery, HoldRecord, TokenRecord, TxRecord
+from tokenbank.storage.base import AuditRecord, HistoryQuery, HoldRecord, TokenRecord, TxRecord, exclusions_from_text
 from tokenbank.storage.sql import records
 from tokenbank.storage.sql.schema import accounts, audit, holds, tokens, transactions
 
@@ -27,6 +27,7 @@ def get_token(conn: Connection, token: str) -> TokenRecord | None:
         max_supply=None if row.max_supply is None else int(row.max_supply),
         total_supply=int(row.total_supply),
         created_at=row.created_at,
+        leaderboard_exclude=exclusions_from_text(row.leaderboard_exclude),
     )
 
 

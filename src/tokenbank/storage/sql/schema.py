@@ -52,6 +52,8 @@ tokens = sa.Table(
     sa.Column("max_supply", UNITS),
     sa.Column("total_supply", UNITS, nullable=False),
     sa.Column("created_at", TIME, nullable=False),
+    # A JSON array of account ids; NULL (also every token created before revision 0004) = the treasury alone.
+    sa.Column("leaderboard_exclude", sa.Text),
 )
 
 accounts = sa.Table(
