@@ -1,4 +1,5 @@
-"""Token lifecycle: initialize (idempotent, reconfigure, wrong decimals), token info, supply, several tokens."""
+"""Token lifecycle: initialize (idempotent, wrong decimals), token info, supply, several tokens (settings drift and
+configure_token: test_token_settings.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from tests.backends import BoundBackend, unique
 from tests.support import assert_error, history, open_bank, snapshot
 from tokenbank import (
     ConfigurationError,
-    SupplyCapExceededError,
     TokenBank,
     TokenInfo,
     TokenNotInitializedError,
@@ -66,23 +66,6 @@ async def test_initialize_token_is_idempotent(durable_backend: BoundBackend) -> 
         assert "token.configure" not in actions
 
 
-async def test_reopening_with_new_name_and_max_supply_updates_and_audits(durable_backend: BoundBackend) -> None:
-    async with open_bank(durable_backend, initial_supply=100, max_supply=1000) as first:
-        created = await first.get_token_info()
-    async with open_bank(durable_backend, initial_supply=100, name="Renamed", max_supply=500, emoji="⭐") as second:
-        info = await second.get_token_info()
-        assert (info.name, info.max_supply, info.emoji) == ("Renamed", 500, "⭐")
-        assert info.total_supply == 100 and info.created_at == created.created_at
-        [entry, *_] = await second.get_audit_log()
-        assert entry.action == "token.configure"
-        assert entry.details["name"] == "Renamed"
-        assert Decimal(entry.details["max_supply"]) == 500 * 100  # base units, 2 decimals
-        with pytest.raises(SupplyCapExceededError):
-            await second.mint("alice", "400.01")
-        await second.mint("alice", 400)
-        assert await second.get_total_supply() == 500
-
-
 async def test_reopening_with_other_decimals_is_refused(durable_backend: BoundBackend) -> None:
     async with open_bank(durable_backend, initial_supply=100, decimals=2):
         pass
@@ -99,17 +82,15 @@ async def test_reopening_with_other_decimals_is_refused(durable_backend: BoundBa
         assert await bank.get_balance("treasury") == 100
 
 
-async def test_reopening_with_max_supply_below_supply_is_refused(durable_backend: BoundBackend) -> None:
+async def test_reopening_with_max_supply_below_supply_opens_and_keeps_the_stored_cap(
+    durable_backend: BoundBackend,
+) -> None:
     async with open_bank(durable_backend, initial_supply=100):
         pass
-    bank = TokenBank(durable_backend.settings(initial_supply=10, max_supply=50))
-    try:
-        with pytest.raises(ConfigurationError, match="TOKEN_MAX_SUPPLY"):
-            await bank.open()
-    finally:
-        await bank.close()
-    async with open_bank(durable_backend, initial_supply=100) as bank:
-        assert (await bank.get_token_info()).max_supply is None
+    async with open_bank(durable_backend, initial_supply=10, max_supply=50) as bank:
+        assert (await bank.get_token_info()).max_supply is None  # settings never change a stored token
+        assert [d.variable for d in bank.settings_drift] == ["TOKEN_MAX_SUPPLY"]
+        await bank.mint("alice", 1000)
 
 
 async def test_a_failed_open_releases_its_connections(durable_backend: BoundBackend) -> None:
