@@ -70,8 +70,9 @@ async def test_idempotent_retry_returns_the_same_transaction(client: httpx.Async
     body = {"from_user_id": "alice", "to_user_id": "bob", "amount": "10"}
     first = await client.post("/transfers", json=body, headers={"Idempotency-Key": "order-42"})
     retry = await client.post("/transfers", json=body, headers={"Idempotency-Key": "order-42"})
-    assert first.status_code == retry.status_code == 201
-    assert retry.json()["id"] == first.json()["id"]
+    assert first.status_code == 201 and "idempotent-replayed" not in first.headers
+    assert retry.status_code == 200 and retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
     assert retry.json()["idempotency_key"] == "order-42"
     assert await api_bank.get_balance("bob") == Decimal(10)
     other = await client.post("/transfers", json={**body, "amount": "11"}, headers={"Idempotency-Key": "order-42"})
@@ -130,6 +131,7 @@ async def test_batch_reports_each_item(client: httpx.AsyncClient, api_bank: Toke
     assert results[1]["error"]["code"] == "insufficient_balance" and results[1]["transaction"] is None
     assert results[2]["transaction"]["idempotency_key"] == "b-3"
     atomic = await client.post("/transfers/batch", json={"transfers": items[:2], "atomic": True})
+    assert atomic.status_code == 409
     assert [r["error"]["code"] for r in atomic.json()["results"]] == ["batch_aborted", "insufficient_balance"]
     assert await api_bank.get_balances(["alice", "bob", "carol"]) == {
         "alice": Decimal(5),

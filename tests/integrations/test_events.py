@@ -108,7 +108,7 @@ async def test_stream_receives_a_transfer_made_by_another_client(api_backend: Bo
 
 async def test_keepalive_comments_and_clean_unsubscribe(api_backend: BoundBackend) -> None:
     app = FastAPI(lifespan=token_bank_lifespan(api_backend.settings()))
-    app.include_router(create_router(prefix="/api", sse_keepalive=0.1))
+    app.include_router(create_router(prefix="/api", sse_keepalive=0.1, allow_anonymous=True))
     install_error_handlers(app)
     async with running_server(app) as base, httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as client:
         async with asyncio.timeout(TIMEOUT), client.stream("GET", "/api/accounts/carol/events") as response:
@@ -133,7 +133,7 @@ async def test_events_refused_when_notifications_are_off(api_backend: BoundBacke
 
 async def test_lifespan_stores_and_closes_the_bank(api_backend: BoundBackend) -> None:
     app = FastAPI(lifespan=token_bank_lifespan(TokenBank(api_backend.settings(initial_supply=5))))
-    app.include_router(create_router())
+    app.include_router(create_router(allow_anonymous=True))
     install_error_handlers(app)
     async with app.router.lifespan_context(app):
         bank = app.state.token_bank
