@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tokenbank import __version__
-from tokenbank.cli import demo, export, ledger, sync
+from tokenbank.cli import demo, export, ledger, sync, token
 from tokenbank.cli.runtime import CliState, configure_logging
 from tokenbank.cli.serve import serve
 
@@ -65,6 +65,7 @@ ledger.register(app)
 demo.register(app)
 export.register(app)
 sync.register(app)
+token.register(app)
 app.command("serve")(serve)
 
 

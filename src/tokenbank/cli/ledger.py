@@ -11,7 +11,7 @@ import typer
 from rich.text import Text
 
 from tokenbank.bank import TokenBank
-from tokenbank.cli import render
+from tokenbank.cli import render, token
 from tokenbank.cli.runtime import mask_url, parse_amount, state_of
 from tokenbank.models import TokenInfo, Transaction, TransactionType
 
@@ -29,7 +29,7 @@ def init(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     state = state_of(ctx)
     with state.handled():
         settings = state.settings()
-    info = state.run(lambda bank: bank.get_token_info(), settings=settings, create=True)
+    info = state.run(lambda bank: token.initialized(bank, state), settings=settings, create=True)
     database = mask_url(settings.database_url)
     if as_json:
         render.emit_json({**render.token_dict(info), "database": database})

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from rich.console import Console
@@ -22,8 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from tokenbank.bank import TokenBank
-from tokenbank.errors import ConfigurationError, InvalidAmountError, TokenBankError
-from tokenbank.settings import Settings
+from tokenbank.errors import ConfigurationError, InvalidAmountError, TokenBankError, TokenNotInitializedError
+from tokenbank.settings import Settings, StorageMode
 
 T = TypeVar("T")
 
@@ -52,9 +53,10 @@ class CliState:
         return {name: value for name, value in given.items() if value is not None}
 
     def settings(self, **extra: Any) -> Settings:
-        """Settings from the environment, overridden by the global options, then by ``extra``.
-        Raises ConfigurationError naming the variable."""
-        return Settings.load(**{**self.overrides(), **extra})
+        """Settings from the environment, overridden by the global options, then by ``extra``. A command never
+        creates a token by accident: ``auto_create`` is off unless ``extra`` turns it on (``init`` and ``demo``
+        do, through :meth:`run`'s ``create``). Raises ConfigurationError naming the variable."""
+        return Settings.load(**{**self.overrides(), "auto_create": False, **extra})
 
     def secrets(self) -> list[str]:
         """Passwords of every URL this run may know, to keep them out of anything printed."""
@@ -95,12 +97,20 @@ class CliState:
         self, work: Callable[[TokenBank], Awaitable[T]], *, settings: Settings | None = None, create: bool = False
     ) -> T:
         """Open a bank, run ``work`` on it, close it; errors become one line (see :meth:`handled`).
-        Unless ``create``, a SQLite file that does not exist yet is an error rather than a new empty ledger.
+        Only with ``create`` may a missing token (or SQLite file) be created; without it, a missing token is
+        ``error [token_not_initialized]: token 'SYM' does not exist in <store>; run tokenbank init``.
         Raises typer.Exit."""
         with self.handled():
             settings = settings or self.settings()
+            settings = settings.model_copy(update={"auto_create": create})
             check_sqlite_path(settings.database_url, create=create)
-            return asyncio.run(with_bank(settings, work))
+            try:
+                return asyncio.run(with_bank(settings, work))
+            except TokenNotInitializedError:
+                self.fail(
+                    TokenNotInitializedError.code,
+                    f"token '{settings.symbol}' does not exist in {describe_store(settings)}; run tokenbank init",
+                )
         raise AssertionError("unreachable")  # handled() never swallows an error
 
 
@@ -154,6 +164,30 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return "<invalid URL>"
+
+
+def describe_store(settings: Settings) -> str:
+    """Where the token lives, fit for printing (no password): the database URL masked, the Redis server as
+    ``redis://host:port/db``, both in hybrid mode."""
+    database = mask_url(settings.database_url)
+    if settings.database_schema:
+        database += f" (schema {settings.database_schema})"
+    if settings.storage_mode is StorageMode.SQL:
+        return database
+    redis = _redis_address(settings.redis_url)
+    return redis if settings.storage_mode is StorageMode.REDIS else f"{redis} and {database}"
+
+
+def _redis_address(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    if parts.scheme == "unix":
+        return f"unix://{parts.path}"
+    db = parts.path.strip("/") or "0"
+    return f"{parts.scheme}://{parts.hostname or 'localhost'}:{port or 6379}/{db}"
 
 
 def check_sqlite_path(url: str, *, create: bool) -> None:
