@@ -18,11 +18,20 @@ except ImportError:  # pragma: no cover - depends on the environment
 from tokenbank.integrations.fastapi.app import API_KEY_VARIABLE, create_app, require_api_key
 from tokenbank.integrations.fastapi.errors import install_error_handlers
 from tokenbank.integrations.fastapi.lifespan import STATE_KEY, get_token_bank, token_bank_lifespan
-from tokenbank.integrations.fastapi.router import Action, Authorize, create_router, format_amount
+from tokenbank.integrations.fastapi.router import (
+    MAX_BODY_BYTES,
+    REPLAYED_HEADER,
+    Action,
+    Authorize,
+    create_router,
+    format_amount,
+)
 from tokenbank.integrations.fastapi.sse import EventStreamResponse
 
 __all__ = [
     "API_KEY_VARIABLE",
+    "MAX_BODY_BYTES",
+    "REPLAYED_HEADER",
     "STATE_KEY",
     "Action",
     "Authorize",
