@@ -7,9 +7,10 @@ import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -19,7 +20,7 @@ from tokenbank.cli import render
 from tokenbank.cli.economy import WEIGHTS, Economy, Stats, cents, percentile
 from tokenbank.cli.runtime import CliState, mask_url, state_of
 from tokenbank.models import Holder, TokenInfo, TransferRequest, VerifyReport
-from tokenbank.settings import Settings
+from tokenbank.settings import Settings, StorageMode
 
 DEMO_FILE = "tokenbank-demo.db"
 INITIAL_SUPPLY = 10_000_000
@@ -46,10 +47,16 @@ def demo(
     concurrency: Annotated[int, typer.Option(min=1, max=256, help="Concurrent asyncio tasks.")] = 16,
     quick: Annotated[bool, typer.Option("--quick", help=f"Small run: {QUICK[0]} accounts, {QUICK[1]} ops.")] = False,
     seed: Annotated[int | None, typer.Option(help="Random seed (printed, to rerun the same mix).")] = None,
+    redis_url: Annotated[
+        str | None,
+        typer.Option("--redis-url", help="Redis for --mode redis or hybrid (default redis://127.0.0.1:6379/0)."),
+    ] = None,
 ) -> None:
     """Simulate an economy on a fresh ledger; report leaderboard, supply, verify and throughput.
 
-    Uses ./tokenbank-demo.db (replaced on every run) unless --database-url is given.
+    Uses ./tokenbank-demo.db (replaced on every run) unless the command line says otherwise (--database-url,
+    --mode, --symbol before the command; --redis-url). The environment's TOKEN_*, DATABASE_URL and REDIS_URL
+    are ignored: they describe a real ledger.
 
     Insufficient-balance refusals are expected; the exit code is 1 only if verify fails."""
     state = state_of(ctx)
@@ -57,13 +64,13 @@ def demo(
         accounts, operations = QUICK
     seed = random.randrange(2**32) if seed is None else seed
     with state.handled():
-        settings = _settings(state)
-        if state.database_url is None:
+        settings = _settings(state, redis_url)
+        if state.database_url is None and settings.storage_mode is StorageMode.SQL:
             _remove_previous(Path(DEMO_FILE))
     state.out.print(
         Text.assemble(
             ("tokenbank demo", "bold"),
-            f": {settings.symbol} on {mask_url(settings.database_url)} ({settings.storage_mode.value}), "
+            f": {settings.symbol} on {_store(settings)} ({settings.storage_mode.value}), "
             f"{accounts} accounts, {operations} operations, {concurrency} concurrent tasks, seed {seed}",
         ),
         soft_wrap=True,
@@ -82,19 +89,43 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
 
 
-def _settings(state: CliState) -> Settings:
-    # Every token setting is explicit so that TOKEN_* variables meant for a real ledger do not leak in.
-    return state.settings(
+class _ArgumentsOnly(Settings):
+    """Settings from arguments alone: no environment variable and no ``.env`` file is read."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+
+def _settings(state: CliState, redis_url: str | None) -> Settings:
+    """The demo's settings come from its command line only. TOKEN_*, DATABASE_URL and REDIS_URL describe the
+    user's real ledger; a demo that read them would write its DEMO token there. Raises ConfigurationError."""
+    given: dict[str, Any] = {"storage_mode": state.mode, "redis_url": redis_url}
+    return _ArgumentsOnly(
         database_url=state.database_url or f"sqlite+aiosqlite:///{DEMO_FILE}",
         symbol=state.symbol or "DEMO",
         name="Demo Token",
-        emoji=None,
         decimals=2,
         initial_supply=Decimal(INITIAL_SUPPLY),
-        max_supply=None,
         treasury_account="treasury",
-        leaderboard_exclude=None,
+        **{name: value for name, value in given.items() if value is not None},
     )
+
+
+def _store(settings: Settings) -> str:
+    """Where the demo writes, for its banner (passwords hidden)."""
+    if settings.storage_mode is StorageMode.SQL:
+        return mask_url(settings.database_url)
+    if settings.storage_mode is StorageMode.REDIS:
+        return mask_url(settings.redis_url)
+    return f"{mask_url(settings.redis_url)} + {mask_url(settings.database_url)}"
 
 
 def _remove_previous(path: Path) -> None:

@@ -7,6 +7,7 @@ to its target and renamed into place only when complete, so a failed export leav
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -24,8 +25,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tokenbank.bank import TokenBank
 from tokenbank.cli.runtime import state_of
+from tokenbank.errors import ConfigurationError
 from tokenbank.models import Transaction
 from tokenbank.services.analytics import AnalyticsService
+from tokenbank.settings import StorageMode
 
 FIELDS = (
     "seq",
@@ -44,6 +47,13 @@ FIELDS = (
 """Columns of the CSV, and keys of each JSON object, in this order."""
 
 DEFAULT_CHUNK = 5000
+EXIT_BROKEN_PIPE = 141
+"""Exit code when stdout's reader goes away early: 128 + SIGPIPE, what a shell reports for ``seq 1e9 | head``."""
+REDIS_MODE_REFUSAL = (
+    "TOKEN_STORAGE_MODE: export reads the SQL ledger of record, which redis mode does not keep (Redis holds only "
+    "recent history per account); use 'tokenbank history USER --json' for one account's recent transactions, or "
+    "run in hybrid mode (TOKEN_STORAGE_MODE=hybrid, PostgreSQL as the ledger of record) to export everything"
+)
 
 
 class ExportFormat(StrEnum):
@@ -158,28 +168,41 @@ def export(
     chunk_size: Annotated[int, typer.Option(min=1, max=50_000, help="Transactions read per query.")] = DEFAULT_CHUNK,
 ) -> None:
     """Export the token's transactions (all types) in seq order as CSV or JSON; amounts are exact strings.
-    A progress bar goes to stderr."""
+    A progress bar goes to stderr. Reads the SQL ledger (sql and hybrid modes). When the reader of stdout goes
+    away early (``tokenbank export | head``), the export stops quietly with exit code 141, as Unix tools do."""
     state = state_of(ctx)
     start, end = parse_moment(since, "'--since'"), parse_moment(until, "'--until'")
+    with state.handled():
+        settings = state.settings()
+        if settings.storage_mode is StorageMode.REDIS:
+            raise ConfigurationError(REDIS_MODE_REFUSAL)
     to_file = output is not None and str(output) != "-"
     target = Path(output) if output is not None and to_file else None
     partial = None if target is None else target.with_name(target.name + ".part")
 
-    async def work(bank: TokenBank) -> int:
-        with _open(partial) as out, _progress(state.err) as progress:
-            task = progress.add_task("export", total=None)
-            return await export_transactions(
-                bank, out, fmt, since=start, until=end, chunk_size=chunk_size,
-                on_start=lambda total: progress.update(task, total=total),
-                on_chunk=lambda done: progress.advance(task, done),
-            )  # fmt: skip
+    async def work(bank: TokenBank) -> int | None:
+        try:
+            with _open(partial) as out, _progress(state.err) as progress:
+                task = progress.add_task("export", total=None)
+                return await export_transactions(
+                    bank, out, fmt, since=start, until=end, chunk_size=chunk_size,
+                    on_start=lambda total: progress.update(task, total=total),
+                    on_chunk=lambda done: progress.advance(task, done),
+                )  # fmt: skip
+        except BrokenPipeError:
+            if partial is not None:
+                raise
+            return None
 
     try:
-        count = state.run(work)
+        count = state.run(work, settings=settings)
     except BaseException:
         if partial is not None:
             partial.unlink(missing_ok=True)
         raise
+    if count is None:
+        _silence_stdout()
+        raise typer.Exit(EXIT_BROKEN_PIPE)
     if partial is not None and target is not None:
         os.replace(partial, target)
         state.err.print(f"exported {count} transactions to {target}")
@@ -187,6 +210,15 @@ def export(
 
 def register(app: typer.Typer) -> None:
     app.command()(export)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush of what is still buffered for the reader
+    that left does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _open(partial: Path | None) -> AbstractContextManager[IO[str]]:

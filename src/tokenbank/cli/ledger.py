@@ -1,19 +1,22 @@
-"""The ledger commands: init, balance, transfer, mint, burn, top, history, supply, verify."""
+"""The ledger commands: init, balance, transfer, mint, burn, hold, capture, void, reverse, top, history, supply,
+verify."""
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.text import Text
+from typer.core import TyperCommand
 
 from tokenbank.bank import TokenBank
 from tokenbank.cli import render, token
 from tokenbank.cli.runtime import mask_url, parse_amount, state_of
-from tokenbank.models import TokenInfo, Transaction, TransactionType
+from tokenbank.models import Hold, TokenInfo, Transaction, TransactionType
 
 T = TypeVar("T")
 
@@ -22,6 +25,25 @@ Reason = Annotated[str | None, typer.Option("--reason", help="Why; stored with t
 Amount = Annotated[
     str, typer.Argument(metavar="AMOUNT", help="Exact decimal amount, e.g. 12.50 (no exponents).", show_default=False)
 ]
+IdempotencyKey = Annotated[
+    str | None, typer.Option(help="Retry-safe key: the same key and request apply once.", show_default=False)
+]
+Metadata = Annotated[str | None, typer.Option(help="A JSON object stored with the transaction.", show_default=False)]
+HoldId = Annotated[str, typer.Argument(metavar="HOLD_ID", help="The id the hold command printed.")]
+
+# "-5", "-0.5", "-1e3": what a negative amount looks like on a command line.
+_NEGATIVE_NUMBER = re.compile(r"-[0-9.][0-9.eE+-]*")
+
+
+class AmountCommand(TyperCommand):
+    """A command with an AMOUNT argument: a negative number there reaches the amount check (and its one-line
+    ``invalid_amount`` error) instead of being taken for an unknown option."""
+
+    # ctx is Any: the Context class is click's or, in newer Typer releases, Typer's own copy of click.
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if any(_NEGATIVE_NUMBER.fullmatch(arg) for arg in args):
+            ctx.ignore_unknown_options = True
+        return super().parse_args(ctx, args)
 
 
 def init(ctx: typer.Context, as_json: JsonFlag = False) -> None:
@@ -64,10 +86,8 @@ def transfer(
     from_user: Annotated[str, typer.Argument(metavar="FROM", help="Sender account id.")],
     to_user: Annotated[str, typer.Argument(metavar="TO", help="Receiver account id.")],
     amount: Amount,
-    idempotency_key: Annotated[
-        str | None, typer.Option(help="Retry-safe key: the same key and request apply once.", show_default=False)
-    ] = None,
-    metadata: Annotated[str | None, typer.Option(help="A JSON object stored with the transfer.")] = None,
+    idempotency_key: IdempotencyKey = None,
+    metadata: Metadata = None,
     reason: Reason = None,
     as_json: JsonFlag = False,
 ) -> None:
@@ -89,30 +109,121 @@ def mint(
     ctx: typer.Context,
     to_user: Annotated[str, typer.Argument(metavar="TO", help="Receiver account id.")],
     amount: Amount,
+    idempotency_key: IdempotencyKey = None,
+    metadata: Metadata = None,
     reason: Reason = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Create AMOUNT new tokens in TO (audited; respects TOKEN_MAX_SUPPLY)."""
     state = state_of(ctx)
+    meta = _metadata(metadata)
     with state.handled():
         value = parse_amount(amount)
-    _show_transaction(
-        ctx, state.run(lambda bank: _with_symbol(bank, bank.mint(to_user, value, reason=reason))), as_json
+    shown = state.run(
+        lambda bank: _with_symbol(
+            bank, bank.mint(to_user, value, reason=reason, idempotency_key=idempotency_key, metadata=meta)
+        )
     )
+    _show_transaction(ctx, shown, as_json)
 
 
 def burn(
     ctx: typer.Context,
     user: Annotated[str, typer.Argument(metavar="USER", help="Account id to burn from.")],
     amount: Amount,
+    idempotency_key: IdempotencyKey = None,
+    metadata: Metadata = None,
     reason: Reason = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Destroy AMOUNT tokens from USER (audited)."""
     state = state_of(ctx)
+    meta = _metadata(metadata)
     with state.handled():
         value = parse_amount(amount)
-    _show_transaction(ctx, state.run(lambda bank: _with_symbol(bank, bank.burn(user, value, reason=reason))), as_json)
+    shown = state.run(
+        lambda bank: _with_symbol(
+            bank, bank.burn(user, value, reason=reason, idempotency_key=idempotency_key, metadata=meta)
+        )
+    )
+    _show_transaction(ctx, shown, as_json)
+
+
+def hold(
+    ctx: typer.Context,
+    from_user: Annotated[str, typer.Argument(metavar="FROM", help="Account whose funds are held.")],
+    to_user: Annotated[str, typer.Argument(metavar="TO", help="Account a capture pays.")],
+    amount: Amount,
+    expires_in: Annotated[
+        float,
+        typer.Option(
+            "--expires-in", metavar="SECONDS", help="Seconds until it is voided by itself.", show_default=False
+        ),
+    ],
+    idempotency_key: IdempotencyKey = None,
+    metadata: Metadata = None,
+    reason: Reason = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Reserve AMOUNT of FROM's funds for TO (not spendable meanwhile); capture or void it later by its id."""
+    state = state_of(ctx)
+    meta = _metadata(metadata)
+    with state.handled():
+        value = parse_amount(amount)
+    shown = state.run(
+        lambda bank: _with_symbol(
+            bank,
+            bank.hold(
+                from_user, to_user, value, expires_in=expires_in, idempotency_key=idempotency_key, metadata=meta,
+                reason=reason,
+            ),
+        )
+    )  # fmt: skip
+    _show_hold(ctx, shown, as_json)
+
+
+def capture(
+    ctx: typer.Context,
+    hold_id: HoldId,
+    amount: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[AMOUNT]", help="Pay out only this much and release the rest (default: all).", show_default=False
+        ),
+    ] = None,
+    reason: Reason = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Pay out a pending hold to its receiver, all of it or AMOUNT (the rest goes back to the sender)."""
+    state = state_of(ctx)
+    with state.handled():
+        value = None if amount is None else parse_amount(amount)
+    _show_hold(ctx, state.run(lambda bank: _with_symbol(bank, bank.capture(hold_id, value, reason=reason))), as_json)
+
+
+def void(ctx: typer.Context, hold_id: HoldId, reason: Reason = None, as_json: JsonFlag = False) -> None:
+    """Release a pending hold back to its sender."""
+    state = state_of(ctx)
+    _show_hold(ctx, state.run(lambda bank: _with_symbol(bank, bank.void(hold_id, reason=reason))), as_json)
+
+
+def reverse(
+    ctx: typer.Context,
+    transaction_id: Annotated[str, typer.Argument(metavar="TX_ID", help="The transfer to undo.")],
+    reason: Annotated[str, typer.Option("--reason", help="Why (required); stored with the reversal.")],
+    idempotency_key: IdempotencyKey = None,
+    metadata: Metadata = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Undo a transfer with a correcting transaction (history is never edited; a transfer is reversed once)."""
+    state = state_of(ctx)
+    meta = _metadata(metadata)
+    shown = state.run(
+        lambda bank: _with_symbol(
+            bank, bank.reverse(transaction_id, reason=reason, idempotency_key=idempotency_key, metadata=meta)
+        )
+    )
+    _show_transaction(ctx, shown, as_json)
 
 
 def top(
@@ -188,8 +299,9 @@ def verify(ctx: typer.Context, as_json: JsonFlag = False) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    for command in (init, balance, transfer, mint, burn, top, history, supply, verify):
-        app.command()(command)
+    for command in (init, balance, transfer, mint, burn, hold, capture, void, reverse, top, history, supply, verify):
+        with_amount = command in (transfer, mint, burn, hold, capture)
+        app.command(cls=AmountCommand if with_amount else None)(command)
 
 
 # helpers -------------------------------------------------------------------------------------------------------
@@ -208,6 +320,14 @@ def _metadata(text: str | None) -> dict[str, Any] | None:
     if not isinstance(value, dict):
         raise typer.BadParameter("must be a JSON object, e.g. '{\"order\": 42}'", param_hint="'--metadata'")
     return value
+
+
+def _show_hold(ctx: typer.Context, shown: tuple[Hold, str], as_json: bool) -> None:
+    held, symbol = shown
+    if as_json:
+        render.emit_json(render.hold_dict(held))
+        return
+    state_of(ctx).out.print(render.hold_table(held, symbol))
 
 
 def _show_transaction(ctx: typer.Context, shown: tuple[Transaction, str], as_json: bool) -> None:

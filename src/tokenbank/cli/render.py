@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from tokenbank.models import Holder, TokenInfo, Transaction, VerifyReport
+from tokenbank.models import Hold, Holder, TokenInfo, Transaction, VerifyReport
 
 
 def plain(amount: Decimal) -> str:
@@ -59,6 +59,36 @@ def transaction_table(tx: Transaction, symbol: str) -> Table:
             continue
         if name == "amount":
             value = f"{grouped(tx.amount)} {symbol}"
+        elif name == "metadata":
+            value = json.dumps(value, ensure_ascii=False)
+        table.add_row(name, Text(str(value)))
+    return table
+
+
+def hold_dict(hold: Hold) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "status": hold.status.value,
+        "from_user_id": hold.from_user_id,
+        "to_user_id": hold.to_user_id,
+        "amount": plain(hold.amount),
+        "captured_amount": plain(hold.captured_amount),
+        "expires_at": _time(hold.expires_at),
+        "created_at": _time(hold.created_at),
+        "metadata": hold.metadata,
+        "replayed": hold.replayed,
+    }
+
+
+def hold_table(hold: Hold, symbol: str) -> Table:
+    table = Table(title=f"hold ({hold.status.value})", show_header=False, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value", overflow="fold")
+    for name, value in hold_dict(hold).items():
+        if value is None or name in ("status", "replayed"):
+            continue
+        if name in ("amount", "captured_amount"):
+            value = f"{grouped(getattr(hold, name))} {symbol}"
         elif name == "metadata":
             value = json.dumps(value, ensure_ascii=False)
         table.add_row(name, Text(str(value)))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 from typing import Annotated
 
 import typer
 
+from tokenbank.bank import TokenBank
 from tokenbank.cli.runtime import state_of
 from tokenbank.errors import ConfigurationError
 from tokenbank.settings import Settings
@@ -60,8 +62,9 @@ def run_server(
     access_log: bool = True,
 ) -> None:
     """Serve the API until interrupted, on ``settings`` (default: from the environment). Raises
-    ``typer.Exit(2)`` after one line on stderr when the key is missing (see :func:`refusal`), and
-    ConfigurationError for bad settings or a missing ``fastapi`` extra."""
+    ``typer.Exit(2)`` after one line on stderr when the key is missing (see :func:`refusal`), ConfigurationError
+    for bad settings or a missing ``fastapi`` extra, and StorageUnavailableError / StorageError when the store
+    cannot be opened (before the server starts, so the caller reports one line rather than a traceback)."""
     problem = refusal(host, insecure_local)
     if problem is not None:
         typer.echo(f"error [api_key_required]: refusing to start: {problem}", err=True)
@@ -76,7 +79,19 @@ def run_server(
         raise ConfigurationError("serve needs FastAPI and uvicorn: pip install 'tokenbank[fastapi]'") from None
 
     api_key = os.environ.get(API_KEY_VARIABLE) or None
-    app = create_app(settings or Settings.load(), api_key, allow_unauthenticated=api_key is None)
+    bank = TokenBank(settings or Settings.load())
+
+    class Server(uvicorn.Server):
+        # The bank opens before uvicorn starts, on uvicorn's own event loop: a store that is down at start is
+        # then one error for the caller to report, where a failed app lifespan is a traceback in uvicorn's log.
+        async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+            try:
+                await bank.open()
+                await super().serve(sockets)
+            finally:
+                await bank.close()
+
+    app = create_app(api_key=api_key, bank=bank, allow_unauthenticated=api_key is None)
     config = uvicorn.Config(
         app,
         host=host,
@@ -87,7 +102,7 @@ def run_server(
         server_header=False,
         proxy_headers=False,
     )
-    uvicorn.Server(config).run()
+    Server(config).run()
 
 
 def serve(
