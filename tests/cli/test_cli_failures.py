@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import REDIS_SESSION_PREFIX, REDIS_URL, unique
 from tests.cli.conftest import Cli, assert_one_line_error, runner
 from tokenbank import Settings, TokenBank, TransferRequest
 from tokenbank.cli import app
@@ -108,3 +109,18 @@ def test_demo_store_options_come_from_its_command_line(tmp_path: Path, clean_env
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error [storage_unavailable]: "), result.stderr
     assert not (tmp_path / "tokenbank-demo.db").exists()
+
+
+# redis mode --------------------------------------------------------------------------------------------------
+@pytest.mark.redis
+def test_redis_mode_commands_need_no_sqlite_file(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.chdir(tmp_path)
+    env = {"TOKEN_STORAGE_MODE": "redis", "REDIS_URL": REDIS_URL, "TOKEN_KEY_PREFIX": unique(REDIS_SESSION_PREFIX)}
+    env |= {"TOKEN_SYMBOL": "RDS", "TOKEN_INITIAL_SUPPLY": "100"}
+    for args in (["init"], ["mint", "alice", "5"], ["hold", "alice", "bob", "2", "--expires-in", "60"]):
+        result = runner.invoke(app, args, env=env)
+        assert result.exit_code == 0, result.output
+    balance = runner.invoke(app, ["balance", "alice", "--json"], env=env)
+    assert balance.exit_code == 0, balance.output
+    assert '"held": "2.00"' in balance.stdout and '"balance": "3.00"' in balance.stdout
+    assert not (tmp_path / "tokenbank.db").exists()
