@@ -128,6 +128,13 @@ OutAmount = Annotated[str, Field(pattern=SIGNED_AMOUNT_PATTERN, examples=["1000.
 AccountId = Annotated[
     str, Field(min_length=1, max_length=MAX_ACCOUNT_ID_LENGTH, pattern=ID_PATTERN, examples=["alice"])
 ]
+Receiver = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=MAX_ACCOUNT_ID_LENGTH, pattern=ID_PATTERN, examples=["bob"],
+        description="Must differ from `from_user_id` (a move to oneself is refused: 422 `invalid_account`).",
+    ),
+]  # fmt: skip
 Reason = Annotated[str, Field(max_length=MAX_REASON_LENGTH, pattern=r"^[^\x00]*$")]
 Metadata = Annotated[
     dict[str, Any],
@@ -146,6 +153,11 @@ def amount_text(value: Decimal) -> str:
     return format(value, "f")
 
 
+def _whole_float(value: object) -> object:
+    """JSON Schema counts ``60.0`` as an integer, so the API does too (strict mode alone would refuse it)."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 class _Request(BaseModel):
     # strict: "true" is not a bool and "60" not an int; forbid: a misspelt field is an error, not ignored.
     model_config = ConfigDict(strict=True, extra="forbid")
@@ -153,7 +165,7 @@ class _Request(BaseModel):
 
 class TransferBody(_Request):
     from_user_id: AccountId
-    to_user_id: AccountId
+    to_user_id: Receiver
     amount: Amount
     metadata: Metadata | None = None
     reason: Reason | None = None
@@ -161,7 +173,7 @@ class TransferBody(_Request):
 
 class BatchItem(_Request):
     from_user_id: AccountId
-    to_user_id: AccountId
+    to_user_id: Receiver
     amount: Amount
     idempotency_key: (
         Annotated[str, Field(min_length=1, max_length=MAX_IDEMPOTENCY_KEY_LENGTH, pattern=ID_PATTERN)] | None
@@ -190,9 +202,9 @@ class BurnBody(_Request):
 
 class HoldBody(_Request):
     from_user_id: AccountId
-    to_user_id: AccountId
+    to_user_id: Receiver
     amount: Amount
-    expires_in_seconds: Annotated[int, Field(ge=1, le=MAX_HOLD_SECONDS)]
+    expires_in_seconds: Annotated[int, Field(ge=1, le=MAX_HOLD_SECONDS), BeforeValidator(_whole_float)]
     metadata: Metadata | None = None
     reason: Reason | None = None
 
