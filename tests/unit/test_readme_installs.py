@@ -1,5 +1,5 @@
 """The README's examples run after the README's own install: each third-party import is a core dependency, or the
-line above the example names the install that brings it."""
+paragraph above the example names the install that brings it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-_BLOCK = re.compile(r"(?P<before>[^\n]*)\n+```python\n(?P<code>.*?)\n```", re.DOTALL)
+# An example and the paragraph right above it.
+_BLOCK = re.compile(r"(?P<before>(?:[^\n]+\n)*[^\n]+)\n\n```python\n(?P<code>.*?)\n```", re.DOTALL)
 _EXTRA = re.compile(r"""extra\s*==\s*['"](?P<extra>[^'"]+)['"]""")
 
 
@@ -43,21 +44,23 @@ def _third_party(code: str) -> set[str]:
     return {m for m in modules if m not in sys.stdlib_module_names and m not in ("__future__", "tokenbank")}
 
 
-EXAMPLES = [(match["before"].strip(), match["code"]) for match in _BLOCK.finditer(README.read_text(encoding="utf-8"))]
+EXAMPLES = [
+    (" ".join(match["before"].split()), match["code"]) for match in _BLOCK.finditer(README.read_text(encoding="utf-8"))
+]
 
 
 def test_the_readme_has_examples() -> None:
     assert len(EXAMPLES) >= 2
 
 
-@pytest.mark.parametrize(("line_above", "code"), EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
-def test_each_example_names_its_install(line_above: str, code: str) -> None:
+@pytest.mark.parametrize(("paragraph", "code"), EXAMPLES, ids=[f"example-{i}" for i in range(len(EXAMPLES))])
+def test_each_example_names_its_install(paragraph: str, code: str) -> None:
     core, extras = _dependencies()
     owners = packages_distributions()
-    assert "pip install" in line_above, f"the line above the example should say what to install: {line_above!r}"
+    assert "pip install" in paragraph, f"the paragraph above the example should say what to install: {paragraph!r}"
     for module in sorted(_third_party(code)):
         dists = {_name(d) for d in owners.get(module, [module])}
         if dists & core:
             continue
-        named = [extra for extra, members in extras.items() if dists & members and f"[{extra}]" in line_above]
-        assert named or any(d in line_above for d in dists), f"{module} is imported but {line_above!r} omits it"
+        named = [extra for extra, members in extras.items() if dists & members and f"[{extra}]" in paragraph]
+        assert named or any(d in paragraph for d in dists), f"{module} is imported but {paragraph!r} omits it"
