@@ -176,7 +176,8 @@ async def test_a_fresh_ledger_starts_with_the_token_row_at_zero_supply_then_sync
     token = await store.sql.get_token()
     assert token is not None and token.total_supply == 100_000 and token.name == "Hybrid"
     await bank.close()
-    renamed = await make_bank(name="Renamed", emoji="⭐")  # token.configure reaches PostgreSQL with its audit entry
+    renamed = await make_bank()
+    await renamed.configure_token(name="Renamed", emoji="⭐")  # reaches PostgreSQL with its audit entry
     await drain(store_of(renamed))
     await asyncio.sleep(0.6)  # audit entries are picked up between two reads of the stream
     token = await store_of(renamed).sql.get_token()
