@@ -34,8 +34,10 @@ async def test_initialize_is_idempotent_and_mints_initial_supply(bank: TokenBank
 
 
 async def test_settings_changes_are_applied_with_an_audit_entry(bank: TokenBank, make_bank) -> None:
-    changed = await make_bank(name="Taro Coin", emoji="🪙", max_supply="5000")
-    info = await changed.get_token_info()
+    reopened = await make_bank(name="Taro Coin", emoji="🪙", max_supply="5000")  # settings never change the token
+    assert (await reopened.get_token_info()).name != "Taro Coin"
+    info = await reopened.configure_token(name="Taro Coin", emoji="🪙", max_supply="5000")
+    assert info == await reopened.get_token_info()
     assert (info.name, info.emoji, info.max_supply) == ("Taro Coin", "🪙", Decimal("5000.00"))
     entry = (await bank.get_audit_log(limit=1))[0]
     assert entry.action == "token.configure"

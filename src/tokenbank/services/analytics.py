@@ -176,16 +176,17 @@ class AnalyticsService:
         """Count, total, mean, median, percentiles and Gini coefficient of spendable balances, from one
         consistent snapshot.
 
-        Counted: accounts with a positive balance, except ``exclude`` (default: the leaderboard exclusions,
-        i.e. the treasury). ``include_zero`` also counts known accounts whose balance is 0 now (accounts that
-        never held tokens are not known to the ledger). Gini = sum((2i - n - 1) x_i) / (n sum(x)) over the
-        ascending balances x_1..x_n: 0 when all are equal, (n-1)/n when one account holds everything.
+        Counted: accounts with a positive balance, except ``exclude`` (default: the token's stored leaderboard
+        exclusions, the treasury unless configured otherwise). ``include_zero`` also counts known accounts whose
+        balance is 0 now (accounts that never held tokens are not known to the ledger).
+        Gini = sum((2i - n - 1) x_i) / (n sum(x)) over the ascending balances x_1..x_n: 0 when all are equal,
+        (n-1)/n when one account holds everything.
         """
+        store = self._store()
         if exclude is None:
             excluded = (await self._bank.get_token_info()).leaderboard_exclude
         else:
             excluded = tuple(_accounts(exclude))
-        store = self._store()
 
         def read(conn: Connection) -> sql.BalanceStats:
             sql.snapshot(conn)
