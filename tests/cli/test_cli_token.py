@@ -155,3 +155,10 @@ def test_the_store_is_described_without_secrets() -> None:
     assert describe_store(hybrid) == "rediss://cache:6390/0 and postgresql+asyncpg://u:***@db/x"
     sql = Settings(database_url="postgresql+asyncpg://u:pw@db/x", database_schema="ledger")
     assert describe_store(sql) == "postgresql+asyncpg://u:***@db/x (schema ledger)"
+
+
+def test_serve_on_a_missing_token_is_the_same_line(cli: Cli) -> None:
+    result = cli("serve", "--insecure-local", "--port", "1", TOKEN_SYMBOL="NOPE")  # fails before binding
+    line = assert_one_line_error(result, "token_not_initialized")
+    assert line == f"error [token_not_initialized]: token 'NOPE' does not exist in {cli.url}; run tokenbank init"
+    assert _symbols(cli) == ["TST"]

@@ -81,6 +81,12 @@ class CliState:
         """Turn every error inside the block into one line and an exit code, never a traceback."""
         try:
             yield
+        except TokenNotInitializedError as exc:
+            try:
+                message = missing_token(self.settings())
+            except TokenBankError:
+                message = exc.message
+            self.fail(exc.code, message)
         except TokenBankError as exc:
             self.fail(exc.code, exc.message)
         except KeyboardInterrupt:
@@ -103,15 +109,11 @@ class CliState:
         with self.handled():
             settings = settings or self.settings()
             settings = settings.model_copy(update={"auto_create": create})
-            if settings.storage_mode is StorageMode.SQL:  # redis mode never opens DATABASE_URL
-                check_sqlite_path(settings.database_url, create=create)
+            check_sqlite_path(settings.database_url, create=create)
             try:
                 return asyncio.run(with_bank(settings, work))
             except TokenNotInitializedError:
-                self.fail(
-                    TokenNotInitializedError.code,
-                    f"token '{settings.symbol}' does not exist in {describe_store(settings)}; run tokenbank init",
-                )
+                self.fail(TokenNotInitializedError.code, missing_token(settings))
         raise AssertionError("unreachable")  # handled() never swallows an error
 
 
@@ -165,6 +167,11 @@ def mask_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
         return "<invalid URL>"
+
+
+def missing_token(settings: Settings) -> str:
+    """What every command but ``init`` and ``demo`` says when the token does not exist."""
+    return f"token '{settings.symbol}' does not exist in {describe_store(settings)}; run tokenbank init"
 
 
 def describe_store(settings: Settings) -> str:
