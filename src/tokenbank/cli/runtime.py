@@ -109,7 +109,8 @@ class CliState:
         with self.handled():
             settings = settings or self.settings()
             settings = settings.model_copy(update={"auto_create": create})
-            check_sqlite_path(settings.database_url, create=create)
+            if settings.storage_mode is StorageMode.SQL:  # redis mode never opens DATABASE_URL
+                check_sqlite_path(settings.database_url, create=create)
             try:
                 return asyncio.run(with_bank(settings, work))
             except TokenNotInitializedError:
