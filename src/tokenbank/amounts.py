@@ -17,7 +17,8 @@ MAX_BASE_UNITS = 2**63 - 1
 
 AmountInput = int | Decimal | str
 
-_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+# A minus sign parses (the formatter shows negative figures); every write refuses a non-positive amount after.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 _MAX_TEXT = 80
 
 
@@ -74,8 +75,8 @@ def _to_decimal(amount: object) -> Decimal:
         if len(amount) > _MAX_TEXT or not _PLAIN_DECIMAL.fullmatch(amount):
             shown = amount if len(amount) <= _MAX_TEXT else amount[:_MAX_TEXT] + "..."
             raise InvalidAmountError(
-                f"amount must be a plain decimal number such as 12 or 12.50 (no sign, exponent, separator or "
-                f"whitespace), got {shown!r}"
+                f"amount must be a plain decimal number such as 12 or 12.50 (no plus sign, exponent, "
+                f"separator or whitespace), got {shown!r}"
             )
         return Decimal(amount)
     raise InvalidAmountError(f"amount must be int, Decimal or str, got {type(amount).__name__}")

@@ -106,11 +106,16 @@ def test_float_message_says_why() -> None:
         to_base_units(0.1, 2)
 
 
-@pytest.mark.parametrize("text", ["1e2", "+7", " 7", "-7"])
+@pytest.mark.parametrize("text", ["1e2", "+7", " 7", "-7e0"])
 def test_text_message_names_the_rule(text: str) -> None:
     with pytest.raises(InvalidAmountError, match=r"plain decimal number such as 12 or 12\.50") as caught:
         to_base_units(text, 2)
     assert repr(text) in str(caught.value)
+
+
+def test_negative_text_is_refused_as_not_positive() -> None:
+    with pytest.raises(InvalidAmountError, match=r"must be positive, got '-7'"):
+        to_base_units("-7", 2)
 
 
 def test_long_text_is_cut_in_the_message() -> None:
