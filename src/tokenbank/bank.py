@@ -596,7 +596,7 @@ class TokenBank:
         ]
 
     async def verify(self) -> VerifyReport:
-        """Check SPEC §4 invariants in the store (conservation, supply, no negatives, journal replay)."""
+        """Check the ledger invariants in the store (conservation, supply, no negatives, journal replay)."""
         return VerifyReport([Check(c.name, c.ok, c.detail) for c in await self.storage.verify()])
 
     # events ------------------------------------------------------------------------------------------------

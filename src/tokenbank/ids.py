@@ -28,7 +28,8 @@ def new_id() -> str:
 
 
 def check_account_id(user_id: object, role: str = "account") -> str:
-    """Return ``user_id`` if it is a valid account id (SPEC §4), else raise InvalidAccountError."""
+    """Return ``user_id`` if it is a valid account id (non-empty, at most 128 characters, no control characters),
+    else raise InvalidAccountError."""
     if not isinstance(user_id, str):
         raise InvalidAccountError(f"{role} id must be a string, got {type(user_id).__name__}")
     if not user_id:

@@ -104,7 +104,7 @@ class Metrics:
 
         settings = bank.settings
         metrics = cls(symbol=settings.symbol, supply=supply, storage_mode=str(settings.storage_mode))
-        if settings.storage_mode == "hybrid":  # sync backlog and lag (SPEC §5)
+        if settings.storage_mode == "hybrid":  # sync backlog and lag
             from tokenbank.sync.metrics import register_sync_metrics
 
             register_sync_metrics(metrics, lambda: bank.storage.sync_status())  # type: ignore[attr-defined]

@@ -1,4 +1,4 @@
-"""Configuration from arguments or the environment, under the seed's variable names (SPEC §6)."""
+"""Configuration from arguments or the environment, under the seed's variable names."""
 
 from __future__ import annotations
 

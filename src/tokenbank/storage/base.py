@@ -255,7 +255,7 @@ class Storage(ABC):
 
     @abstractmethod
     async def verify(self) -> list[CheckRecord]:
-        """Check SPEC §4 invariants inside the store; one record per check."""
+        """Check the ledger invariants inside the store; one record per check."""
 
     async def listen(self, handler: Callable[[TxRecord], None]) -> Callable[[], Awaitable[None]] | None:
         """Deliver every committed transaction of this token, written by ANY process, to ``handler``.

@@ -1,4 +1,4 @@
-"""Errors as HTTP answers: every error body is ``{code, message}`` (SPEC §7).
+"""Errors as HTTP answers: every error body is ``{code, message}``.
 
 FastAPI registers exception handlers on the application, not on a router, hence
 :func:`install_error_handlers`. It maps:

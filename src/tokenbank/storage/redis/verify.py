@@ -1,4 +1,4 @@
-"""SPEC §4 invariants computed from Redis, read in chunks (HSCAN/ZSCAN) so big ledgers never block the server.
+"""The ledger invariants computed from Redis, read in chunks (HSCAN/ZSCAN) so big ledgers never block the server.
 
 A chunked read is not a snapshot, so the scan is bracketed by the token's seq counter, which every
 balance-changing script bumps: an unchanged seq means no write landed during the scan. Busy stores get a few

@@ -1,4 +1,4 @@
-"""SPEC §4 invariants checked inside the SQL store, each as one aggregate query."""
+"""The ledger invariants checked inside the SQL store, each as one aggregate query."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Revision ID: 0002
 Revises: 0001
 
 Why the primary key of ``tb_transactions`` becomes ``(token, seq)``: in hybrid mode the journal row keeps the
-seq that Redis gave the transaction (a per-token counter, SPEC §3), so that a history cursor means the same in
+seq that Redis gave the transaction (a per-token counter), so that a history cursor means the same in
 both stores. Two tokens in one database then both have a seq 1, which the old key (``seq`` alone) refused.
 SQL mode is unaffected: its seqs come from the same global sequence as before, unique per token a fortiori.
 SQLite never runs hybrid mode, so nothing changes there.
