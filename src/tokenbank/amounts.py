@@ -34,7 +34,7 @@ def to_base_units(amount: object, decimals: int) -> int:
         if units > MAX_BASE_UNITS:
             raise InvalidAmountError(f"amount {amount!r} is beyond the supported range")
         return units
-    value = _to_decimal(amount)
+    value = to_decimal(amount)
     if not value.is_finite():
         raise InvalidAmountError(f"amount must be finite, got {amount!r}")
     sign, digits, exponent = value.as_tuple()
@@ -62,7 +62,7 @@ def from_base_units(units: int, decimals: int) -> Decimal:
     return Decimal((sign, digits, -decimals))
 
 
-def _to_decimal(amount: object) -> Decimal:
+def to_decimal(amount: object) -> Decimal:
     if isinstance(amount, bool):
         raise InvalidAmountError("a bool is not an amount")
     if isinstance(amount, float):

@@ -106,7 +106,7 @@ def test_mint_and_burn_take_an_idempotency_key_and_metadata(cli: Cli) -> None:
 )
 def test_a_negative_amount_is_an_amount_error(cli: Cli, args: tuple[str, ...]) -> None:
     line = assert_one_line_error(cli(*args), "invalid_amount")
-    assert "plain decimal number" in line
+    assert "plain decimal number" in line or "must be positive" in line
     assert cli.json("supply")["total_supply"] == "1000.00"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
@@ -92,16 +92,12 @@ def transfer(
     as_json: JsonFlag = False,
 ) -> None:
     """Move AMOUNT from FROM to TO, atomically."""
-    state = state_of(ctx)
-    meta = _metadata(metadata)
-    with state.handled():
-        value = parse_amount(amount)
-    shown = state.run(
-        lambda bank: _with_symbol(
-            bank,
-            bank.transfer(from_user, to_user, value, idempotency_key=idempotency_key, metadata=meta, reason=reason),
-        )
-    )
+    shown = _write(
+        ctx, amount, metadata,
+        lambda bank, value, meta: bank.transfer(
+            from_user, to_user, value, idempotency_key=idempotency_key, metadata=meta, reason=reason
+        ),
+    )  # fmt: skip
     _show_transaction(ctx, shown, as_json)
 
 
@@ -114,16 +110,13 @@ def mint(
     reason: Reason = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create AMOUNT new tokens in TO (audited; respects TOKEN_MAX_SUPPLY)."""
-    state = state_of(ctx)
-    meta = _metadata(metadata)
-    with state.handled():
-        value = parse_amount(amount)
-    shown = state.run(
-        lambda bank: _with_symbol(
-            bank, bank.mint(to_user, value, reason=reason, idempotency_key=idempotency_key, metadata=meta)
-        )
-    )
+    """Create AMOUNT new tokens in TO (audited; respects the token's max supply)."""
+    shown = _write(
+        ctx, amount, metadata,
+        lambda bank, value, meta: bank.mint(
+            to_user, value, reason=reason, idempotency_key=idempotency_key, metadata=meta
+        ),
+    )  # fmt: skip
     _show_transaction(ctx, shown, as_json)
 
 
@@ -137,15 +130,10 @@ def burn(
     as_json: JsonFlag = False,
 ) -> None:
     """Destroy AMOUNT tokens from USER (audited)."""
-    state = state_of(ctx)
-    meta = _metadata(metadata)
-    with state.handled():
-        value = parse_amount(amount)
-    shown = state.run(
-        lambda bank: _with_symbol(
-            bank, bank.burn(user, value, reason=reason, idempotency_key=idempotency_key, metadata=meta)
-        )
-    )
+    shown = _write(
+        ctx, amount, metadata,
+        lambda bank, value, meta: bank.burn(user, value, reason=reason, idempotency_key=idempotency_key, metadata=meta),
+    )  # fmt: skip
     _show_transaction(ctx, shown, as_json)
 
 
@@ -166,18 +154,12 @@ def hold(
     as_json: JsonFlag = False,
 ) -> None:
     """Reserve AMOUNT of FROM's funds for TO (not spendable meanwhile); capture or void it later by its id."""
-    state = state_of(ctx)
-    meta = _metadata(metadata)
-    with state.handled():
-        value = parse_amount(amount)
-    shown = state.run(
-        lambda bank: _with_symbol(
-            bank,
-            bank.hold(
-                from_user, to_user, value, expires_in=expires_in, idempotency_key=idempotency_key, metadata=meta,
-                reason=reason,
-            ),
-        )
+    shown = _write(
+        ctx, amount, metadata,
+        lambda bank, value, meta: bank.hold(
+            from_user, to_user, value, expires_in=expires_in, idempotency_key=idempotency_key, metadata=meta,
+            reason=reason,
+        ),
     )  # fmt: skip
     _show_hold(ctx, shown, as_json)
 
@@ -305,6 +287,20 @@ def register(app: typer.Typer) -> None:
 
 
 # helpers -------------------------------------------------------------------------------------------------------
+def _write(
+    ctx: typer.Context,
+    amount: str,
+    metadata: str | None,
+    call: Callable[[TokenBank, Decimal, dict[str, Any] | None], Awaitable[T]],
+) -> tuple[T, str]:
+    """Check AMOUNT and --metadata first (one-line errors, nothing opened), then run one write."""
+    state = state_of(ctx)
+    meta = _metadata(metadata)
+    with state.handled():
+        value = parse_amount(amount)
+    return state.run(lambda bank: _with_symbol(bank, call(bank, value, meta)))
+
+
 async def _with_symbol(bank: TokenBank, result: Awaitable[T]) -> tuple[T, str]:
     """A result with the token symbol, for the table's unit."""
     return await result, bank.settings.symbol

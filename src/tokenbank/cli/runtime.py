@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from urllib.parse import urlsplit
@@ -22,6 +22,7 @@ from rich.text import Text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from tokenbank.amounts import to_decimal
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError, InvalidAmountError, TokenBankError, TokenNotInitializedError
 from tokenbank.settings import Settings, StorageMode
@@ -30,7 +31,6 @@ T = TypeVar("T")
 
 # Plain decimal notation only: exponents ("1e3"), "NaN", "inf", "_" separators and signs are what Decimal()
 # would accept but no one types on purpose, so the CLI refuses them before the library sees them.
-_AMOUNT = re.compile(r"[0-9]{1,40}(\.[0-9]{1,40})?")
 _URL_VARIABLES = ("DATABASE_URL", "REDIS_URL")
 _DRAIN_SECONDS = 1.0
 _log_handler: logging.Handler | None = None
@@ -154,11 +154,11 @@ async def _drain_sqlite_workers() -> None:
     await asyncio.to_thread(join)
 
 
-def parse_amount(text: str) -> str:
-    """The amount as the exact string the library gets (never a float). Raises InvalidAmountError."""
-    value = text.strip()
-    if not _AMOUNT.fullmatch(value):
-        raise InvalidAmountError(f"amount must be a plain decimal number such as 12 or 12.50, got {text!r}")
+def parse_amount(text: str) -> Decimal:
+    """The amount, exact, checked by the library's own rule before anything is opened. Raises InvalidAmountError."""
+    value = to_decimal(text.strip())
+    if value <= 0:
+        raise InvalidAmountError(f"amount must be positive, got {text!r}")
     return value
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from babel import Locale, UnknownLocaleError
 from babel.numbers import NumberPattern, format_compact_decimal, parse_pattern
 
-from tokenbank.amounts import _to_decimal
+from tokenbank.amounts import to_decimal
 from tokenbank.errors import InvalidAmountError, InvalidRequestError
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class FormatterService:
         options. Negative amounts (e.g. a supply change) are allowed.
         """
         opts = self.options(options, **overrides)
-        value = _to_decimal(amount)
+        value = to_decimal(amount)
         if not value.is_finite():
             raise InvalidAmountError(f"amount must be finite, got {amount!r}")
         number = self._number(value, opts)

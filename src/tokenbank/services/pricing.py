@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tokenbank.amounts import _to_decimal
+from tokenbank.amounts import to_decimal
 from tokenbank.errors import ConfigurationError, InvalidAmountError, PriceUnavailableError, TokenBankError
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class PricingService:
     async def to_usd(self, amount: object) -> Decimal:
         """``amount`` tokens in USD, rounded to cents (ROUND_HALF_EVEN). Raises InvalidAmountError for a
         float, NaN or non-number, and the errors of :meth:`get_usd_price`."""
-        value = _to_decimal(amount)
+        value = to_decimal(amount)
         if not value.is_finite():
             raise InvalidAmountError(f"amount must be finite, got {amount!r}")
         return usd_value(value, await self.get_usd_price())
