@@ -42,10 +42,10 @@ from _common import (
     write_json,
 )
 from tokenbank import Settings, TokenBank, TransferRequest
+from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
-from tokenbank.sync import stream
-from tokenbank.sync.reconcile import reconcile
-from tokenbank.sync.status import SyncOptions
+from tokenbank.storage.hybrid.reconcile import reconcile
+from tokenbank.storage.hybrid.status import SyncOptions
 
 DSN = os.environ.get("TOKENBANK_BENCH_DSN", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("TOKENBANK_BENCH_REDIS", "redis://127.0.0.1:6379/0")

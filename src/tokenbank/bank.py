@@ -61,8 +61,8 @@ from tokenbank.token_config import UNSET, Unset, changes_for, check_decimals, fi
 if TYPE_CHECKING:
     from tokenbank.services.analytics import AnalyticsService
     from tokenbank.storage.hybrid.backend import HybridStorage
-    from tokenbank.sync.rebuild import RebuildReport
-    from tokenbank.sync.reconcile import ReconcileReport
+    from tokenbank.storage.hybrid.rebuild import RebuildReport
+    from tokenbank.storage.hybrid.reconcile import ReconcileReport
 
 logger = logging.getLogger("tokenbank")
 
@@ -566,14 +566,14 @@ class TokenBank:
         """Hybrid mode: compare Redis with PostgreSQL account by account once the sync backlog is drained;
         ``repair`` fixes Redis from PostgreSQL (the store of record) with an audit entry. Raises
         ConfigurationError in other modes, StorageUnavailableError."""
-        from tokenbank.sync.reconcile import reconcile
+        from tokenbank.storage.hybrid.reconcile import reconcile
 
         return await reconcile(self._hybrid_store("reconcile"), repair=repair)
 
     async def rebuild_cache(self, *, force: bool = False) -> RebuildReport:
         """Hybrid mode: rebuild Redis (balances, leaderboard, supply, holds, recent history) from PostgreSQL,
         e.g. after Redis lost its data. Refuses while Redis still holds the token unless ``force``."""
-        from tokenbank.sync.rebuild import rebuild_cache
+        from tokenbank.storage.hybrid.rebuild import rebuild_cache
 
         return await rebuild_cache(self._hybrid_store("rebuild-cache"), force=force)
 

@@ -105,7 +105,7 @@ class Metrics:
         settings = bank.settings
         metrics = cls(symbol=settings.symbol, supply=supply, storage_mode=str(settings.storage_mode))
         if settings.storage_mode == "hybrid":  # sync backlog and lag
-            from tokenbank.sync.metrics import register_sync_metrics
+            from tokenbank.storage.hybrid.metrics import register_sync_metrics
 
             register_sync_metrics(metrics, lambda: bank.storage.sync_status())  # type: ignore[attr-defined]
         return metrics

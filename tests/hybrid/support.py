@@ -18,10 +18,10 @@ import redis
 import sqlalchemy as sa
 
 from tokenbank import TokenBank, TransferRequest
+from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
+from tokenbank.storage.hybrid.reconcile import ReconcileReport, reconcile
 from tokenbank.storage.sql.schema import accounts, tokens, transactions
-from tokenbank.sync import stream
-from tokenbank.sync.reconcile import ReconcileReport, reconcile
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv").exists() else "python"
@@ -153,9 +153,9 @@ class OwnRedis:
 
 
 def start_worker(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    """``python -m tokenbank.sync`` in its own process (output discarded: its status line is for people)."""
+    """``python -m tokenbank sync`` in its own process (output discarded: its status line is for people)."""
     return subprocess.Popen(
-        [PYTHON, "-m", "tokenbank.sync", *args],
+        [PYTHON, "-m", "tokenbank", "sync", *args],
         env={**os.environ, **env},
         cwd=ROOT,
         stdout=subprocess.DEVNULL,

@@ -1,5 +1,5 @@
 """``tokenbank sync``, ``reconcile`` and ``rebuild-cache`` (run in-process through CliRunner), and
-``python -m tokenbank.sync``."""
+``python -m tokenbank sync``."""
 
 from __future__ import annotations
 
@@ -116,6 +116,6 @@ def test_commands_need_hybrid_mode(env: dict[str, str]) -> None:
 
 def test_python_dash_m_tokenbank_sync() -> None:
     proc = subprocess.run(
-        [PYTHON, "-m", "tokenbank.sync", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [PYTHON, "-m", "tokenbank", "sync", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and "--claim-idle" in proc.stdout

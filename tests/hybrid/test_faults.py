@@ -30,10 +30,10 @@ from tests.hybrid.support import (
     store_of,
 )
 from tokenbank import StorageError, TokenBank, TransferRequest
-from tokenbank.sync import stream
-from tokenbank.sync.rebuild import rebuild_cache
-from tokenbank.sync.reconcile import reconcile
-from tokenbank.sync.replicate import sync_state
+from tokenbank.storage.hybrid import stream
+from tokenbank.storage.hybrid.rebuild import rebuild_cache
+from tokenbank.storage.hybrid.reconcile import reconcile
+from tokenbank.storage.hybrid.replicate import sync_state
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 OUTAGE_SECONDS = 30.0

@@ -8,9 +8,9 @@ import pytest
 from tests.hybrid.conftest import BankFactory
 from tests.hybrid.support import assert_stores_equal, drain, postgres_accounts, postgres_ids, store_of
 from tokenbank import TokenBank, TransferRequest
+from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
-from tokenbank.sync import stream
-from tokenbank.sync.replicate import sync_state
+from tokenbank.storage.hybrid.replicate import sync_state
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 

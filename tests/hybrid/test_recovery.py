@@ -11,8 +11,8 @@ from tests.hybrid.conftest import BankFactory, SettingsFactory, delete_keys
 from tests.hybrid.support import assert_stores_equal, drain, postgres_accounts, redis_accounts, store_of
 from tokenbank import StorageError, TokenBank, TransferRequest
 from tokenbank.storage.hybrid.backend import HybridStorage
-from tokenbank.sync.rebuild import rebuild_cache
-from tokenbank.sync.reconcile import reconcile
+from tokenbank.storage.hybrid.rebuild import rebuild_cache
+from tokenbank.storage.hybrid.reconcile import reconcile
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 

@@ -12,12 +12,12 @@ import sqlalchemy as sa
 from tests.hybrid.conftest import BankFactory, SettingsFactory
 from tests.hybrid.support import assert_stores_equal, drain, fund, postgres_accounts, redis_accounts, store_of
 from tokenbank import ConfigurationError, TokenBank, TransferRequest
+from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
-from tokenbank.sync import stream
-from tokenbank.sync.replicate import replicate, sync_state
-from tokenbank.sync.status import SyncOptions
-from tokenbank.sync.stream import GROUP
-from tokenbank.sync.worker import SyncWorker
+from tokenbank.storage.hybrid.replicate import replicate, sync_state
+from tokenbank.storage.hybrid.status import SyncOptions
+from tokenbank.storage.hybrid.stream import GROUP
+from tokenbank.storage.hybrid.worker import SyncWorker
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 USERS = [f"u{i:03d}" for i in range(40)]

@@ -29,8 +29,8 @@ from tokenbank.settings import Settings, StorageMode
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.backend import HybridStorage
-    from tokenbank.sync.reconcile import ReconcileReport
-    from tokenbank.sync.status import SyncStatus
+    from tokenbank.storage.hybrid.reconcile import ReconcileReport
+    from tokenbank.storage.hybrid.status import SyncStatus
 
 T = TypeVar("T")
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON (amounts as strings).")]
@@ -66,7 +66,7 @@ def sync(
     drain: Annotated[bool, typer.Option("--drain", help="Exit once the backlog is empty.")] = False,
 ) -> None:
     """Run the sync worker: Redis ledger stream -> PostgreSQL, until Ctrl-C (or drained, with --drain)."""
-    from tokenbank.sync.status import SyncOptions
+    from tokenbank.storage.hybrid.status import SyncOptions
 
     state = state_of(ctx)
     with state.handled():
@@ -79,8 +79,8 @@ def sync(
 
 
 async def _run_worker(console: Console, store: HybridStorage, options: Any, drain: bool) -> None:
-    from tokenbank.sync import stream
-    from tokenbank.sync.worker import SyncWorker
+    from tokenbank.storage.hybrid import stream
+    from tokenbank.storage.hybrid.worker import SyncWorker
 
     worker = SyncWorker(store.redis, store.sql, options)
     stop = asyncio.Event()
@@ -143,7 +143,7 @@ def reconcile(
     as_json: JsonFlag = False,
 ) -> None:
     """Compare Redis with PostgreSQL account by account; exit 1 on drift that is not repaired."""
-    from tokenbank.sync.reconcile import reconcile as run_reconcile
+    from tokenbank.storage.hybrid.reconcile import reconcile as run_reconcile
 
     state = state_of(ctx)
     with state.handled():
@@ -210,7 +210,7 @@ def rebuild_cache(
     as_json: JsonFlag = False,
 ) -> None:
     """Rebuild Redis (balances, leaderboard, history, holds, idempotency keys...) from PostgreSQL."""
-    from tokenbank.sync.rebuild import rebuild_cache as run_rebuild
+    from tokenbank.storage.hybrid.rebuild import rebuild_cache as run_rebuild
 
     state = state_of(ctx)
     with state.handled():

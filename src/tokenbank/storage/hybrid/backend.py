@@ -31,15 +31,14 @@ from tokenbank.storage.base import (
     WriteOp,
     register_storage,
 )
-from tokenbank.storage.hybrid import checks
+from tokenbank.storage.hybrid import checks, stream
+from tokenbank.storage.hybrid.backfill import backfill_postgres
+from tokenbank.storage.hybrid.replicate import max_seq
+from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus
+from tokenbank.storage.hybrid.worker import SyncWorker
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.backend import SqlStorage
-from tokenbank.sync import stream
-from tokenbank.sync.backfill import backfill_postgres
-from tokenbank.sync.replicate import max_seq
-from tokenbank.sync.status import SyncOptions, SyncStatus
-from tokenbank.sync.worker import SyncWorker
 
 logger = logging.getLogger("tokenbank")
 

@@ -16,11 +16,11 @@ from sqlalchemy import Connection
 from tokenbank.errors import TokenBankError
 from tokenbank.health import HealthCheck, HealthStatus
 from tokenbank.storage.base import CheckRecord, TokenRecord, exclusions_to_text
+from tokenbank.storage.hybrid import stream
+from tokenbank.storage.hybrid.replicate import conflict_count
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.backend import SqlStorage
 from tokenbank.storage.sql.schema import tokens, transactions
-from tokenbank.sync import stream
-from tokenbank.sync.replicate import conflict_count
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.backend import HybridStorage

@@ -10,7 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from tokenbank.sync.stream import Backlog
+from tokenbank.storage.hybrid.stream import Backlog
 
 _LAG_SAMPLES = 100_000
 

@@ -22,12 +22,12 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.errors import StorageError
+from tokenbank.storage.hybrid import stream
+from tokenbank.storage.hybrid.backfill import Progress
+from tokenbank.storage.hybrid.records import audit_json, fetch, hold_json, tx_json
 from tokenbank.storage.redis.codec import to_us, token_fields
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import accounts, audit, holds, transactions
-from tokenbank.sync import stream
-from tokenbank.sync.backfill import Progress
-from tokenbank.sync.records import audit_json, fetch, hold_json, tx_json
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.backend import HybridStorage

@@ -24,10 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from tokenbank.storage.hybrid import stream
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.backend import SqlStorage
-from tokenbank.sync import stream
 
 Progress = Callable[[str, int, int | None], None]
 """``progress(phase, done, total)``; total None when unknown."""

@@ -29,14 +29,14 @@ from tokenbank.errors import ConfigurationError, StorageError, TokenBankError
 from tokenbank.settings import Settings
 from tokenbank.storage import _translate
 from tokenbank.storage.base import TOKEN_SETTINGS
+from tokenbank.storage.hybrid import stream
+from tokenbank.storage.hybrid.replicate import AuditItem, Entry, entry_payload, max_seq, replicate, sync_state
+from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus, default_consumer
+from tokenbank.storage.hybrid.stream import GROUP
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.codec import from_us
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.backend import SqlStorage
-from tokenbank.sync import stream
-from tokenbank.sync.replicate import AuditItem, Entry, entry_payload, max_seq, replicate, sync_state
-from tokenbank.sync.status import SyncOptions, SyncStatus, default_consumer
-from tokenbank.sync.stream import GROUP
 
 logger = logging.getLogger("tokenbank")
 

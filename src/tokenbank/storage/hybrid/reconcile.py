@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from tokenbank.storage.hybrid import stream
+from tokenbank.storage.hybrid.backfill import Progress
 from tokenbank.storage.hybrid.checks import store_figures
+from tokenbank.storage.hybrid.records import fetch
+from tokenbank.storage.hybrid.repair import repair_redis
+from tokenbank.storage.hybrid.replicate import conflict_count
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import accounts, transactions
-from tokenbank.sync import stream
-from tokenbank.sync.backfill import Progress
-from tokenbank.sync.records import fetch
-from tokenbank.sync.repair import repair_redis
-from tokenbank.sync.replicate import conflict_count
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.backend import HybridStorage

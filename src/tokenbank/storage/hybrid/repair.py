@@ -14,16 +14,16 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from tokenbank.storage.hybrid import stream
+from tokenbank.storage.hybrid.records import fetch, hold_json, tx_json
+from tokenbank.storage.hybrid.replicate import max_seq
 from tokenbank.storage.redis.codec import to_us
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import holds, transactions
-from tokenbank.sync import stream
-from tokenbank.sync.records import fetch, hold_json, tx_json
-from tokenbank.sync.replicate import max_seq
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.backend import HybridStorage
-    from tokenbank.sync.reconcile import ReconcileReport
+    from tokenbank.storage.hybrid.reconcile import ReconcileReport
 
 CHUNK = 2000
 _SET_ACCOUNT = """

@@ -22,11 +22,11 @@ if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
     from tokenbank.metrics import Metrics
-    from tokenbank.sync.status import SyncStatus
+    from tokenbank.storage.hybrid.status import SyncStatus
 
 
 class SyncCollector:
-    """Reads a worker's :class:`~tokenbank.sync.status.SyncStatus` on each collect (None: nothing to report)."""
+    """Reads a worker's :class:`SyncStatus` on each collect (None: nothing to report)."""
 
     def __init__(self, status: Callable[[], SyncStatus | None]) -> None:
         self._status = status

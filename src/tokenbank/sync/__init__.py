@@ -1,1 +1,0 @@
-"""Hybrid mode's sync between Redis (hot path) and PostgreSQL (ledger of record): worker, reconcile, rebuild."""
