@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import threading
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -29,10 +27,7 @@ from tokenbank.settings import Settings, StorageMode
 
 T = TypeVar("T")
 
-# Plain decimal notation only: exponents ("1e3"), "NaN", "inf", "_" separators and signs are what Decimal()
-# would accept but no one types on purpose, so the CLI refuses them before the library sees them.
 _URL_VARIABLES = ("DATABASE_URL", "REDIS_URL")
-_DRAIN_SECONDS = 1.0
 _log_handler: logging.Handler | None = None
 
 
@@ -133,25 +128,6 @@ async def with_bank(settings: Settings, work: Callable[[TokenBank], Awaitable[T]
         return await work(bank)
     finally:
         await bank.close()
-        await _drain_sqlite_workers()
-
-
-async def _drain_sqlite_workers() -> None:
-    """Let aiosqlite worker threads finish while the loop still runs.
-
-    When a connection fails to open, aiosqlite queues the stop of its worker thread without awaiting it
-    (omnilib/aiosqlite#241); if ``asyncio.run`` closes the loop first, the thread dies printing a traceback.
-    """
-    workers = [t for t in threading.enumerate() if t.name.endswith("(_connection_worker_thread)") and t.is_alive()]
-    if not workers:
-        return
-    deadline = time.monotonic() + _DRAIN_SECONDS
-
-    def join() -> None:
-        for worker in workers:
-            worker.join(max(0.0, deadline - time.monotonic()))
-
-    await asyncio.to_thread(join)
 
 
 def parse_amount(text: str) -> Decimal:

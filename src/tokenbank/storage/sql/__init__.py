@@ -1,1 +1,1 @@
-"""The SQL store: SQLAlchemy 2 Core (async) on SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+"""The SQL store: SQLAlchemy 2 Core (async) on SQLite (the stdlib driver on one thread) or PostgreSQL (asyncpg)."""
