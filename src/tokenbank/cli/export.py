@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tokenbank.bank import TokenBank
+from tokenbank.cli import render
 from tokenbank.cli.runtime import state_of
 from tokenbank.errors import ConfigurationError
 from tokenbank.models import Transaction
@@ -70,7 +71,7 @@ def transaction_record(tx: Transaction) -> dict[str, Any]:
         "from_user_id": tx.from_user_id,
         "to_user_id": tx.to_user_id,
         "amount": format(tx.amount, "f"),
-        "timestamp": tx.timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
+        "timestamp": render.iso_time(tx.timestamp),
         "idempotency_key": tx.idempotency_key,
         "reason": tx.reason,
         "hold_id": tx.hold_id,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -29,8 +29,9 @@ def emit_json(data: Any) -> None:
     typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
 
 
-def _time(moment: datetime) -> str:
-    return moment.isoformat(timespec="milliseconds")
+def iso_time(moment: datetime) -> str:
+    """A moment as JSON and CSV show it: UTC, to the microsecond the ledger stores."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def transaction_dict(tx: Transaction) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def transaction_dict(tx: Transaction) -> dict[str, Any]:
         "from_user_id": tx.from_user_id,
         "to_user_id": tx.to_user_id,
         "amount": plain(tx.amount),
-        "timestamp": _time(tx.timestamp),
+        "timestamp": iso_time(tx.timestamp),
         "metadata": tx.metadata,
         "idempotency_key": tx.idempotency_key,
         "reason": tx.reason,
@@ -73,8 +74,8 @@ def hold_dict(hold: Hold) -> dict[str, Any]:
         "to_user_id": hold.to_user_id,
         "amount": plain(hold.amount),
         "captured_amount": plain(hold.captured_amount),
-        "expires_at": _time(hold.expires_at),
-        "created_at": _time(hold.created_at),
+        "expires_at": iso_time(hold.expires_at),
+        "created_at": iso_time(hold.created_at),
         "metadata": hold.metadata,
         "replayed": hold.replayed,
     }
@@ -161,7 +162,7 @@ def token_dict(info: TokenInfo) -> dict[str, Any]:
         "initial_supply": plain(info.initial_supply),
         "total_supply": plain(info.total_supply),
         "max_supply": None if info.max_supply is None else plain(info.max_supply),
-        "created_at": _time(info.created_at),
+        "created_at": iso_time(info.created_at),
     }
 
 
