@@ -1,6 +1,7 @@
 """Table definitions (SQLAlchemy Core). Every row is scoped by ``token`` (the symbol).
 
-The schema itself is created by the Alembic migrations in ``migrations/``; keep both in step.
+The schema itself is created by the Alembic migrations in ``migrations/``; a test compares the two (alembic's
+``compare_metadata`` after ``upgrade head``, on SQLite and PostgreSQL), so a change to one needs the other.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ accounts = sa.Table(
     sa.Column("balance", UNITS, nullable=False),
     sa.Column("held", UNITS, nullable=False),
 )
+# Leaderboard: an index walk from the top, ties broken by user id.
+sa.Index("ix_tb_accounts_leaderboard", accounts.c.token, accounts.c.balance.desc(), accounts.c.user_id)
 
 transactions = sa.Table(
     "tb_transactions",
@@ -85,6 +88,14 @@ transactions = sa.Table(
     sa.Column("hold_id", sa.String(36)),
     sa.Column("reverses_id", sa.String(36)),
 )
+# History pages: one index per side, each walked newest first and merged (see reads.history).
+sa.Index("ix_tb_transactions_from", transactions.c.token, transactions.c.from_user_id, transactions.c.seq)
+sa.Index("ix_tb_transactions_to", transactions.c.token, transactions.c.to_user_id, transactions.c.seq)
+sa.Index("ix_tb_transactions_time", transactions.c.token, transactions.c.created_at)
+# Partial on PostgreSQL (most rows have neither; NULLs never conflict either way), plain on SQLite.
+for _name, _column in (("idempotency", transactions.c.idempotency_key), ("reverses", transactions.c.reverses_id)):
+    sa.Index(f"ux_tb_transactions_{_name}", transactions.c.token, _column, unique=True,
+             postgresql_where=_column.isnot(None))  # fmt: skip
 
 holds = sa.Table(
     "tb_holds",
@@ -100,6 +111,7 @@ holds = sa.Table(
     sa.Column("created_at", TIME, nullable=False),
     sa.Column("metadata", sa.Text),
 )
+sa.Index("ix_tb_holds_expiry", holds.c.token, holds.c.status, holds.c.expires_at)
 
 audit = sa.Table(
     "tb_audit",
@@ -110,3 +122,4 @@ audit = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
     sa.Column("created_at", TIME, nullable=False),
 )
+sa.Index("ix_tb_audit_token", audit.c.token, audit.c.id)

@@ -1,4 +1,4 @@
--- ops.lua: one ledger op, the same semantics as tb_apply_one in storage/sql/pg_apply.sql.
+-- ops.lua: one ledger op, the same semantics as tb_apply_one (PostgreSQL: sql/migrations/versions/0001_initial.sql).
 -- Needs lib.lua before it. apply_one(op, now) -> status, result JSON ({"s":..,"t":[..],"h":..}) or nil.
 --   op: {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, ts, audit, id2}
 --       (amounts are decimal strings of base units, times are microseconds since the epoch as strings)

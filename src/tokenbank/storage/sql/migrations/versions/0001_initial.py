@@ -6,10 +6,10 @@ Revises:
 
 from __future__ import annotations
 
-from importlib import resources
-
 import sqlalchemy as sa
 from alembic import op
+
+from tokenbank.storage.sql.migrations.sqlfile import statements
 
 revision = "0001"
 down_revision = None
@@ -125,14 +125,8 @@ def _postgres_triggers_and_functions() -> None:
             f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
             "FOR EACH STATEMENT EXECUTE FUNCTION tb_refuse_change()"
         )
-    for statement in pg_function_statements():
+    for statement in statements("0001_initial.sql"):  # tb_apply, tb_event_payload, tb_apply_one
         op.execute(statement)
-
-
-def pg_function_statements() -> list[str]:
-    """The functions of pg_apply.sql, one statement each (asyncpg prepares one command at a time)."""
-    text = resources.files("tokenbank.storage.sql").joinpath("pg_apply.sql").read_text()
-    return [chunk.strip() + "\n$fn$" for chunk in text.split("$fn$;") if "CREATE" in chunk]
 
 
 def _sqlite_triggers() -> None:

@@ -6,7 +6,7 @@ Revises: 0002
 Why (measured on PostgreSQL 15, docs/performance.md): tb_apply spent its time per op, not per call — two account
 updates (each a new row version plus two index entries: the leaderboard index holds the balance, so no update is
 HOT), a journal row with seven index entries, and a jsonb result re-encoded per op. Now a call of plain transfers
-(pg_apply_0003.sql, ``tb_apply_transfers``) runs its ops on the locked balances in memory, then writes each
+(0003_lean_apply.sql, ``tb_apply_transfers``) runs its ops on the locked balances in memory, then writes each
 changed account once, inserts the journal rows in one statement and answers in ``json``, which is built as text
 (``jsonb`` built per op cost more than the journal insert). Other calls run op by op as before.
 
@@ -17,9 +17,9 @@ transfer writes two index entries less. SQLite keeps its indexes and its writer 
 
 from __future__ import annotations
 
-from importlib import resources
-
 from alembic import op
+
+from tokenbank.storage.sql.migrations.sqlfile import statements
 
 revision = "0003"
 down_revision = "0002"
@@ -27,12 +27,6 @@ branch_labels = None
 depends_on = None
 
 _PARTIAL = (("ux_tb_transactions_idempotency", "idempotency_key"), ("ux_tb_transactions_reverses", "reverses_id"))
-
-
-def _statements(filename: str) -> list[str]:
-    """The functions of a packaged SQL file, one statement each (asyncpg prepares one command at a time)."""
-    text = resources.files("tokenbank.storage.sql").joinpath(filename).read_text()
-    return [chunk.strip() + "\n$fn$" for chunk in text.split("$fn$;") if "CREATE" in chunk]
 
 
 def _unique_indexes(partial: bool) -> None:
@@ -48,7 +42,7 @@ def upgrade() -> None:
         return
     _unique_indexes(partial=True)
     op.execute("DROP FUNCTION tb_apply(text, jsonb, boolean)")  # its result type changes: jsonb -> json
-    for statement in _statements("pg_apply_0003.sql"):
+    for statement in statements("0003_lean_apply.sql"):
         op.execute(statement)
 
 
@@ -57,6 +51,6 @@ def downgrade() -> None:
         return
     op.execute("DROP FUNCTION tb_apply_transfers(text, jsonb, boolean)")
     op.execute("DROP FUNCTION tb_apply(text, jsonb, boolean)")
-    for statement in _statements("pg_apply.sql"):
+    for statement in statements("0001_initial.sql"):  # tb_apply as 0001 defined it
         op.execute(statement)
     _unique_indexes(partial=False)

@@ -1,0 +1,40 @@
+"""A released migration's SQL never changes: what each one executes is pinned by a hash.
+
+A database upgraded long ago ran these exact statements; a fresh one must run the same. A change to a function
+belongs in a new ``.sql`` file read by a new migration (add its hash here when it is released).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from tokenbank.storage.sql.migrations.sqlfile import statements
+
+RELEASED = {
+    "0001_initial.sql": (3, "bf3166703b5c5eed4516ef15f463bbd0176ace57d77ae86957a33d070b2fd9e9"),
+    "0002_hybrid_sync.sql": (5, "9053026a59cefeb870c7a79476a317b6fc746975e43b5d655fcbda1f322b2b98"),
+    "0003_lean_apply.sql": (2, "62348729c7d80e867da3c926989dcc916bd2e3519cc5f04a24015b39862d7064"),
+}
+
+
+@pytest.mark.parametrize("filename", sorted(RELEASED))
+def test_released_migration_sql_is_unchanged(filename: str) -> None:
+    found = statements(filename)
+    count, digest = RELEASED[filename]
+    assert len(found) == count
+    assert hashlib.sha256("\x00".join(found).encode()).hexdigest() == digest, (
+        f"{filename} executes different SQL than when it was released: put the change in a new migration"
+    )
+
+
+def test_statements_split_outside_quotes_and_comments() -> None:
+    from tokenbank.storage.sql.migrations.sqlfile import _split
+
+    text = "-- a; comment\nCREATE f() AS $fn$ BEGIN x; y; END; $fn$;\nSELECT 'a;b' ; -- trailing; note\n"
+    assert [p.strip() for p in _split(text)] == [
+        "-- a; comment\nCREATE f() AS $fn$ BEGIN x; y; END; $fn$",
+        "SELECT 'a;b'",
+        "-- trailing; note",
+    ]
