@@ -44,6 +44,7 @@ from tokenbank.storage.redis.errors import RETRYABLE, translated
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
 from tokenbank.storage.redis.scripts import Scripts
 from tokenbank.storage.status import Status
+from tokenbank.storage.wire import LUA, from_us, to_us
 
 T = TypeVar("T")
 
@@ -108,9 +109,7 @@ class RedisStorage(Storage):
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batcher = (
-            WriteBatcher(
-                self._send_ops, codec.results_from_json, max_in_flight=settings.write_concurrency or 2, max_ops=256
-            )
+            WriteBatcher(self._send_ops, LUA.results, max_in_flight=settings.write_concurrency or 2, max_ops=256)
             if settings.batch_writes
             else None
         )
@@ -170,7 +169,7 @@ class RedisStorage(Storage):
             *self._common,
             json.dumps(codec.token_fields(token), ensure_ascii=False),
             json.dumps(details, ensure_ascii=False),
-            codec.ops_json([initial_mint] if initial_mint is not None else []),
+            LUA.ops([initial_mint] if initial_mint is not None else []),
         ]
         raw = await self._script(self.scripts.create_token, self.keys.write_keys(), args)
         data = json.loads(raw)
@@ -206,13 +205,13 @@ class RedisStorage(Storage):
         return await self._apply_now(ops, atomic)
 
     async def _apply_now(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
-        return codec.results_from_json(await self._send_ops(ops, atomic))
+        return LUA.results(await self._send_ops(ops, atomic))
 
     async def _send_ops(self, ops: Sequence[WriteOp], atomic: bool) -> str:
-        """One apply.lua call; its JSON answer (decoded by codec.results_from_json)."""
+        """One apply.lua call; its JSON answer (decoded by LUA.results)."""
         if not ops:
             return "[]"
-        args = [*self._common, "1" if atomic else "0", codec.ops_json(ops)]
+        args = [*self._common, "1" if atomic else "0", LUA.ops(ops)]
         keys = self.keys.write_keys()
 
         async def call() -> str:
@@ -276,28 +275,28 @@ class RedisStorage(Storage):
         args: list[str | int] = [
             "+inf" if query.before_seq is None else f"({query.before_seq}",
             query.limit,
-            "" if query.since is None else codec.to_us(query.since),
-            "" if query.until is None else codec.to_us(query.until),
+            "" if query.since is None else to_us(query.since),
+            "" if query.until is None else to_us(query.until),
             ",".join(query.types or ()),
         ]
         keys = [self.keys.history(query.user_id), self.keys.tx]
-        return [codec.tx_from_json(row) for row in await self._script(self.scripts.history, keys, args)]
+        return [LUA.tx(row) for row in await self._script(self.scripts.history, keys, args)]
 
     async def get_transaction(self, tx_id: str) -> TxRecord | None:
         row = await self._cmd("HGET", self.keys.tx, tx_id)
-        return None if row is None else codec.tx_from_json(row)
+        return None if row is None else LUA.tx(row)
 
     async def get_hold(self, hold_id: str) -> HoldRecord | None:
         row = await self._cmd("HGET", self.keys.holds, hold_id)
-        return None if row is None else codec.hold_from_json(row)
+        return None if row is None else LUA.hold(row)
 
     async def expired_holds(self, now: datetime, limit: int) -> list[str]:
-        until = codec.to_us(now)
+        until = to_us(now)
         return list(await self._cmd("ZRANGE", self.keys.hexp, "-inf", until, "BYSCORE", "LIMIT", 0, limit))
 
     async def balance_at(self, user_id: str, at: datetime) -> int:
         keys = [self.keys.history(user_id), self.keys.tx, self.keys.htrim]
-        reply = await self._script(self.scripts.balance_at, keys, [user_id, codec.to_us(at)])
+        reply = await self._script(self.scripts.balance_at, keys, [user_id, to_us(at)])
         if reply[0] != "ok":
             raise InvalidRequestError(
                 f"balance at {at.isoformat()} is older than the retained history of {user_id!r} in Redis"
@@ -315,7 +314,7 @@ class RedisStorage(Storage):
         for entry_id, row in zip(ids, await self._cmd("HMGET", self.keys.audit, *ids), strict=True):
             if row is not None:
                 m = json.loads(row)
-                out.append(AuditRecord(entry_id, m["action"], m["details"], codec.from_us(m["ts"])))
+                out.append(AuditRecord(entry_id, m["action"], m["details"], from_us(m["ts"])))
         return out
 
     async def verify(self) -> list[CheckRecord]:

@@ -14,8 +14,8 @@ from redis.exceptions import RedisError
 
 from tokenbank.errors import StorageUnavailableError
 from tokenbank.storage.base import TxRecord
-from tokenbank.storage.redis import codec
 from tokenbank.storage.redis.errors import translated
+from tokenbank.storage.wire import LUA
 
 logger = logging.getLogger("tokenbank")
 _POLL_S = 1.0
@@ -47,7 +47,7 @@ async def listen(client: Redis, channel: str, handler: Callable[[TxRecord], None
                 continue
             if message is not None and message.get("type") == "message":
                 for tx in json.loads(message["data"]):  # one message per script call: its transactions
-                    handler(codec.tx_from_json(tx))
+                    handler(LUA.tx(tx))
 
     task = asyncio.create_task(pump(), name="tokenbank-redis-events")
 

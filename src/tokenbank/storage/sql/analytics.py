@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage.base import TxRecord
-from tokenbank.storage.sql import records
 from tokenbank.storage.sql.schema import accounts, tokens, transactions
+from tokenbank.storage.wire import SQL
 
 PERIODS: dict[str, tuple[str, str]] = {
     # period: (PostgreSQL date_trunc field, SQLite strftime format of the bucket start)
@@ -295,4 +295,4 @@ def iter_transactions(
         .order_by(tx.seq)
         .limit(limit)
     )
-    return [records.tx_from_row(row) for row in rows]
+    return [SQL.tx(row) for row in rows]

@@ -7,14 +7,13 @@ import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenbank.errors import StorageError, SupplyCapExceededError, error_for
-from tokenbank.ids import new_id
 from tokenbank.settings import Settings
 from tokenbank.storage import _translate
 from tokenbank.storage.base import (
@@ -22,7 +21,6 @@ from tokenbank.storage.base import (
     CheckRecord,
     HistoryQuery,
     HoldRecord,
-    OpKind,
     OpResult,
     Storage,
     StoreStats,
@@ -34,7 +32,8 @@ from tokenbank.storage.base import (
     register_storage,
 )
 from tokenbank.storage.batching import WriteBatcher
-from tokenbank.storage.sql import reads, records, verify, writer_sqlite
+from tokenbank.storage.capabilities import SqlLedgerAccess
+from tokenbank.storage.sql import reads, verify, writer_sqlite
 from tokenbank.storage.sql.connection import (
     SqliteThread,
     parse_url,
@@ -45,6 +44,7 @@ from tokenbank.storage.sql.connection import (
 from tokenbank.storage.sql.migrate import upgrade_to_head
 from tokenbank.storage.sql.schema import audit, tokens
 from tokenbank.storage.status import Status
+from tokenbank.storage.wire import SQL
 
 if TYPE_CHECKING:
     from tokenbank.storage.sql.pg_writes import PgWritePool
@@ -53,7 +53,7 @@ T = TypeVar("T")
 _PG_APPLY = sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), :atomic)")
 
 
-class SqlStorage(Storage):
+class SqlStorage(Storage, SqlLedgerAccess):
     """One token's ledger in a SQL database. PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite
     work runs synchronously on the store's own thread, one transaction per operation (see connection.py)."""
 
@@ -212,13 +212,13 @@ class SqlStorage(Storage):
             return writer_sqlite.aborted_results(len(ops), abort)
 
     def _pg_ops(self, ops: Sequence[WriteOp]) -> str:
-        return json.dumps([_op_json(op, self._channel) for op in ops], separators=(",", ":"))
+        return SQL.ops(ops, self._channel)
 
     def _apply_sync(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         """Apply ops inside an open transaction (used by create_token)."""
         if self.dialect == "postgresql":
             params = {"token": self.token, "ops": self._pg_ops(ops), "atomic": atomic}
-            return _results_from_json(conn.scalar(_PG_APPLY, params))
+            return SQL.results(conn.scalar(_PG_APPLY, params))
         return writer_sqlite.apply_ops(conn, self.token, ops, atomic)
 
     async def append_audit(self, action: str, details: str) -> None:
@@ -239,7 +239,7 @@ class SqlStorage(Storage):
             conn = await asyncpg.connect(dsn, timeout=10)
 
         def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-            handler(records.tx_from_row(json.loads(payload)))
+            handler(SQL.tx(payload))
 
         await conn.add_listener(self._channel, on_notify)
 
@@ -295,47 +295,8 @@ class SqlStorage(Storage):
         return await self.run_sync(checks)
 
 
-def _op_json(op: WriteOp, notify_channel: str | None) -> dict[str, Any]:
-    """A WriteOp as the JSON object ``tb_apply`` reads (amounts as strings, absent fields left out)."""
-    fields: dict[str, Any] = {
-        "kind": op.kind.value,
-        "id": op.tx_id,
-        "from": op.from_user_id,
-        "to": op.to_user_id,
-        "amount": None if op.amount is None else str(op.amount),
-        "key": op.idempotency_key,
-        "hash": op.fingerprint,
-        "meta": op.metadata,
-        "reason": op.reason,
-        "hold_id": op.hold_id,
-        "expires_at": op.expires_at.isoformat() if op.expires_at else None,
-        "reverses_id": op.reverses_id,
-        "ts": op.timestamp.isoformat() if op.timestamp else None,
-        "audit": op.audit_action,
-        "notify": notify_channel,
-    }
-    if op.kind is OpKind.CAPTURE:
-        fields["id2"] = new_id()  # the release of a partial capture is a second journal row
-    return {key: value for key, value in fields.items() if value is not None}
-
-
 def _decode(raw: str | list[OpResult]) -> list[OpResult]:
-    return raw if isinstance(raw, list) else _results_from_json(raw)
-
-
-def _results_from_json(raw: Any) -> list[OpResult]:
-    """Parse ``tb_apply``'s answer (json: SQLAlchemy's asyncpg codec decodes it, plain asyncpg leaves text)."""
-    results = []
-    for item in json.loads(raw) if isinstance(raw, str) else raw:
-        hold = item.get("h")
-        results.append(
-            OpResult(
-                status=Status(item["s"]),
-                transactions=tuple(records.tx_from_row(tx) for tx in item.get("t") or ()),
-                hold=records.hold_from_row(hold) if hold else None,
-            )
-        )
-    return results
+    return raw if isinstance(raw, list) else SQL.results(raw)
 
 
 def _insert_audit(conn: Connection, token: str, action: str, details: str, at: datetime) -> None:

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage.base import AuditRecord, HistoryQuery, HoldRecord, TokenRecord, TxRecord, exclusions_from_text
-from tokenbank.storage.sql import records
 from tokenbank.storage.sql.schema import accounts, audit, holds, tokens, transactions
+from tokenbank.storage.wire import SQL
 
 
 def get_token(conn: Connection, token: str) -> TokenRecord | None:
@@ -116,19 +116,19 @@ def history(conn: Connection, token: str, query: HistoryQuery) -> list[TxRecord]
     received = _side(token, transactions.c.to_user_id, query).subquery()
     merged = sa.union_all(sa.select(sent), sa.select(received)).subquery()
     rows = conn.execute(sa.select(merged).order_by(merged.c.seq.desc()).limit(query.limit))
-    return [records.tx_from_row(row) for row in rows]
+    return [SQL.tx(row) for row in rows]
 
 
 def get_transaction(conn: Connection, token: str, tx_id: str) -> TxRecord | None:
     row = (
         conn.execute(sa.select(transactions).where(transactions.c.id == tx_id, transactions.c.token == token))
     ).first()
-    return records.tx_from_row(row) if row else None
+    return SQL.tx(row) if row else None
 
 
 def get_hold(conn: Connection, token: str, hold_id: str) -> HoldRecord | None:
     row = (conn.execute(sa.select(holds).where(holds.c.id == hold_id, holds.c.token == token))).first()
-    return records.hold_from_row(row) if row else None
+    return SQL.hold(row) if row else None
 
 
 def expired_holds(conn: Connection, token: str, now: datetime, limit: int) -> list[str]:

@@ -7,6 +7,7 @@ more than SQLite itself spends on them on this hot path. The behaviour suite kee
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -16,8 +17,8 @@ from sqlalchemy import Connection
 from tokenbank.amounts import MAX_BASE_UNITS
 from tokenbank.ids import new_id
 from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
-from tokenbank.storage.sql import records
 from tokenbank.storage.status import Status
+from tokenbank.storage.wire import SQL
 
 _TX_COLUMNS = (
     "id, token, type, from_user_id, to_user_id, amount, from_balance_after, to_balance_after, created_at, "
@@ -33,6 +34,21 @@ _CREDIT = (
     "ON CONFLICT (token, user_id) DO UPDATE SET balance = balance + excluded.balance, held = held - ? "
     "RETURNING balance"
 )
+
+
+def _audit_details(tx: TxRecord) -> str:
+    """The audit entry written with a mint, burn, reversal or import (the keys tb_apply writes)."""
+    return json.dumps(
+        {
+            "transaction_id": tx.id,
+            "type": tx.type,
+            "from_user_id": tx.from_user_id,
+            "to_user_id": tx.to_user_id,
+            "amount": str(tx.amount),
+            "reason": tx.reason,
+        },
+        sort_keys=True,
+    )
 
 
 def sqlite_time(value: datetime) -> str:
@@ -94,13 +110,13 @@ class _Writer:
                 return OpResult(Status.DUPLICATE_TRANSACTION)
             # A resend of an op this store already applied: replay it (as pg_apply.sql does).
             hold = self._get_hold(existing.hold_id) if existing.hold_id else None
-            return OpResult(Status.REPLAYED, (records.tx_from_row(existing),), hold)
+            return OpResult(Status.REPLAYED, (SQL.tx(existing),), hold)
         now = sqlite_time(op.timestamp or datetime.now(UTC))
         result = self.handlers[op.kind](op, now)
         if result.status is Status.OK and op.audit_action:
             self.conn.exec_driver_sql(
                 "INSERT INTO tb_audit (token, action, details, created_at) VALUES (?, ?, ?, ?)",
-                (self.token, op.audit_action, records.audit_details(result.transactions[0]), now),
+                (self.token, op.audit_action, _audit_details(result.transactions[0]), now),
             )
         return result
 
@@ -112,7 +128,7 @@ class _Writer:
         if row.request_hash != op.fingerprint:
             return OpResult(Status.IDEMPOTENCY_CONFLICT)
         hold = self._get_hold(row.hold_id) if row.hold_id else None
-        return OpResult(Status.REPLAYED, (records.tx_from_row(row),), hold)
+        return OpResult(Status.REPLAYED, (SQL.tx(row),), hold)
 
     def _debit(self, user_id: str, amount: int, *, to_held: bool = False) -> int | None:
         row = self._one(_DEBIT, amount, amount if to_held else 0, self.token, user_id, amount)
@@ -132,7 +148,7 @@ class _Writer:
             op.idempotency_key if keyed else None, op.fingerprint if keyed else None, op.reason, f.get("hold_id"),
             f.get("reverses_id"),
         )  # fmt: skip
-        return records.tx_from_row(row)
+        return SQL.tx(row)
 
     def _transfer(self, op: WriteOp, now: str) -> OpResult:
         assert op.from_user_id and op.to_user_id and op.amount
@@ -247,4 +263,4 @@ class _Writer:
 
     def _get_hold(self, hold_id: str) -> HoldRecord | None:
         row = self._one("SELECT * FROM tb_holds WHERE id = ? AND token = ?", hold_id, self.token)
-        return records.hold_from_row(row) if row else None
+        return SQL.hold(row) if row else None
