@@ -19,6 +19,8 @@ echo "== ruff"
 .venv/bin/ruff format --check .
 echo "== mypy (strict, src/)"
 .venv/bin/mypy
+echo "== lint-imports (the layers contract in pyproject.toml)"
+.venv/bin/lint-imports
 echo "== pytest"
 # pytest exits 5 when it collected no test: with set -e that fails this script too, as it should.
 .venv/bin/pytest --cov=tokenbank --cov-branch --cov-report=term --cov-fail-under=0 -p no:cacheprovider "$@"

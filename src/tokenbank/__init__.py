@@ -1,5 +1,6 @@
 """tokenbank: a payment-grade in-app token ledger for Python web applications."""
 
+from tokenbank._version import __version__
 from tokenbank.bank import TokenBank
 from tokenbank.errors import (
     BatchAbortedError,
@@ -38,9 +39,7 @@ from tokenbank.models import (
 )
 from tokenbank.services.formatter import FormatOptions
 from tokenbank.services.transactions import TransactionImport
-from tokenbank.settings import Settings, StorageMode, TokenSettings
-
-__version__ = "0.1.0"
+from tokenbank.settings import Settings, StorageMode
 
 __all__ = [
     "AuditEntry",
@@ -70,7 +69,6 @@ __all__ = [
     "TokenBankError",
     "TokenInfo",
     "TokenNotInitializedError",
-    "TokenSettings",
     "Transaction",
     "TransactionImport",
     "TransactionNotFoundError",

@@ -2,8 +2,9 @@
 and what the store adds (sync lag...).
 
 ``status`` is the worst of the checks: ``ok``, ``degraded`` (serving, with a problem to look at) or ``down``
-(cannot serve). A store may contribute checks by defining an optional coroutine method
-``health_checks() -> Iterable[HealthCheck]`` (the hybrid store reports its sync backlog and lag that way).
+(cannot serve). A store may contribute checks of its own by declaring the
+:class:`~tokenbank.storage.capabilities.HealthChecks` capability (the hybrid store reports its sync backlog and lag
+that way).
 """
 
 from __future__ import annotations
@@ -12,31 +13,33 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tokenbank.errors import TokenBankError
+from tokenbank.storage.capabilities import HealthCheck, HealthChecks, HealthStatus
+from tokenbank.token_config import find_drift
 
 if TYPE_CHECKING:
-    from tokenbank.bank import TokenBank
+    from tokenbank.settings import Settings
+    from tokenbank.storage.base import Storage
 
-HealthStatus = Literal["ok", "degraded", "down"]
 CHECK_TIMEOUT = 2.0
 """Seconds each check may take before it counts as failed."""
 
 _RANK: dict[HealthStatus, int] = {"ok": 0, "degraded": 1, "down": 2}
 
 
-@dataclass(frozen=True, slots=True)
-class HealthCheck:
-    """One probe: its name, its status, a human-readable detail (never a secret) and how long it took."""
+class Probed(Protocol):
+    """What a health check reads: the store, the settings and which of them were given (a bank or its ledger)."""
 
-    name: str
-    status: HealthStatus
-    detail: str = ""
-    latency_ms: float | None = None
+    @property
+    def storage(self) -> Storage: ...
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "status": self.status, "detail": self.detail, "latency_ms": self.latency_ms}
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def given_settings(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +63,7 @@ def worst(statuses: Iterable[HealthStatus]) -> HealthStatus:
     return max(statuses, key=_RANK.__getitem__, default="ok")
 
 
-async def check_health(bank: TokenBank, *, time_limit: float = CHECK_TIMEOUT) -> HealthReport:
+async def check_health(bank: Probed, *, time_limit: float = CHECK_TIMEOUT) -> HealthReport:
     """Probe the bank's store (each probe bounded by ``time_limit`` seconds). Never raises for a failing store:
     a failure is a ``down`` or ``degraded`` check in the report."""
     storage = bank.storage
@@ -71,17 +74,14 @@ async def check_health(bank: TokenBank, *, time_limit: float = CHECK_TIMEOUT) ->
         checks.extend(await _token_checks(bank, time_limit))
     else:
         checks.append(HealthCheck("token", "down", "not checked: the store does not answer"))
-    extra = getattr(storage, "health_checks", None)
-    if callable(extra) and ping.status == "ok":
-        checks.extend(await _store_checks(extra, time_limit))
+    if isinstance(storage, HealthChecks) and ping.status == "ok":
+        checks.extend(await _store_checks(storage.health_checks, time_limit))
     return HealthReport(worst(check.status for check in checks), tuple(checks))
 
 
-async def _token_checks(bank: TokenBank, time_limit: float) -> list[HealthCheck]:
+async def _token_checks(bank: Probed, time_limit: float) -> list[HealthCheck]:
     """``token``: the token exists; ``settings`` (only when some disagree): given settings that the stored token
     overrides, ``degraded`` because whoever set them believes in values the ledger does not use."""
-    from tokenbank.token_config import find_drift
-
     started = time.perf_counter()
     try:
         token = await asyncio.wait_for(bank.storage.get_token(), time_limit)
@@ -133,4 +133,4 @@ def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 3)
 
 
-__all__ = ["CHECK_TIMEOUT", "HealthCheck", "HealthReport", "HealthStatus", "check_health", "worst"]
+__all__ = ["CHECK_TIMEOUT", "HealthCheck", "HealthReport", "HealthStatus", "Probed", "check_health", "worst"]

@@ -24,12 +24,15 @@ from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
 
+from tokenbank._version import __version__
 from tokenbank.errors import ConfigurationError, TokenBankError
+from tokenbank.storage.capabilities import SyncOperations
 
 if TYPE_CHECKING:
     from prometheus_client.registry import Collector
 
-    from tokenbank.bank import TokenBank
+    from tokenbank.ledger import Ledger
+    from tokenbank.storage.hybrid.status import SyncStatus
 
 logger = logging.getLogger("tokenbank")
 
@@ -64,7 +67,6 @@ class Metrics:
             from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, Info
         except ImportError:
             raise ConfigurationError(_INSTALL_HINT) from None
-        from tokenbank import __version__
 
         self.registry = CollectorRegistry(auto_describe=True)
         self.content_type: str = CONTENT_TYPE_LATEST
@@ -96,18 +98,22 @@ class Metrics:
         self.registry.register(cast("Collector", _SupplyCollector(self)))
 
     @classmethod
-    def for_bank(cls, bank: TokenBank) -> Metrics:
-        """Metrics whose supply gauges read ``bank`` on each scrape."""
+    def for_ledger(cls, ledger: Ledger) -> Metrics:
+        """Metrics whose supply gauges read ``ledger`` on each scrape."""
 
         async def supply() -> tuple[Decimal, Decimal]:
-            return await bank.get_total_supply(), await bank.get_circulating_supply()
+            return (await ledger.get_token_info()).total_supply, await ledger.circulating_supply()
 
-        settings = bank.settings
+        def sync_status() -> SyncStatus | None:
+            storage = ledger.storage
+            return storage.sync_status() if isinstance(storage, SyncOperations) else None
+
+        settings = ledger.settings
         metrics = cls(symbol=settings.symbol, supply=supply, storage_mode=str(settings.storage_mode))
         if settings.storage_mode == "hybrid":  # sync backlog and lag
             from tokenbank.storage.hybrid.metrics import register_sync_metrics
 
-            register_sync_metrics(metrics, lambda: bank.storage.sync_status())  # type: ignore[attr-defined]
+            register_sync_metrics(metrics, sync_status)
         return metrics
 
     # recording ---------------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from tokenbank.amounts import AmountInput
 from tokenbank.errors import TokenBankError
 
 
@@ -113,7 +114,7 @@ class TransferRequest:
 
     from_user_id: str
     to_user_id: str
-    amount: Any
+    amount: AmountInput
     idempotency_key: str | None = None
     metadata: dict[str, Any] | None = None
 

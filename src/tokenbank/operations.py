@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from tokenbank.amounts import to_base_units
+from tokenbank.amounts import AmountInput, to_base_units
 from tokenbank.errors import InvalidAccountError, InvalidRequestError
 from tokenbank.ids import (
     check_account_id,
@@ -71,6 +72,62 @@ class OpBuilder:
             expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
         )  # fmt: skip
 
+    def mint(self, to_user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
+        check_account_id(to_user_id)
+        return self.op(
+            OpKind.MINT, amount, key, metadata, reason, to_user_id=to_user_id, audit_action=self.audit("mint")
+        )
+
+    def burn(self, user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
+        check_account_id(user_id)
+        return self.op(
+            OpKind.BURN, amount, key, metadata, reason, from_user_id=user_id, audit_action=self.audit("burn")
+        )
+
+    def initial_mint(self, treasury_account: str, units: int) -> WriteOp:
+        """The token's initial supply, minted to the treasury when the token is created (amount in base units)."""
+        return WriteOp(
+            kind=OpKind.MINT, tx_id=new_id(), to_user_id=treasury_account, amount=units, reason="initial supply",
+            audit_action=self.audit("mint"),
+        )  # fmt: skip
+
+    def reverse(self, transaction_id: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
+        if not reason:
+            raise InvalidRequestError("a reversal needs a reason")
+        tx_id = check_lookup_id(transaction_id, "transaction")
+        return self.op(
+            OpKind.REVERSE, None, key, metadata, reason, reverses_id=tx_id, audit_action=self.audit("reverse")
+        )
+
+    def imported(
+        self,
+        kind: OpKind,
+        amount: AmountInput,
+        *,
+        from_user_id: Any,
+        to_user_id: Any,
+        tx_id: Any,
+        timestamp: Any,
+        key: Any,
+        metadata: Any,
+        reason: Any,
+    ) -> WriteOp:
+        """A transfer, mint or burn from another ledger, keeping its id (if given) and time, audited as an import."""
+        if kind is OpKind.TRANSFER:
+            op = self.transfer(from_user_id, to_user_id, amount, key, metadata, reason)
+        else:
+            user = check_account_id(to_user_id if kind is OpKind.MINT else from_user_id)
+            side = {"to_user_id": user} if kind is OpKind.MINT else {"from_user_id": user}
+            op = self.op(kind, amount, key, metadata, reason, **side)
+        if timestamp is not None and (not isinstance(timestamp, datetime) or timestamp.tzinfo is None):
+            raise InvalidRequestError("timestamp must be a timezone-aware datetime")
+        return WriteOp(
+            kind=op.kind, tx_id=op.tx_id if tx_id is None else _check_uuid(tx_id), from_user_id=op.from_user_id,
+            to_user_id=op.to_user_id, amount=op.amount, idempotency_key=op.idempotency_key,
+            fingerprint=op.fingerprint, metadata=op.metadata, reason=op.reason,
+            timestamp=timestamp or datetime.now(UTC), audit_action=self.audit(f"import.{kind.value}"),
+        )  # fmt: skip
+
     def capture(self, hold_id: Any, amount: Any, reason: Any) -> WriteOp:
         units = None if amount is None else to_base_units(amount, self.settings.decimals)
         return WriteOp(
@@ -78,10 +135,21 @@ class OpBuilder:
             reason=check_reason(reason),
         )  # fmt: skip
 
+    def expire(self, hold_id: str) -> WriteOp:
+        """Void a hold the store reported as expired (its id comes from the store)."""
+        return WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=hold_id, reason="expired")
+
     def void(self, hold_id: Any, reason: Any) -> WriteOp:
         return WriteOp(
             kind=OpKind.VOID, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), reason=check_reason(reason)
         )
+
+
+def _check_uuid(value: object) -> str:
+    try:
+        return str(uuid.UUID(value))  # type: ignore[arg-type]
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidRequestError(f"imported transaction id must be a UUID, got {value!r}") from None
 
 
 def check_page(limit: object, offset: object) -> None:

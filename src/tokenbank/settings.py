@@ -143,8 +143,6 @@ class Settings(BaseSettings):
         return cls(**overrides)
 
 
-TokenSettings = Settings
-
 _ENV_NAMES = {
     name: next((a for a in field.validation_alias.choices if isinstance(a, str) and a.isupper()), name)
     for name, field in Settings.model_fields.items()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 
 import httpx
@@ -16,6 +17,7 @@ from tokenbank.errors import ConfigurationError
 from tokenbank.health import HealthCheck, HealthReport, check_health, worst
 from tokenbank.integrations.fastapi import create_app
 from tokenbank.metrics import Metrics, metrics_available
+from tokenbank.storage.capabilities import HealthChecks
 
 
 def sample(text: str, line_start: str) -> float:
@@ -137,11 +139,24 @@ async def test_health_down_without_token(api_backend: BoundBackend) -> None:
     assert "is not initialized" in report.checks[1].detail
 
 
+def declare_health_checks(
+    bank: TokenBank, monkeypatch: pytest.MonkeyPatch, checks: Callable[[], Awaitable[list[HealthCheck]]]
+) -> None:
+    """Make the bank's store one that declares the HealthChecks capability, answering with ``checks``."""
+    store = bank.storage
+
+    class Checked(type(store), HealthChecks):  # type: ignore[misc]
+        async def health_checks(self) -> list[HealthCheck]:
+            return await checks()
+
+    monkeypatch.setattr(store, "__class__", Checked)
+
+
 async def test_store_health_hooks_can_degrade(api_bank: TokenBank, monkeypatch: pytest.MonkeyPatch) -> None:
     async def lagging() -> list[HealthCheck]:
         return [HealthCheck("sync.lag", "degraded", "backlog 1200 entries", 3.0)]
 
-    monkeypatch.setattr(api_bank.storage, "health_checks", lagging, raising=False)
+    declare_health_checks(api_bank, monkeypatch, lagging)
     report = await check_health(api_bank)
     assert report.status == "degraded" and report.ok
     assert report.checks[-1].name == "sync.lag"
@@ -153,7 +168,7 @@ async def test_store_health_hooks_can_degrade(api_bank: TokenBank, monkeypatch: 
     async def broken() -> list[HealthCheck]:
         raise RuntimeError("secret://user:pw@host")
 
-    monkeypatch.setattr(api_bank.storage, "health_checks", broken, raising=False)
+    declare_health_checks(api_bank, monkeypatch, broken)
     report = await check_health(api_bank)
     assert report.status == "degraded"
     assert report.checks[-1] == HealthCheck("storage.extra", "degraded", "RuntimeError", report.checks[-1].latency_ms)

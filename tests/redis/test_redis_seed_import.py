@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 
 from tokenbank.amounts import from_base_units, to_base_units
 from tokenbank.errors import InvalidAmountError
-from tokenbank.storage.redis.seed_import import import_seed_layout
+from tokenbank.integrations.seed_import import import_seed_layout
 
 pytestmark = pytest.mark.redis
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import decimal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
+from typing import TypeVar
 
 import pytest
+from sqlalchemy import Connection
 
 from tests.backends import BoundBackend
 from tests.services.ledger import T0, D, H, build
 from tests.support import assert_error, open_bank
 from tokenbank import ConfigurationError, InvalidRequestError, Settings, TokenBank
 from tokenbank.services.analytics import AnalyticsService, Percentiles, VolumeBucket
+from tokenbank.storage.capabilities import SqlLedgerAccess
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -277,8 +282,16 @@ async def test_a_store_without_sql_ledger_is_refused() -> None:
 
 
 async def test_hybrid_store_is_read_through_its_sql_side(ledger: TokenBank) -> None:
-    class HybridLike:
-        sql = ledger.storage
+    sql_side = ledger.storage
+    assert isinstance(sql_side, SqlLedgerAccess)
+
+    class HybridLike(SqlLedgerAccess):
+        """Declares SQL ledger access and answers it from its SQL side, as the hybrid store does."""
+
+        token = sql_side.token
+
+        async def run_sync(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+            return await sql_side.run_sync(fn, write=write)
 
     bank = TokenBank(ledger.settings, storage=HybridLike())  # type: ignore[arg-type]
     assert await AnalyticsService(bank).get_active_accounts(T0, T0 + D) == 5

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from tokenbank import __version__
+from tokenbank._version import __version__
 from tokenbank.cli import demo, export, ledger, sync, token
 from tokenbank.cli.runtime import CliState, configure_logging
 from tokenbank.cli.serve import serve

@@ -29,7 +29,7 @@ from tokenbank.settings import Settings, StorageMode
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.backend import HybridStorage
-    from tokenbank.storage.hybrid.reconcile import ReconcileReport
+    from tokenbank.storage.hybrid.reports import ReconcileReport
     from tokenbank.storage.hybrid.status import SyncStatus
 
 T = TypeVar("T")

@@ -22,11 +22,11 @@ from tokenbank import convert
 from tokenbank.amounts import from_base_units
 from tokenbank.errors import ConfigurationError, InvalidRequestError
 from tokenbank.models import Transaction, TransactionType
+from tokenbank.storage.capabilities import SqlLedgerAccess
 from tokenbank.storage.sql import analytics as sql
-from tokenbank.storage.sql.backend import SqlStorage
 
 if TYPE_CHECKING:
-    from tokenbank.bank import TokenBank
+    from tokenbank.ledger import TokenSource
 
 Period = Literal["minute", "hour", "day"]
 PERIOD_LENGTH: dict[str, timedelta] = {
@@ -105,8 +105,8 @@ class AnalyticsService:
     defaults to now. Every method raises ConfigurationError when the bank's store has no SQL ledger
     (``redis`` mode), InvalidRequestError for bad arguments, and StorageError."""
 
-    def __init__(self, bank: TokenBank) -> None:
-        self._bank = bank
+    def __init__(self, ledger: TokenSource) -> None:
+        self._ledger = ledger
 
     # flows -------------------------------------------------------------------------------------------------
     async def get_volume(
@@ -125,7 +125,7 @@ class AnalyticsService:
         store = self._store()
         rows = await store.run_sync(lambda c: sql.volume_buckets(c, store.token, start, end, period, kinds))
         found = {row.start: row for row in rows}
-        d = self._bank.decimals
+        d = self._ledger.decimals
         return [
             VolumeBucket(s, found[s].count, from_base_units(found[s].first, d))
             if s in found
@@ -163,7 +163,7 @@ class AnalyticsService:
         kinds = _types(types)
         store = self._store()
         rows = await store.run_sync(lambda c: sql.top_accounts(c, store.token, side, start, end, kinds, limit))
-        d = self._bank.decimals
+        d = self._ledger.decimals
         return [
             AccountVolume(user_id, from_base_units(units, d), count, rank)
             for rank, (user_id, units, count) in enumerate(rows, 1)
@@ -184,7 +184,7 @@ class AnalyticsService:
         """
         store = self._store()
         if exclude is None:
-            excluded = (await self._bank.get_token_info()).leaderboard_exclude
+            excluded = (await self._ledger.get_token_info()).leaderboard_exclude
         else:
             excluded = tuple(_accounts(exclude))
 
@@ -195,7 +195,7 @@ class AnalyticsService:
             )
 
         stats = await store.run_sync(read)
-        d = self._bank.decimals
+        d = self._ledger.decimals
         percentiles = Percentiles(*(_percentile(stats, p, d) for p in PERCENTS))
         with decimal.localcontext(prec=QUOTIENT_DIGITS, rounding=decimal.ROUND_HALF_EVEN):
             mean = (Decimal(stats.total) / stats.count).scaleb(-d) if stats.count else from_base_units(0, d)
@@ -230,7 +230,7 @@ class AnalyticsService:
 
         supply, rows = await store.run_sync(read)
         found = {row.start: row for row in rows}
-        d = self._bank.decimals
+        d = self._ledger.decimals
         points = []
         for s in starts:
             row = found.get(s)
@@ -276,7 +276,7 @@ class AnalyticsService:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or not 1 <= chunk_size <= MAX_CHUNK:
             raise InvalidRequestError(f"chunk_size must be between 1 and {MAX_CHUNK}")
         store = self._store()
-        d = self._bank.decimals
+        d = self._ledger.decimals
         after = 0
         while True:
             read = functools.partial(
@@ -291,17 +291,14 @@ class AnalyticsService:
                 return
 
     # plumbing ----------------------------------------------------------------------------------------------
-    def _store(self) -> SqlStorage:
-        """The SQL ledger: the bank's store itself, or the ``sql`` side of a hybrid store."""
-        storage = self._bank.storage
-        if isinstance(storage, SqlStorage):
+    def _store(self) -> SqlLedgerAccess:
+        """The SQL ledger of record: the bank's store itself, or the PostgreSQL side of a hybrid store."""
+        storage = self._ledger.storage
+        if isinstance(storage, SqlLedgerAccess):
             return storage
-        ledger = getattr(storage, "sql", None)
-        if isinstance(ledger, SqlStorage):
-            return ledger
         raise ConfigurationError(
             "TOKEN_STORAGE_MODE: analytics needs the sql or hybrid store (reports read the SQL ledger of "
-            f"record); this bank uses {self._bank.settings.storage_mode.value!r}"
+            f"record); this bank uses {self._ledger.settings.storage_mode.value!r}"
         )
 
 

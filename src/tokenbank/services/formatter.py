@@ -13,7 +13,7 @@ import decimal
 import functools
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from babel import Locale, UnknownLocaleError
 from babel.numbers import NumberPattern, format_compact_decimal, parse_pattern
@@ -22,7 +22,6 @@ from tokenbank.amounts import to_decimal
 from tokenbank.errors import InvalidAmountError, InvalidRequestError
 
 if TYPE_CHECKING:
-    from tokenbank.bank import TokenBank
     from tokenbank.settings import Settings
 
 MAX_PRECISION = 30
@@ -195,17 +194,20 @@ def _compact_divides(value: Decimal, locale: Locale, style: str) -> bool:
     return False
 
 
-def formatter_of(bank: TokenBank) -> FormatterService:
-    """The bank's formatter (``bank.formatter``), or one built from its settings."""
-    found = getattr(bank, "formatter", None)
-    return found if isinstance(found, FormatterService) else FormatterService(bank.settings)
+class BalanceSource(Protocol):
+    """Has a formatter and an account's balance: the bank, or its ``balances`` service."""
+
+    @property
+    def formatter(self) -> FormatterService: ...
+
+    async def get_balance(self, user_id: str) -> Decimal: ...
 
 
 async def get_formatted_balance(
-    bank: TokenBank, user_id: str, options: FormatOptions | None = None, **overrides: Any
+    source: BalanceSource, user_id: str, options: FormatOptions | None = None, **overrides: Any
 ) -> str:
-    """The account's spendable balance as text (see :meth:`FormatterService.format`).
+    """The account's spendable balance as text (see :meth:`FormatterService.format`), in the source's formatter.
     Raises InvalidAccountError, InvalidRequestError, StorageError."""
-    formatter = formatter_of(bank)
+    formatter = source.formatter
     opts = formatter.options(options, **overrides)  # bad options fail before the store is asked
-    return formatter.format(await bank.get_balance(user_id), opts)
+    return formatter.format(await source.get_balance(user_id), opts)

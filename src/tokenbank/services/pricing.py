@@ -16,7 +16,7 @@ from tokenbank.amounts import to_decimal
 from tokenbank.errors import ConfigurationError, InvalidAmountError, PriceUnavailableError, TokenBankError
 
 if TYPE_CHECKING:
-    from tokenbank.bank import TokenBank
+    from tokenbank.ledger import Ledger
 
 PriceProvider = Callable[[], Awaitable[Decimal]]
 """``async def price() -> Decimal``: the USD price of one token, e.g. read from an exchange or a cache."""
@@ -29,8 +29,8 @@ class PricingService:
     """USD values of balances and amounts. A ``provider`` (given to the bank) wins over the static
     ``TOKEN_USD_PRICE``; it is awaited on every call, so cache inside it if the source is slow."""
 
-    def __init__(self, bank: TokenBank, provider: PriceProvider | None = None) -> None:
-        self._bank = bank
+    def __init__(self, ledger: Ledger, provider: PriceProvider | None = None) -> None:
+        self._ledger = ledger
         self.provider = provider
 
     async def get_usd_price(self) -> Decimal:
@@ -42,7 +42,7 @@ class PricingService:
         """
         if self.provider is not None:
             return await _ask(self.provider)
-        price = self._bank.settings.usd_price
+        price = self._ledger.settings.usd_price
         if price is None:
             raise ConfigurationError(
                 "TOKEN_USD_PRICE: no USD price configured; set TOKEN_USD_PRICE or give the bank a price provider"
@@ -61,7 +61,7 @@ class PricingService:
         """The account's spendable balance in USD, rounded to cents (ROUND_HALF_EVEN).
         Raises InvalidAccountError, StorageError and the errors of :meth:`get_usd_price`."""
         price = await self.get_usd_price()  # a missing price fails before the store is asked
-        return usd_value(await self._bank.get_balance(user_id), price)
+        return usd_value(await self._ledger.balance(user_id), price)
 
 
 def usd_value(amount: Decimal, price: Decimal) -> Decimal:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from tokenbank import convert
+from tokenbank.amounts import AmountInput
 from tokenbank.errors import InvalidRequestError, TransactionNotFoundError
 from tokenbank.ids import check_account_id, check_lookup_id
 from tokenbank.models import Transaction, TransactionPage, TransactionType
-from tokenbank.storage.base import HistoryQuery, OpKind, WriteOp
+from tokenbank.storage.base import HistoryQuery, OpKind
 
 if TYPE_CHECKING:
-    from tokenbank.bank import TokenBank
+    from tokenbank.ledger import Ledger
 
 _CURSOR_PREFIX = "s1:"
 _IMPORTABLE = {"transfer": OpKind.TRANSFER, "mint": OpKind.MINT, "burn": OpKind.BURN}
@@ -28,7 +28,7 @@ class TransactionImport:
     """A transaction from another ledger, for :meth:`TransactionsService.record_transaction`."""
 
     type: str
-    amount: Any
+    amount: AmountInput
     from_user_id: str | None = None
     to_user_id: str | None = None
     id: str | None = None
@@ -56,8 +56,8 @@ def decode_cursor(cursor: str) -> int:
 
 
 class TransactionsService:
-    def __init__(self, bank: TokenBank) -> None:
-        self._bank = bank
+    def __init__(self, ledger: Ledger) -> None:
+        self._ledger = ledger
 
     async def get_transaction_history(
         self,
@@ -91,20 +91,20 @@ class TransactionsService:
             since=since,
             until=until,
         )
-        await self._bank._token_record()  # a token that does not exist has no history, not an empty one
-        records = await self._bank.storage.history(query)
-        items = [convert.transaction(r, self._bank.decimals) for r in records[:limit]]
+        await self._ledger.token_record()  # a token that does not exist has no history, not an empty one
+        records = await self._ledger.storage.history(query)
+        items = [convert.transaction(r, self._ledger.decimals) for r in records[:limit]]
         next_cursor = encode_cursor(items[-1].seq) if len(records) > limit else None
         return TransactionPage(items=items, next_cursor=next_cursor)
 
     async def get_transaction_by_id(self, transaction_id: str) -> Transaction:
         """Raises TransactionNotFoundError, TokenNotInitializedError."""
         tx_id = check_lookup_id(transaction_id, "transaction")
-        await self._bank._token_record()
-        record = await self._bank.storage.get_transaction(tx_id)
+        await self._ledger.token_record()
+        record = await self._ledger.storage.get_transaction(tx_id)
         if record is None:
             raise TransactionNotFoundError(f"transaction not found: {transaction_id}")
-        return convert.transaction(record, self._bank.decimals)
+        return convert.transaction(record, self._ledger.decimals)
 
     async def record_transaction(self, dto: TransactionImport | Mapping[str, Any]) -> Transaction:
         """Import a transfer, mint or burn from an existing ledger, keeping its id and time; balances and
@@ -114,28 +114,8 @@ class TransactionsService:
         kind = _IMPORTABLE.get(str(item.type))
         if kind is None:
             raise InvalidRequestError("only transfer, mint and burn transactions can be imported")
-        bank = self._bank
-        if kind is OpKind.TRANSFER:
-            op = bank._ops.transfer(
-                item.from_user_id, item.to_user_id, item.amount, item.idempotency_key, item.metadata, item.reason
-            )
-        else:
-            user = check_account_id(item.to_user_id if kind is OpKind.MINT else item.from_user_id)
-            side = {"to_user_id": user} if kind is OpKind.MINT else {"from_user_id": user}
-            op = bank._ops.op(kind, item.amount, item.idempotency_key, item.metadata, item.reason, **side)
-        if item.timestamp is not None and (not isinstance(item.timestamp, datetime) or item.timestamp.tzinfo is None):
-            raise InvalidRequestError("timestamp must be a timezone-aware datetime")
-        tx_id = op.tx_id if item.id is None else _check_uuid(item.id)
-        imported = WriteOp(
-            kind=op.kind, tx_id=tx_id, from_user_id=op.from_user_id, to_user_id=op.to_user_id, amount=op.amount,
-            idempotency_key=op.idempotency_key, fingerprint=op.fingerprint, metadata=op.metadata, reason=op.reason,
-            timestamp=item.timestamp or datetime.now(UTC), audit_action=bank._ops.audit(f"import.{kind.value}"),
+        op = self._ledger.ops.imported(
+            kind, item.amount, from_user_id=item.from_user_id, to_user_id=item.to_user_id, tx_id=item.id,
+            timestamp=item.timestamp, key=item.idempotency_key, metadata=item.metadata, reason=item.reason,
         )  # fmt: skip
-        return bank._transaction(await bank._apply_one(imported))
-
-
-def _check_uuid(value: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except (ValueError, TypeError, AttributeError):
-        raise InvalidRequestError(f"imported transaction id must be a UUID, got {value!r}") from None
+        return self._ledger.transaction(await self._ledger.apply_one(op))

@@ -15,7 +15,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from tokenbank import __version__
+from tokenbank._version import __version__
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError
 from tokenbank.integrations.fastapi.errors import install_error_handlers

@@ -11,12 +11,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
+from typing import TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from tokenbank.errors import ConfigurationError, InvalidRequestError, StorageError, StorageUnavailableError
-from tokenbank.health import HealthCheck
 from tokenbank.settings import Settings
 from tokenbank.storage.base import (
     AuditRecord,
@@ -31,14 +32,18 @@ from tokenbank.storage.base import (
     WriteOp,
     register_storage,
 )
+from tokenbank.storage.capabilities import HealthCheck, HealthChecks, SqlLedgerAccess, SyncOperations
 from tokenbank.storage.hybrid import checks, stream
 from tokenbank.storage.hybrid.backfill import backfill_postgres
 from tokenbank.storage.hybrid.replicate import max_seq
+from tokenbank.storage.hybrid.reports import RebuildReport, ReconcileReport
 from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus
 from tokenbank.storage.hybrid.worker import SyncWorker
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.backend import SqlStorage
+
+T = TypeVar("T")
 
 logger = logging.getLogger("tokenbank")
 
@@ -61,7 +66,7 @@ def check_database_url(settings: Settings) -> None:
         )
 
 
-class HybridStorage(Storage):
+class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations):
     """Redis (``.redis``) for writes and hot reads, PostgreSQL (``.sql``) as the durable ledger of record.
 
     ``sync_options`` tune the in-app worker, started by :meth:`open` when ``settings.enable_synchronization``.
@@ -72,6 +77,7 @@ class HybridStorage(Storage):
         self.settings = settings
         self.redis = RedisStorage(settings, stream_maxlen=None, history_retention=settings.history_retention)
         self.sql = SqlStorage(settings)
+        self.token = settings.symbol
         self.stats: StoreStats = self.redis.stats  # every write goes through Redis: its resends are ours
         self.sync_options = sync_options or SyncOptions(block_ms=250)
         self.worker: SyncWorker | None = None
@@ -236,9 +242,28 @@ class HybridStorage(Storage):
         """PostgreSQL reachability and the sync backlog and lag; ``degraded`` past the thresholds."""
         return await checks.health(self)
 
+    # the ledger of record and the sync -----------------------------------------------------------------------
+    async def run_sync(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+        """Reports read the ledger of record: PostgreSQL (see :meth:`SqlStorage.run_sync`)."""
+        return await self.sql.run_sync(fn, write=write)
+
     def sync_status(self) -> SyncStatus | None:
         """The in-app worker's own figures (None when it does not run in this process)."""
         return self.worker.status if self.worker is not None else None
+
+    async def reconcile(self, *, repair: bool = False) -> ReconcileReport:
+        """Compare Redis with PostgreSQL account by account once the backlog is drained; ``repair`` fixes Redis
+        from PostgreSQL (the store of record) with an audit entry. Raises StorageUnavailableError."""
+        from tokenbank.storage.hybrid.reconcile import reconcile
+
+        return await reconcile(self, repair=repair)
+
+    async def rebuild_cache(self, *, force: bool = False) -> RebuildReport:
+        """Rebuild Redis from PostgreSQL; refuses (StorageError) while Redis still holds the token unless
+        ``force``. Raises StorageUnavailableError."""
+        from tokenbank.storage.hybrid.rebuild import rebuild_cache
+
+        return await rebuild_cache(self, force=force)
 
 
 @register_storage("hybrid")

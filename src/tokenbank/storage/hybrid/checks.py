@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.errors import TokenBankError
-from tokenbank.health import HealthCheck, HealthStatus
 from tokenbank.storage.base import CheckRecord, TokenRecord, exclusions_to_text
+from tokenbank.storage.capabilities import HealthCheck, HealthStatus
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.replicate import conflict_count
 from tokenbank.storage.redis.errors import translated
@@ -23,7 +23,7 @@ from tokenbank.storage.sql.backend import SqlStorage
 from tokenbank.storage.sql.schema import tokens, transactions
 
 if TYPE_CHECKING:
-    from tokenbank.storage.hybrid.backend import HybridStorage
+    from tokenbank.storage.hybrid.pair import StorePair
 
 VERIFY_DRAIN_WAIT = 10.0
 POSTGRES_PING_TIMEOUT = 1.0
@@ -49,12 +49,12 @@ async def ensure_postgres_token(sql: SqlStorage, token: TokenRecord) -> None:
     await sql.run_sync(insert, write=True)
 
 
-def lag_threshold(store: HybridStorage) -> float:
+def lag_threshold(store: StorePair) -> float:
     """Health turns ``degraded`` when the oldest entry not yet in PostgreSQL is older than this."""
     return store.settings.sync_lag_degraded_seconds
 
 
-async def store_figures(store: HybridStorage) -> tuple[tuple[int, int], tuple[int, int]]:
+async def store_figures(store: StorePair) -> tuple[tuple[int, int], tuple[int, int]]:
     """(total supply, transaction count) in Redis and in PostgreSQL."""
     keys = store.redis.keys
     async with translated(), store.redis.client.pipeline(transaction=True) as pipe:
@@ -70,7 +70,7 @@ async def store_figures(store: HybridStorage) -> tuple[tuple[int, int], tuple[in
     return (int(supply or 0), int(count)), await store.sql.run_sync(read)
 
 
-async def cross_checks(store: HybridStorage, drain_wait: float = VERIFY_DRAIN_WAIT) -> list[CheckRecord]:
+async def cross_checks(store: StorePair, drain_wait: float = VERIFY_DRAIN_WAIT) -> list[CheckRecord]:
     client, keys = store.redis.client, store.redis.keys
     drained = await stream.wait_drained(client, keys, drain_wait)
     backlog = await stream.read_backlog(client, keys)
@@ -100,7 +100,7 @@ async def cross_checks(store: HybridStorage, drain_wait: float = VERIFY_DRAIN_WA
     return checks
 
 
-async def verify_both(store: HybridStorage) -> list[CheckRecord]:
+async def verify_both(store: StorePair) -> list[CheckRecord]:
     """Redis's checks, PostgreSQL's checks, then the cross-store ones; a store that does not answer is one
     failed check, not an exception."""
     out: list[CheckRecord] = []
@@ -118,7 +118,7 @@ def _prefixed(store: str, checks: list[CheckRecord]) -> list[CheckRecord]:
     return [CheckRecord(f"{store}: {check.name}", check.ok, check.detail) for check in checks]
 
 
-async def health(store: HybridStorage) -> list[HealthCheck]:
+async def health(store: StorePair) -> list[HealthCheck]:
     """PostgreSQL ping (``degraded`` when down: Redis still serves, the backlog waits), sync lag and backlog
     (``degraded`` past the threshold), and quarantined conflicts."""
     out: list[HealthCheck] = []

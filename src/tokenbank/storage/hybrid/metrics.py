@@ -10,19 +10,25 @@
     tokenbank_sync_errors_total           failed attempts (outages), each retried
     tokenbank_sync_active                 1 while this process's worker holds the lease
 
-Wire it with ``register_sync_metrics(bank.metrics, store)``. Needs the ``metrics`` extra.
+Wire it with ``register_sync_metrics(bank.metrics, store.sync_status)``. Needs the ``metrics`` extra.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 if TYPE_CHECKING:
-    from prometheus_client.registry import Collector
+    from prometheus_client.registry import Collector, CollectorRegistry
 
-    from tokenbank.metrics import Metrics
     from tokenbank.storage.hybrid.status import SyncStatus
+
+
+class HasRegistry(Protocol):
+    """A bank's :class:`~tokenbank.metrics.Metrics`: anything with the Prometheus registry to add to."""
+
+    @property
+    def registry(self) -> CollectorRegistry: ...
 
 
 class SyncCollector:
@@ -77,7 +83,7 @@ def _with_quantiles(family: Any, p50: float, p99: float, count: int) -> Any:
     return family
 
 
-def register_sync_metrics(metrics: Metrics, status: Callable[[], SyncStatus | None]) -> SyncCollector:
+def register_sync_metrics(metrics: HasRegistry, status: Callable[[], SyncStatus | None]) -> SyncCollector:
     """Add the sync series to a bank's registry; ``status`` is e.g. ``HybridStorage.sync_status``."""
     collector = SyncCollector(status)
     metrics.registry.register(cast("Collector", collector))

@@ -15,7 +15,6 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -25,12 +24,13 @@ from tokenbank.errors import StorageError
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backfill import Progress
 from tokenbank.storage.hybrid.records import audit_json, fetch, hold_json, tx_json
+from tokenbank.storage.hybrid.reports import RebuildReport
 from tokenbank.storage.redis.codec import to_us, token_fields
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import accounts, audit, holds, transactions
 
 if TYPE_CHECKING:
-    from tokenbank.storage.hybrid.backend import HybridStorage
+    from tokenbank.storage.hybrid.pair import StorePair
 
 CHUNK = 5000
 _AUDIT_SYNCED = sa.text(
@@ -39,20 +39,7 @@ _AUDIT_SYNCED = sa.text(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class RebuildReport:
-    accounts: int
-    transactions: int
-    holds: int
-    audit_entries: int
-    trimmed_accounts: int
-    """Accounts whose history index holds only their newest ``history_retention`` entries."""
-    seconds: float
-
-
-async def rebuild_cache(
-    store: HybridStorage, *, force: bool = False, progress: Progress | None = None
-) -> RebuildReport:
+async def rebuild_cache(store: StorePair, *, force: bool = False, progress: Progress | None = None) -> RebuildReport:
     """Restore the token's Redis ledger from PostgreSQL. Refuses (StorageError) while Redis still holds the
     token, unless ``force``: what Redis has not synced yet would be lost. ``progress(phase, done, total)`` is
     called per chunk. Raises StorageError / StorageUnavailableError."""
@@ -100,7 +87,7 @@ def _max_seq(conn: Connection, token: str) -> int:
     return int(conn.scalar(sa.select(sa.func.max(transactions.c.seq)).where(transactions.c.token == token)) or 0)
 
 
-async def _accounts(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> int:
+async def _accounts(store: StorePair, totals: dict[str, int], progress: Progress | None) -> int:
     keys, token = store.redis.keys, store.sql.token
     after, done = "", 0
     while True:
@@ -126,7 +113,7 @@ async def _accounts(store: HybridStorage, totals: dict[str, int], progress: Prog
             progress("accounts", done, totals["accounts"])
 
 
-async def _transactions(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> tuple[int, int]:
+async def _transactions(store: StorePair, totals: dict[str, int], progress: Progress | None) -> tuple[int, int]:
     keys, token = store.redis.keys, store.sql.token
     per_account: dict[str, int] = defaultdict(int)
     after, done = 0, 0
@@ -161,7 +148,7 @@ async def _transactions(store: HybridStorage, totals: dict[str, int], progress: 
     return done, len(trimmed)
 
 
-async def _holds(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> int:
+async def _holds(store: StorePair, totals: dict[str, int], progress: Progress | None) -> int:
     keys, token = store.redis.keys, store.sql.token
     after, done = "", 0
     while True:
@@ -180,7 +167,7 @@ async def _holds(store: HybridStorage, totals: dict[str, int], progress: Progres
             progress("holds", done, totals["holds"])
 
 
-async def _audit(store: HybridStorage, totals: dict[str, int], progress: Progress | None) -> int:
+async def _audit(store: StorePair, totals: dict[str, int], progress: Progress | None) -> int:
     """The audit log, renumbered 1..n in PostgreSQL's order. The sync state learns n BEFORE Redis gets the
     entries, so a worker running meanwhile never copies them back into PostgreSQL."""
     keys, sql = store.redis.keys, store.sql

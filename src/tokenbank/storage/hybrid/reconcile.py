@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -22,11 +21,12 @@ from tokenbank.storage.hybrid.checks import store_figures
 from tokenbank.storage.hybrid.records import fetch
 from tokenbank.storage.hybrid.repair import repair_redis
 from tokenbank.storage.hybrid.replicate import conflict_count
+from tokenbank.storage.hybrid.reports import AccountDrift, ReconcileReport
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import accounts, transactions
 
 if TYPE_CHECKING:
-    from tokenbank.storage.hybrid.backend import HybridStorage
+    from tokenbank.storage.hybrid.pair import StorePair
 
 DRAIN_TIMEOUT = 30.0
 CHUNK = 5000
@@ -34,50 +34,8 @@ SAMPLE = 1000
 RECHECKS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class AccountDrift:
-    user_id: str
-    redis_balance: int
-    postgres_balance: int
-    redis_held: int
-    postgres_held: int
-
-
-@dataclass
-class ReconcileReport:
-    """What :func:`reconcile` found (and, with ``repair``, fixed). Amounts are base units."""
-
-    drained: bool
-    backlog: int
-    accounts_checked: int
-    drifted: list[AccountDrift]
-    redis_total_supply: int
-    postgres_total_supply: int
-    redis_transactions: int
-    postgres_transactions: int
-    missing_in_redis: list[str]
-    """Transactions PostgreSQL has and Redis lacks (Redis lost them after they were synced), oldest first."""
-    missing_in_postgres: list[str]
-    """Transactions Redis has that never reached PostgreSQL (quarantined, or still in flight)."""
-    transactions_compared: str
-    """``full`` (every id on both sides) or ``sampled`` (counts equal: a random sample checked both ways)."""
-    conflicts: int
-    repaired: bool = False
-    repairs: list[str] = field(default_factory=list)
-
-    @property
-    def supply_drift(self) -> int:
-        return self.redis_total_supply - self.postgres_total_supply
-
-    @property
-    def ok(self) -> bool:
-        return not (
-            self.drifted or self.supply_drift or self.missing_in_redis or self.missing_in_postgres or self.conflicts
-        )
-
-
 async def reconcile(
-    store: HybridStorage,
+    store: StorePair,
     *,
     repair: bool = False,
     drain_timeout: float = DRAIN_TIMEOUT,
@@ -119,7 +77,7 @@ async def reconcile(
     return report
 
 
-async def _redis_accounts(store: HybridStorage, progress: Progress | None) -> dict[str, tuple[int, int]]:
+async def _redis_accounts(store: StorePair, progress: Progress | None) -> dict[str, tuple[int, int]]:
     keys, client = store.redis.keys, store.redis.client
     out: dict[str, list[int]] = {}
     async with translated():
@@ -132,7 +90,7 @@ async def _redis_accounts(store: HybridStorage, progress: Progress | None) -> di
     return {user: (b, h) for user, (b, h) in out.items() if b or h}
 
 
-async def _postgres_accounts(store: HybridStorage, progress: Progress | None) -> dict[str, tuple[int, int]]:
+async def _postgres_accounts(store: StorePair, progress: Progress | None) -> dict[str, tuple[int, int]]:
     token, after = store.sql.token, ""
     out: dict[str, tuple[int, int]] = {}
     while True:
@@ -151,7 +109,7 @@ async def _postgres_accounts(store: HybridStorage, progress: Progress | None) ->
             progress("postgresql accounts", len(out), None)
 
 
-async def _pair(store: HybridStorage, users: Sequence[str]) -> tuple[dict[str, tuple[int, int]], ...]:
+async def _pair(store: StorePair, users: Sequence[str]) -> tuple[dict[str, tuple[int, int]], ...]:
     keys = store.redis.keys
     async with translated(), store.redis.client.pipeline(transaction=True) as pipe:
         pipe.hmget(keys.bal, list(users))
@@ -170,7 +128,7 @@ async def _pair(store: HybridStorage, users: Sequence[str]) -> tuple[dict[str, t
     return redis_side, await store.sql.run_sync(read)
 
 
-async def _confirm(store: HybridStorage, suspects: list[str], drain_timeout: float) -> list[AccountDrift]:
+async def _confirm(store: StorePair, suspects: list[str], drain_timeout: float) -> list[AccountDrift]:
     """Re-read suspects after each drain until their difference persists (or vanishes: it was in flight)."""
     client, keys = store.redis.client, store.redis.keys
     found: dict[str, AccountDrift] = {}
@@ -195,7 +153,7 @@ async def _confirm(store: HybridStorage, suspects: list[str], drain_timeout: flo
     return [found[user] for user in suspects]
 
 
-async def _all_ids(store: HybridStorage, progress: Progress | None) -> tuple[list[str], list[str]]:
+async def _all_ids(store: StorePair, progress: Progress | None) -> tuple[list[str], list[str]]:
     """Every transaction id on both sides (HSCAN against a keyset scan by seq)."""
     redis_ids: dict[str, int] = {}
     async with translated():
@@ -230,7 +188,7 @@ async def _all_ids(store: HybridStorage, progress: Progress | None) -> tuple[lis
     )
 
 
-async def _present_in_postgres(store: HybridStorage, ids: Sequence[str]) -> set[str]:
+async def _present_in_postgres(store: StorePair, ids: Sequence[str]) -> set[str]:
     found: set[str] = set()
     for start in range(0, len(ids), CHUNK):
         chunk = list(ids[start : start + CHUNK])
@@ -239,7 +197,7 @@ async def _present_in_postgres(store: HybridStorage, ids: Sequence[str]) -> set[
     return found
 
 
-async def _sampled_ids(store: HybridStorage) -> tuple[list[str], list[str]]:
+async def _sampled_ids(store: StorePair) -> tuple[list[str], list[str]]:
     """Equal counts: check a random sample of each side's ids in the other."""
     keys = store.redis.keys
     async with translated():

@@ -22,8 +22,8 @@ from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import holds, transactions
 
 if TYPE_CHECKING:
-    from tokenbank.storage.hybrid.backend import HybridStorage
-    from tokenbank.storage.hybrid.reconcile import ReconcileReport
+    from tokenbank.storage.hybrid.pair import StorePair
+    from tokenbank.storage.hybrid.reports import ReconcileReport
 
 CHUNK = 2000
 _SET_ACCOUNT = """
@@ -45,7 +45,7 @@ return 1
 """
 
 
-async def repair_redis(store: HybridStorage, report: ReconcileReport) -> list[str]:
+async def repair_redis(store: StorePair, report: ReconcileReport) -> list[str]:
     """Apply the fixes ``report`` calls for, from PostgreSQL into Redis; returns one line per kind of fix."""
     notes: list[str] = []
     client, keys = store.redis.client, store.redis.keys
@@ -88,7 +88,7 @@ async def repair_redis(store: HybridStorage, report: ReconcileReport) -> list[st
     return notes
 
 
-async def _restore_transactions(store: HybridStorage, ids: Sequence[str]) -> int:
+async def _restore_transactions(store: StorePair, ids: Sequence[str]) -> int:
     keys, token = store.redis.keys, store.sql.token
     restored = 0
     for start in range(0, len(ids), CHUNK):

@@ -81,7 +81,7 @@ async def _mint_batch(bank: TokenBank, batch: Sequence[tuple[str, int]], report:
     # OpBuilder.op takes a token amount (it converts to base units itself), so the planned base units go back
     # to a token amount first: exact, whatever the decimals.
     ops = [
-        bank._ops.op(
+        bank.ledger.ops.op(
             OpKind.MINT, from_base_units(units, bank.decimals), f"seed-import:{user}"[:128], None,
             "import from seed layout", to_user_id=user,
         )
