@@ -6,6 +6,7 @@ transaction or stored-function call; one Lua script). The facade owns validation
 
 from __future__ import annotations
 
+import importlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -267,29 +268,55 @@ class Storage(ABC):
 
 
 StorageFactory = Callable[["Settings"], Storage]
-_REGISTRY: dict[str, StorageFactory] = {}
+
+
+@dataclass(slots=True)
+class _Backend:
+    module: str
+    """Imported on first use, so a bank loads only its own store's dependencies; importing it registers the
+    factory (with :func:`register_storage`)."""
+    extra: str
+    """What to install when the module's dependencies are missing."""
+    factory: StorageFactory | None = None
+
+
+_REGISTRY: dict[str, _Backend] = {
+    "sql": _Backend("tokenbank.storage.sql.backend", "tokenbank"),
+    "redis": _Backend("tokenbank.storage.redis.backend", "tokenbank[redis]"),
+    "hybrid": _Backend("tokenbank.storage.hybrid.backend", "tokenbank[redis,postgres]"),
+}
+"""The one registry of storage modes: where each backend lives and, once imported, its factory."""
 
 
 def register_storage(mode: str) -> Callable[[StorageFactory], StorageFactory]:
     """Register a factory for a storage mode (see :func:`storage_from_settings`)."""
 
     def decorator(factory: StorageFactory) -> StorageFactory:
-        _REGISTRY[mode] = factory
+        backend = _REGISTRY.setdefault(mode, _Backend(factory.__module__, "tokenbank"))
+        backend.factory = factory
         return factory
 
     return decorator
 
 
 def storage_from_settings(settings: Settings) -> Storage:
-    """Build the store for ``settings.storage_mode``; raises ConfigurationError for an unknown mode."""
+    """Build the store for ``settings.storage_mode``. Raises ConfigurationError for an unknown mode or a missing
+    optional dependency (naming what to install)."""
     from tokenbank.errors import ConfigurationError
-    from tokenbank.storage import load_backends
 
-    load_backends(settings.storage_mode.value)
-    try:
-        factory = _REGISTRY[settings.storage_mode.value]
-    except KeyError:
-        raise ConfigurationError(
-            f"TOKEN_STORAGE_MODE: storage mode {settings.storage_mode.value!r} is not available"
-        ) from None
-    return factory(settings)
+    mode = settings.storage_mode.value
+    backend = _REGISTRY.get(mode)
+    if backend is None:
+        raise ConfigurationError(f"TOKEN_STORAGE_MODE: storage mode {mode!r} is not available")
+    if backend.factory is None:
+        try:
+            importlib.import_module(backend.module)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("tokenbank"):
+                raise ConfigurationError(f"TOKEN_STORAGE_MODE: storage mode {mode!r} is not available") from None
+            raise ConfigurationError(
+                f"TOKEN_STORAGE_MODE={mode} needs the {exc.name!r} package: pip install '{backend.extra}'"
+            ) from None
+    if backend.factory is None:
+        raise ConfigurationError(f"TOKEN_STORAGE_MODE: storage mode {mode!r} is not available")
+    return backend.factory(settings)
