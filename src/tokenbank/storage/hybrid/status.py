@@ -72,7 +72,7 @@ class SyncStatus:
         (t0, n0), (t1, n1) = self._rate[0], self._rate[-1]
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
         now = time.monotonic()
         self._rate.append((now, self.synced))
         while len(self._rate) > 2 and now - self._rate[0][0] > 5.0:

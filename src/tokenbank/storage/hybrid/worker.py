@@ -241,7 +241,7 @@ class SyncWorker:
             moment = from_us(newest)
             if status.last_synced_created_at is None or moment > status.last_synced_created_at:
                 status.last_synced_created_at = moment
-        status._tick()
+        status.tick()
 
     async def _next_entries(self) -> list[Entry]:
         o, key = self.options, self.keys.stream
