@@ -1,14 +1,12 @@
-"""The one boundary where redis-py exceptions become tokenbank errors (the Redis twin of ``_translate``)."""
+"""The Redis table of the error boundary (shape: :class:`~tokenbank.storage._translate.DriverErrors`)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from redis import exceptions as rx
 
-from tokenbank.errors import StorageError, StorageUnavailableError, TokenBankError
+from tokenbank.storage._translate import DriverErrors, first_line
 
 UNAVAILABLE: tuple[type[BaseException], ...] = (
     rx.ConnectionError,  # also BusyLoadingError, and "no connection available" from the blocking pool
@@ -27,26 +25,18 @@ reads change nothing, and the write scripts recognise an op they already applied
 the server is hung or overloaded, and waiting twice would only delay the error."""
 
 
-def translate(error: BaseException) -> TokenBankError:
-    """Map a redis-py or network exception to StorageUnavailableError or StorageError (never leaks the URL)."""
-    if isinstance(error, TokenBankError):
-        return error
+def _unavailable(error: BaseException) -> str | None:
     if isinstance(error, UNAVAILABLE) or (isinstance(error, rx.ResponseError) and str(error).startswith("BUSY")):
-        return StorageUnavailableError(f"redis unavailable: {type(error).__name__}: {_first_line(error)}")
-    return StorageError(f"redis failure: {type(error).__name__}: {_first_line(error)}")
+        return f"redis unavailable: {type(error).__name__}: {first_line(error)}"
+    return None
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return text[:300]
+REDIS_ERRORS = DriverErrors(
+    catches=(TimeoutError, rx.RedisError, OSError),
+    unavailable=_unavailable,
+    failure=lambda error: f"redis failure: {type(error).__name__}: {first_line(error)}",
+)
 
-
-@asynccontextmanager
-async def translated() -> AsyncIterator[None]:
-    """Run a block, re-raising any redis-py error as its tokenbank error."""
-    try:
-        yield
-    except TokenBankError:
-        raise
-    except (TimeoutError, rx.RedisError, OSError) as exc:
-        raise translate(exc) from exc
+translate = REDIS_ERRORS.translate
+translated = REDIS_ERRORS.translated
+"""Run a block, re-raising any redis-py error as its tokenbank error."""

@@ -96,7 +96,7 @@ class SqlStorage(Storage, SqlLedgerAccess):
         schema = self.settings.database_schema
         await self._with_retries(lambda: self.run_sync(lambda conn: upgrade_to_head(conn, schema), write=True))
         if self._pg_writes is not None:
-            async with _translate.translated():
+            async with _translate.SQL_ERRORS.translated():
                 await self._pg_writes.open()
 
     async def close(self) -> None:
@@ -115,7 +115,7 @@ class SqlStorage(Storage, SqlLedgerAccess):
         """Run synchronous SQLAlchemy Core code ``fn(connection)`` in one transaction on this store's database
         (SQLite: on the store's thread, ``BEGIN IMMEDIATE`` if ``write``; PostgreSQL: through the async pool).
         Driver errors come out as StorageError / StorageUnavailableError."""
-        async with _translate.translated():
+        async with _translate.SQL_ERRORS.translated():
             if self._sqlite is not None:
                 return await self._sqlite.run(fn, write=write)
             assert self._pg is not None
@@ -235,7 +235,7 @@ class SqlStorage(Storage, SqlLedgerAccess):
         import asyncpg
 
         dsn = postgres_dsn(self._pg.url)
-        async with _translate.translated():
+        async with _translate.SQL_ERRORS.translated():
             conn = await asyncpg.connect(dsn, timeout=10)
 
         def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:

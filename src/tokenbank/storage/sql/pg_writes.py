@@ -56,6 +56,6 @@ class PgWritePool:
         except asyncpg.InterfaceError as exc:  # e.g. the connection closed under the call
             raise StorageUnavailableError(f"database connection lost: {type(exc).__name__}") from exc
         except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
-            raise _translate.translate(exc) from exc
+            raise _translate.SQL_ERRORS.translate(exc) from exc
         assert isinstance(answer, str)
         return answer
