@@ -21,7 +21,8 @@
         └── StorageUnavailableError   storage_unavailable     (503)
 
 Stores report outcomes as :class:`~tokenbank.storage.base.Status` values; :data:`STATUS_TO_ERROR`
-is the only place that turns them into exceptions.
+is the only place that turns them into exceptions. Some classes stand for more than one outcome (a hold that is
+no longer pending or has expired are both :class:`HoldStateError`); ``status`` tells which.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class TokenBankError(Exception):
 
     code: ClassVar[str] = "token_bank_error"
     http_status: ClassVar[int] = 500
+
+    status: Status | None = None
+    """The store outcome this error reports, when it reports one (set by :func:`error_for`)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -180,4 +184,6 @@ def error_for(status: Status, context: str | None = None) -> TokenBankError:
     message = STATUS_MESSAGES[status]
     if context:
         message = f"{message}: {context}"
-    return STATUS_TO_ERROR[status](message)
+    error = STATUS_TO_ERROR[status](message)
+    error.status = status
+    return error

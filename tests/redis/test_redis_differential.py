@@ -1,5 +1,9 @@
 """The same random scenario on the SQLite store and the Redis store must give the same observable results:
-statuses and errors, transactions (seq included), balances, held funds, leaderboard, ranks and history."""
+statuses and errors, transactions (seq included), balances, held funds, leaderboard, ranks and history.
+
+An error is compared by its class AND the store status behind it: some classes stand for two statuses (a hold
+no longer pending / expired, a transaction not reversible / already reversed, an idempotency conflict / a
+duplicate id), so the class alone would let a store answer the wrong one of a pair."""
 
 from __future__ import annotations
 
@@ -22,6 +26,11 @@ def _tx(tx: Any, ids: dict[str, str]) -> tuple[Any, ...]:
         tx.seq, tx.type.value, tx.from_user_id, tx.to_user_id, tx.amount, tx.metadata, tx.idempotency_key,
         tx.reason, ids.get(tx.hold_id or "", tx.hold_id), ids.get(tx.reverses_id or "", tx.reverses_id),
     )  # fmt: skip
+
+
+def _error(exc: BaseException | None) -> tuple[str, str | None]:
+    assert isinstance(exc, TokenBankError)
+    return type(exc).__name__, exc.status.name if exc.status is not None else None
 
 
 class Driver:
@@ -66,12 +75,12 @@ class Driver:
                         self._name(r.transaction.id, f"tx{step}.{i}")
                         out.append(_tx(r.transaction, self.ids))
                     else:
-                        out.append(type(r.error).__name__)
+                        out.append(_error(r.error))
                 return ("batch", out)
             else:
                 raise AssertionError(kind)
         except TokenBankError as exc:
-            return ("error", type(exc).__name__)
+            return ("error", *_error(exc))
         self._name(tx.id, f"tx{step}")
         return _tx(tx, self.ids)
 

@@ -3,6 +3,12 @@
 The write scripts share ``lib.lua`` (keys, exact decimal-string helpers, undo log, deferred effects) and
 ``ops.lua`` (one op, the semantics of ``tb_apply_one``); Redis has no ``require``, so the files are joined
 here into one script text each. Each file starts with a header listing its KEYS, ARGV and reply.
+
+``lua/status.lua`` is generated from :class:`tokenbank.storage.status.Status` (the one source of the outcome
+numbers; the write scripts read them as ``ST_<NAME>`` constants) and prepended to the scripts that answer with
+a status. A test fails when it is out of date; regenerate it with::
+
+    .venv/bin/python -m tokenbank.storage.redis.scripts
 """
 
 from __future__ import annotations
@@ -10,11 +16,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-_PREPENDED = {"apply.lua": ("lib.lua", "ops.lua"), "create_token.lua": ("lib.lua", "ops.lua")}
+from tokenbank.storage.status import Status
+
+_WRITE_PATH = ("status.lua", "lib.lua", "ops.lua")
+_PREPENDED = {"apply.lua": _WRITE_PATH, "create_token.lua": _WRITE_PATH, "update_token.lua": ("status.lua",)}
 _READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua")
 
 
@@ -27,6 +37,17 @@ def source(name: str) -> str:
     # a write half-way through) and lets read scripts run on replicas.
     shebang = "#!lua flags=no-writes" if name in _READ_ONLY else "#!lua"
     return "\n".join([shebang, *(folder.joinpath(part).read_text(encoding="utf-8") for part in parts)])
+
+
+def status_lua() -> str:
+    """The text of ``lua/status.lua``: one ``local ST_<NAME> = <number>`` per :class:`Status` member."""
+    lines = [
+        "-- status.lua: GENERATED from tokenbank.storage.status.Status; do not edit. Regenerate with",
+        "--   .venv/bin/python -m tokenbank.storage.redis.scripts",
+        '-- The outcome number of each op, as the write scripts answer it ({"s": status, ...}).',
+        *(f"local ST_{status.name} = {status.value}" for status in Status),
+    ]
+    return "\n".join(lines) + "\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +73,9 @@ class Scripts:
         for name in self.__dataclass_fields__:
             script: AsyncScript = getattr(self, name)
             script.sha = await client.script_load(script.script)
+
+
+if __name__ == "__main__":
+    target = Path(str(resources.files("tokenbank.storage.redis").joinpath("lua", "status.lua")))
+    target.write_text(status_lua(), encoding="utf-8")
+    print(f"wrote {target}")

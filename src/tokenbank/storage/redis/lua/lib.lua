@@ -1,4 +1,5 @@
--- lib.lua: code shared by the write scripts; scripts.py prepends it to apply.lua and create_token.lua.
+-- lib.lua: code shared by the write scripts; scripts.py prepends it (after status.lua) to apply.lua and
+-- create_token.lua.
 --
 -- KEYS (the same 14 for every write script; all share the token's hash tag, so one cluster slot):
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit

@@ -1,11 +1,11 @@
 -- ops.lua: one ledger op, the same semantics as tb_apply_one (PostgreSQL: sql/migrations/versions/0001_initial.sql).
--- Needs lib.lua before it. apply_one(op, now) -> status, result JSON ({"s":..,"t":[..],"h":..}) or nil.
+-- Needs status.lua and lib.lua before it. apply_one(op, now) -> status, result JSON ({"s":..,"t":[..],"h":..}) or nil.
 --   op: {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, ts, audit, id2}
 --       (amounts are decimal strings of base units, times are microseconds since the epoch as strings)
 -- Every check comes before the op's first write, so a refused op changes nothing.
 
 local function ok(txs, hold)
-    return 0, '{"s":0,"t":[' .. table.concat(txs, ',') .. '],"h":' .. (hold or 'null') .. '}'
+    return ST_OK, '{"s":' .. ST_OK .. ',"t":[' .. table.concat(txs, ',') .. '],"h":' .. (hold or 'null') .. '}'
 end
 
 local function stored(status, tx_id) -- an already written transaction (and its hold) as an op result
@@ -24,14 +24,14 @@ end
 
 local function settle(op, now) -- capture (all or part, releasing the rest) or void a pending hold
     local hjs = redis.call('HGET', K_HOLDS, op.hold_id)
-    if not hjs then return 5 end
+    if not hjs then return ST_HOLD_NOT_FOUND end
     local h = cjson.decode(hjs)
-    if h.status ~= 'pending' then return 6 end
+    if h.status ~= 'pending' then return ST_HOLD_NOT_PENDING end
     local captured = '0'
     if op.kind == 'capture' then
-        if tonumber(h.expires_at) <= tonumber(now) then return 7 end
+        if tonumber(h.expires_at) <= tonumber(now) then return ST_HOLD_EXPIRED end
         captured = op.amount or h.amount
-        if cmp(captured, h.amount) > 0 then return 8 end
+        if cmp(captured, h.amount) > 0 then return ST_CAPTURE_EXCEEDS_HOLD end
     end
     local rest = sub(h.amount, captured)
     change_held(h.from_user_id, '-' .. h.amount)
@@ -57,42 +57,42 @@ local function settle(op, now) -- capture (all or part, releasing the rest) or v
         end
         txs[#txs + 1] = t
     end
-    return 0, txs, hjs
+    return ST_OK, txs, hjs
 end
 
 local function apply_one(op, default_now)
     if op.key then
         local tx_id = redis.call('HGET', K_IDEM, op.key)
         if tx_id then
-            local status, js, t = stored(1, tx_id)
-            if t.request_hash ~= op.hash then return 4 end
+            local status, js, t = stored(ST_REPLAYED, tx_id)
+            if t.request_hash ~= op.hash then return ST_IDEMPOTENCY_CONFLICT end
             return status, js
         end
     end
     if redis.call('HEXISTS', K_TX, op.id) == 1 then
-        if op.ts then return 13 end
+        if op.ts then return ST_DUPLICATE_TRANSACTION end
         -- The client resent an op whose first attempt was applied (its reply was lost): answer, don't redo.
-        return stored(1, op.id)
+        return stored(ST_REPLAYED, op.id)
     end
     local now, kind, txs, hold = op.ts or default_now, op.kind, nil, nil
     if kind == 'transfer' then
         local from_after = debit(op.from, op.amount)
-        if not from_after then return 2 end
+        if not from_after then return ST_INSUFFICIENT_BALANCE end
         txs = { new_tx(op, now, 'transfer', op.from, op.to, op.amount, from_after, credit(op.to, op.amount)) }
     elseif kind == 'mint' then
         local cap = redis.call('HGET', K_TOKEN, 'max_supply') or MAX_UNITS
         if cmp(cap, MAX_UNITS) > 0 then cap = MAX_UNITS end
-        if cmp(add(redis.call('HGET', K_TOKEN, 'total_supply'), op.amount), cap) > 0 then return 3 end
+        if cmp(add(redis.call('HGET', K_TOKEN, 'total_supply'), op.amount), cap) > 0 then return ST_SUPPLY_CAP_EXCEEDED end
         hincr(K_TOKEN, 'total_supply', op.amount)
         txs = { new_tx(op, now, 'mint', nil, op.to, op.amount, nil, credit(op.to, op.amount)) }
     elseif kind == 'burn' then
         local from_after = debit(op.from, op.amount)
-        if not from_after then return 2 end
+        if not from_after then return ST_INSUFFICIENT_BALANCE end
         hincr(K_TOKEN, 'total_supply', '-' .. op.amount)
         txs = { new_tx(op, now, 'burn', op.from, nil, op.amount, from_after, nil) }
     elseif kind == 'hold' then
         local from_after = debit(op.from, op.amount)
-        if not from_after then return 2 end
+        if not from_after then return ST_INSUFFICIENT_BALANCE end
         change_held(op.from, op.amount)
         hold = cjson.encode({ id = op.hold_id, from_user_id = op.from, to_user_id = op.to, amount = op.amount,
                               captured_amount = '0', status = 'pending', expires_at = op.expires_at,
@@ -105,15 +105,15 @@ local function apply_one(op, default_now)
     elseif kind == 'capture' or kind == 'void' then
         local status
         status, txs, hold = settle(op, now)
-        if status ~= 0 then return status end
+        if status ~= ST_OK then return status end
     else -- reversal (kinds are checked by malformed())
         local ojs = redis.call('HGET', K_TX, op.reverses_id)
-        if not ojs then return 9 end
+        if not ojs then return ST_TRANSACTION_NOT_FOUND end
         local o = cjson.decode(ojs)
-        if o.type ~= 'transfer' then return 10 end
-        if redis.call('HEXISTS', K_REV, o.id) == 1 then return 11 end
+        if o.type ~= 'transfer' then return ST_NOT_REVERSIBLE end
+        if redis.call('HEXISTS', K_REV, o.id) == 1 then return ST_ALREADY_REVERSED end
         local from_after = debit(o.to_user_id, o.amount)
-        if not from_after then return 2 end
+        if not from_after then return ST_INSUFFICIENT_BALANCE end
         local t = new_tx(op, now, 'reversal', o.to_user_id, o.from_user_id, o.amount, from_after,
                          credit(o.from_user_id, o.amount))
         t.reverses_id = o.id
@@ -149,7 +149,7 @@ local function malformed(op) -- checked for every op before the first write, so 
     return nil
 end
 
--- apply a list of ops; atomic: the first refused op rolls back the others, which then report 14.
+-- apply a list of ops; atomic: the first refused op rolls back the others, which then report ST_BATCH_ABORTED.
 local function apply_all(ops, atomic, now)
     for i, op in ipairs(ops) do
         local problem = malformed(op)
@@ -159,9 +159,9 @@ local function apply_all(ops, atomic, now)
     local out = {}
     for i, op in ipairs(ops) do
         local status, js = apply_one(op, now)
-        if atomic and status > 1 then
+        if atomic and status ~= ST_OK and status ~= ST_REPLAYED then
             rollback()
-            for j = 1, #ops do out[j] = '{"s":14}' end
+            for j = 1, #ops do out[j] = '{"s":' .. ST_BATCH_ABORTED .. '}' end
             out[i] = js or ('{"s":' .. status .. '}')
             undo = nil
             return out, nil
