@@ -208,7 +208,7 @@ class TokenBank:
     # balances and leaderboard ------------------------------------------------------------------------------
     async def get_balance(self, user_id: str) -> Decimal:
         """Spendable balance (held funds excluded). Raises InvalidAccountError, TokenNotInitializedError."""
-        return await self.ledger.balance(user_id)
+        return await self.ledger.get_balance(user_id)
 
     async def get_balances(self, user_ids: Sequence[str]) -> dict[str, Decimal]:
         return await self.balances.get_balances(user_ids)

@@ -220,7 +220,7 @@ class Ledger:
         excluded = await self.storage.sum_balances(token.excluded_accounts)
         return from_base_units(token.total_supply - excluded, self.decimals)
 
-    async def balance(self, user_id: str) -> Decimal:
+    async def get_balance(self, user_id: str) -> Decimal:
         """Spendable balance (held funds excluded). Raises InvalidAccountError, TokenNotInitializedError."""
         check_account_id(user_id)
         await self.token_record()

@@ -29,7 +29,7 @@ class BalancesService:
 
     async def get_balance(self, user_id: str) -> Decimal:
         """Spendable balance of one account. Raises InvalidAccountError."""
-        return await self._ledger.balance(user_id)
+        return await self._ledger.get_balance(user_id)
 
     async def get_balances(self, user_ids: Sequence[str]) -> dict[str, Decimal]:
         ids = [check_account_id(user_id) for user_id in user_ids]

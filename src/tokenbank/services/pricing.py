@@ -10,13 +10,23 @@ from __future__ import annotations
 import decimal
 from collections.abc import Awaitable, Callable
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from tokenbank.amounts import to_decimal
 from tokenbank.errors import ConfigurationError, InvalidAmountError, PriceUnavailableError, TokenBankError
 
 if TYPE_CHECKING:
-    from tokenbank.ledger import Ledger
+    from tokenbank.settings import Settings
+
+
+class BalanceReader(Protocol):
+    """The settings (``TOKEN_USD_PRICE``) and an account's balance: the ledger, or the bank over it."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    async def get_balance(self, user_id: str) -> Decimal: ...
+
 
 PriceProvider = Callable[[], Awaitable[Decimal]]
 """``async def price() -> Decimal``: the USD price of one token, e.g. read from an exchange or a cache."""
@@ -29,7 +39,7 @@ class PricingService:
     """USD values of balances and amounts. A ``provider`` (given to the bank) wins over the static
     ``TOKEN_USD_PRICE``; it is awaited on every call, so cache inside it if the source is slow."""
 
-    def __init__(self, ledger: Ledger, provider: PriceProvider | None = None) -> None:
+    def __init__(self, ledger: BalanceReader, provider: PriceProvider | None = None) -> None:
         self._ledger = ledger
         self.provider = provider
 
@@ -61,7 +71,7 @@ class PricingService:
         """The account's spendable balance in USD, rounded to cents (ROUND_HALF_EVEN).
         Raises InvalidAccountError, StorageError and the errors of :meth:`get_usd_price`."""
         price = await self.get_usd_price()  # a missing price fails before the store is asked
-        return usd_value(await self._ledger.balance(user_id), price)
+        return usd_value(await self._ledger.get_balance(user_id), price)
 
 
 def usd_value(amount: Decimal, price: Decimal) -> Decimal:
