@@ -23,9 +23,10 @@ from sqlalchemy import Connection
 from tokenbank.errors import StorageError
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backfill import Progress
-from tokenbank.storage.hybrid.records import audit_json, fetch, hold_json, tx_json
+from tokenbank.storage.hybrid.records import audit_json, fetch, stored_hold, stored_transaction
 from tokenbank.storage.hybrid.reports import RebuildReport
-from tokenbank.storage.redis.codec import to_us, token_fields
+from tokenbank.storage.redis import layout
+from tokenbank.storage.redis.codec import token_fields
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import accounts, audit, holds, transactions
 
@@ -55,23 +56,21 @@ async def rebuild_cache(store: StorePair, *, force: bool = False, progress: Prog
             "(run `tokenbank reconcile` first, or pass --force)"
         )
     async with translated():
-        await client.delete(keys.token)
-        doomed = [key async for key in client.scan_iter(match=keys.scan_pattern, count=1000)]
-        for start in range(0, len(doomed), 1000):
-            await client.unlink(*doomed[start : start + 1000])
+        await layout.drop_token(client, keys)
     totals = await sql.run_sync(lambda conn: _totals(conn, sql.token))
     n_accounts = await _accounts(store, totals, progress)
     n_tx, trimmed = await _transactions(store, totals, progress)
     n_holds = await _holds(store, totals, progress)
     n_audit = await _audit(store, totals, progress)
+    top_seq = await sql.run_sync(lambda conn: _max_seq(conn, sql.token))
     async with translated():
-        await client.set(keys.seq, str(await sql.run_sync(lambda conn: _max_seq(conn, sql.token))))
+        await layout.set_counter(client, keys.seq, top_seq)
     await stream.ensure_group(client, keys)
     details = {"accounts": n_accounts, "transactions": n_tx, "holds": n_holds, "audit_entries": n_audit}
     await redis.append_audit("cache.rebuild", json.dumps(details))
     fields = {**token_fields(token), "total_supply": str(token.total_supply)}
     async with translated():
-        await client.hset(keys.token, mapping=fields)  # type: ignore[arg-type]
+        await layout.put_token(client, keys, fields)
     return RebuildReport(n_accounts, n_tx, n_holds, n_audit, trimmed, time.perf_counter() - started)
 
 
@@ -101,12 +100,7 @@ async def _accounts(store: StorePair, totals: dict[str, int], progress: Progress
         if not rows:
             return done
         async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
-            for row in rows:
-                if row.balance > 0:
-                    pipe.hset(keys.bal, row.user_id, str(row.balance))
-                    pipe.zadd(keys.lb, {row.user_id: f"-{row.balance}"})
-                if row.held > 0:
-                    pipe.hset(keys.held, row.user_id, str(row.held))
+            layout.put_accounts(pipe, keys, ((row.user_id, row.balance, row.held) for row in rows))
             await pipe.execute()
         after, done = rows[-1].user_id, done + len(rows)
         if progress:
@@ -124,16 +118,12 @@ async def _transactions(store: StorePair, totals: dict[str, int], progress: Prog
         if not rows:
             break
         async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
-            for row in rows:
-                pipe.hset(keys.tx, row.id, tx_json(row))
-                if row.idempotency_key:
-                    pipe.hset(keys.idem, row.idempotency_key, row.id)
-                if row.reverses_id:
-                    pipe.hset(keys.rev, row.reverses_id, row.id)
-                for user in {row.from_user_id, row.to_user_id} - {None}:
-                    pipe.zadd(keys.history(user), {row.id: row.seq})
-                    per_account[user] += 1
+            entries = [stored_transaction(row) for row in rows]
+            layout.put_transactions(pipe, keys, entries)
             await pipe.execute()
+        for entry in entries:
+            for user in entry.accounts:
+                per_account[user] += 1
         after, done = rows[-1].seq, done + len(rows)
         if progress:
             progress("transactions", done, totals["transactions"])
@@ -141,9 +131,7 @@ async def _transactions(store: StorePair, totals: dict[str, int], progress: Prog
     trimmed = [user for user, count in per_account.items() if count > keep]
     for start in range(0, len(trimmed), 1000):
         async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
-            for user in trimmed[start : start + 1000]:
-                pipe.zremrangebyrank(keys.history(user), 0, per_account[user] - keep - 1)
-                pipe.hset(keys.htrim, user, "1")
+            layout.trim_histories(pipe, keys, {user: per_account[user] for user in trimmed[start : start + 1000]}, keep)
             await pipe.execute()
     return done, len(trimmed)
 
@@ -157,10 +145,7 @@ async def _holds(store: StorePair, totals: dict[str, int], progress: Progress | 
         if not rows:
             return done
         async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
-            for row in rows:
-                pipe.hset(keys.holds, row.id, hold_json(row))
-                if row.status == "pending":
-                    pipe.zadd(keys.hexp, {row.id: to_us(row.expires_at)})
+            layout.put_holds(pipe, keys, map(stored_hold, rows))
             await pipe.execute()
         after, done = rows[-1].id, done + len(rows)
         if progress:
@@ -181,12 +166,12 @@ async def _audit(store: StorePair, totals: dict[str, int], progress: Progress | 
             break
         rows = rows[: n - done]
         async with translated():
-            await store.redis.client.hset(
-                keys.audit, mapping={str(done + i + 1): audit_json(row) for i, row in enumerate(rows)}
+            await layout.put_audit(
+                store.redis.client, keys, {str(done + i + 1): audit_json(row) for i, row in enumerate(rows)}
             )
         after, done = rows[-1].id, done + len(rows)
         if progress:
             progress("audit", done, n)
     async with translated():
-        await store.redis.client.set(keys.auditseq, str(done))
+        await layout.set_counter(store.redis.client, keys.auditseq, done)
     return done

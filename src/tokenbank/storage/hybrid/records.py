@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from tokenbank.storage.redis.codec import to_us
+from tokenbank.storage.redis.layout import StoredHold, StoredTransaction
 from tokenbank.storage.sql.backend import SqlStorage
 
 
@@ -52,6 +53,17 @@ def hold_json(row: Any) -> str:
             "metadata": row.metadata,
         }
     )  # fmt: skip
+
+
+def stored_transaction(row: Any) -> StoredTransaction:
+    """A tb_transactions row as Redis's layout holds it (the entry and its indexes)."""
+    accounts = frozenset(user for user in (row.from_user_id, row.to_user_id) if user is not None)
+    return StoredTransaction(row.id, row.seq, tx_json(row), row.idempotency_key, row.reverses_id, accounts)
+
+
+def stored_hold(row: Any) -> StoredHold:
+    """A tb_holds row as Redis's layout holds it."""
+    return StoredHold(row.id, hold_json(row), row.status == "pending", to_us(row.expires_at))
 
 
 def audit_json(row: Any) -> str:

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from tokenbank.storage.hybrid import stream
-from tokenbank.storage.hybrid.records import fetch, hold_json, tx_json
+from tokenbank.storage.hybrid.records import fetch, stored_hold, stored_transaction
 from tokenbank.storage.hybrid.replicate import max_seq
-from tokenbank.storage.redis.codec import to_us
+from tokenbank.storage.redis import layout
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql.schema import holds, transactions
 
@@ -26,23 +26,6 @@ if TYPE_CHECKING:
     from tokenbank.storage.hybrid.reports import ReconcileReport
 
 CHUNK = 2000
-_SET_ACCOUNT = """
-local b = redis.call('HGET', KEYS[1], ARGV[1]) or '0'
-local h = redis.call('HGET', KEYS[2], ARGV[1]) or '0'
-if b ~= ARGV[2] or h ~= ARGV[3] then return 0 end
-if ARGV[4] == '0' then
-    redis.call('HDEL', KEYS[1], ARGV[1]) redis.call('ZREM', KEYS[3], ARGV[1])
-else
-    redis.call('HSET', KEYS[1], ARGV[1], ARGV[4]) redis.call('ZADD', KEYS[3], '-' .. ARGV[4], ARGV[1])
-end
-if ARGV[5] == '0' then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], ARGV[5]) end
-return 1
-"""
-_SET_SUPPLY = """
-if (redis.call('HGET', KEYS[1], 'total_supply') or '') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'total_supply', ARGV[2])
-return 1
-"""
 
 
 async def repair_redis(store: StorePair, report: ReconcileReport) -> list[str]:
@@ -58,10 +41,9 @@ async def repair_redis(store: StorePair, report: ReconcileReport) -> list[str]:
     fixed: list[str] = []
     skipped: list[str] = []
     for drift in report.drifted:
-        args = [drift.user_id, str(drift.redis_balance), str(drift.redis_held)]
-        args += [str(drift.postgres_balance), str(drift.postgres_held)]
+        seen, new = (drift.redis_balance, drift.redis_held), (drift.postgres_balance, drift.postgres_held)
         async with translated():
-            done = await client.eval(_SET_ACCOUNT, 3, keys.bal, keys.held, keys.lb, *args)
+            done = await layout.set_account_if(client, keys, drift.user_id, seen, new)
         (fixed if done else skipped).append(drift.user_id)
     if fixed:
         notes.append(f"set {len(fixed)} accounts to PostgreSQL's balances")
@@ -69,9 +51,7 @@ async def repair_redis(store: StorePair, report: ReconcileReport) -> list[str]:
         notes.append(f"skipped {len(skipped)} accounts written meanwhile (run reconcile again): {skipped[:10]}")
     if report.supply_drift:
         async with translated():
-            done = await client.eval(
-                _SET_SUPPLY, 1, keys.token, str(report.redis_total_supply), str(report.postgres_total_supply)
-            )
+            done = await layout.set_supply_if(client, keys, report.redis_total_supply, report.postgres_total_supply)
         notes.append(
             f"total supply {report.redis_total_supply} -> {report.postgres_total_supply}"
             if done
@@ -101,20 +81,9 @@ async def _restore_transactions(store: StorePair, ids: Sequence[str]) -> int:
             q = sa.select(holds).where(holds.c.token == token, holds.c.id.in_(hold_ids))
             hold_rows = await fetch(store.sql, q)
         async with translated(), store.redis.client.pipeline(transaction=True) as pipe:
-            for row in rows:
-                pipe.hsetnx(keys.tx, row.id, tx_json(row))
-                if row.idempotency_key:
-                    pipe.hsetnx(keys.idem, row.idempotency_key, row.id)
-                if row.reverses_id:
-                    pipe.hsetnx(keys.rev, row.reverses_id, row.id)
-                for user in {row.from_user_id, row.to_user_id} - {None}:
-                    pipe.zadd(keys.history(user), {row.id: row.seq})
-            for hold in hold_rows:  # PostgreSQL's state of the hold wins (Redis may have lost its settlement)
-                pipe.hset(keys.holds, hold.id, hold_json(hold))
-                if hold.status == "pending":
-                    pipe.zadd(keys.hexp, {hold.id: to_us(hold.expires_at)})
-                else:
-                    pipe.zrem(keys.hexp, hold.id)
+            layout.put_transactions(pipe, keys, map(stored_transaction, rows), keep_existing=True)
+            # PostgreSQL's state of the hold wins (Redis may have lost its settlement).
+            layout.put_holds(pipe, keys, map(stored_hold, hold_rows), unschedule_settled=True)
             await pipe.execute()
         restored += len(rows)
     return restored

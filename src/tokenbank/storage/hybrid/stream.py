@@ -14,6 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from tokenbank.storage.redis import layout
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.redis.keys import TokenKeys
 
@@ -23,16 +24,6 @@ GROUP = "tokenbank-sync"
 _COUNT_CAP = 100_000
 CONSUMER_IDLE_MS = 3_600_000
 """A consumer with nothing pending that has not read for an hour belongs to a process that is gone."""
-_FENCE = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) return {cur, 1} end
-return {cur, 0}
-"""
-
-
-def lease_key(keys: TokenKeys) -> str:
-    """The key that names the active worker of a token (under the token's hash tag: same cluster slot)."""
-    return keys.tag + ":sync:lease"
 
 
 def id_ms(stream_id: str) -> int:
@@ -183,8 +174,7 @@ async def fence_seq(client: Redis, keys: TokenKeys, floor: int) -> int | None:
 async def fence_key(client: Redis, key: str, floor: int) -> int | None:
     """Raise the integer counter at ``key`` to at least ``floor``; the old value if it was raised, else None."""
     async with translated():
-        old, raised = await client.eval(_FENCE, 1, key, str(floor))
-    return int(old) if int(raised) else None
+        return await layout.raise_counter(client, key, floor)
 
 
 async def trim_acknowledged(client: Redis, keys: TokenKeys) -> None:

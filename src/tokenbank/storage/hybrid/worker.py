@@ -33,6 +33,7 @@ from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.replicate import AuditItem, Entry, entry_payload, max_seq, replicate, sync_state
 from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus, default_consumer
 from tokenbank.storage.hybrid.stream import GROUP
+from tokenbank.storage.redis import layout
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.codec import from_us
 from tokenbank.storage.redis.errors import translated
@@ -40,13 +41,6 @@ from tokenbank.storage.sql.backend import SqlStorage
 
 logger = logging.getLogger("tokenbank")
 
-_LEASE = """
-local v = redis.call('GET', KEYS[1])
-if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
-return 0
-"""
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _CHECK_VIOLATION = "23514"
 _TRIM_EVERY = 5.0
 
@@ -87,7 +81,6 @@ class SyncWorker:
         self.client = client if client is not None else make_sync_client(redis.settings, self.options)
         self._own_client = client is None
         self.status = SyncStatus(self.consumer)
-        self._lease_key = stream.lease_key(self.keys)
         self._prepared = False
         self._own_pending = True
         self._claim_cursor = "0-0"
@@ -131,7 +124,7 @@ class SyncWorker:
         finally:
             self.status.role = "stopped"
             with contextlib.suppress(Exception):
-                await self.client.eval(_RELEASE, 1, self._lease_key, self.consumer)
+                await layout.release_lease(self.client, self.keys, self.consumer)
 
     async def finish(self, within: float = 2.0) -> None:
         """After ``run()`` ended: write what this consumer still holds (read but not acknowledged) and leave the
@@ -171,8 +164,7 @@ class SyncWorker:
 
     async def _hold_lease(self) -> bool:
         async with translated():
-            held = await self.client.eval(_LEASE, 1, self._lease_key, self.consumer, str(self.options.lease_ms))
-        return bool(held)
+            return await layout.take_lease(self.client, self.keys, self.consumer, self.options.lease_ms)
 
     async def prepare(self) -> None:
         """Make sure the group exists, fence Redis's counters above what PostgreSQL has (after Redis lost data,

@@ -59,6 +59,11 @@ class TokenKeys:
         names = {name: f"{tag}:{name}" for name in _FIXED}
         return cls(tag=tag, history_prefix=f"{tag}:h:", **names)
 
+    @property
+    def sync_lease(self) -> str:
+        """The hybrid sync worker's lease: names the active worker of the token (not a ledger key)."""
+        return self.tag + ":sync:lease"
+
     def history(self, user_id: str) -> str:
         """The history index of one account (the id is data after a fixed segment, never a pattern)."""
         return self.history_prefix + user_id

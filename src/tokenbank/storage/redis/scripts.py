@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
@@ -27,12 +28,18 @@ _WRITE_PATH = ("status.lua", "lib.lua", "ops.lua")
 _PREPENDED = {"apply.lua": _WRITE_PATH, "create_token.lua": _WRITE_PATH, "update_token.lua": ("status.lua",)}
 _READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua")
 
+HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
+"""Scripts of the hybrid sync worker and repair, run with :func:`run` on whichever client the caller holds (the
+worker has a pool of its own). They carry no shebang: they run as they always have, as plain EVAL scripts."""
+
 
 @cache
 def source(name: str) -> str:
     """The text of one script file, with the shared files it needs prepended."""
     folder = resources.files("tokenbank.storage.redis").joinpath("lua")
     parts = [*_PREPENDED.get(name, ()), name]
+    if name.removesuffix(".lua") in HYBRID_SCRIPTS:
+        return "\n".join(folder.joinpath(part).read_text(encoding="utf-8") for part in parts)
     # A shebang makes Redis 7 refuse a write script up front when it is out of memory (instead of failing at
     # a write half-way through) and lets read scripts run on replicas.
     shebang = "#!lua flags=no-writes" if name in _READ_ONLY else "#!lua"
@@ -73,6 +80,13 @@ class Scripts:
         for name in self.__dataclass_fields__:
             script: AsyncScript = getattr(self, name)
             script.sha = await client.script_load(script.script)
+
+
+async def run(client: Redis, name: str, keys: list[str], args: list[str]) -> Any:
+    """Run one of :data:`HYBRID_SCRIPTS` on ``client`` by SHA (EVALSHA; loaded on NOSCRIPT); its reply."""
+    if name not in HYBRID_SCRIPTS:
+        raise KeyError(f"no hybrid script {name!r}")
+    return await client.register_script(source(f"{name}.lua"))(keys=keys, args=args)
 
 
 if __name__ == "__main__":
