@@ -6,6 +6,7 @@ transaction or stored-function call; one Lua script). The facade owns validation
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import json
 from abc import ABC, abstractmethod
@@ -13,12 +14,17 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+from tokenbank.errors import StorageError
+from tokenbank.storage._translate import DriverErrors
+from tokenbank.storage.batching import WriteBatcher
 from tokenbank.storage.status import Status
 
 if TYPE_CHECKING:
     from tokenbank.settings import Settings
+
+T = TypeVar("T")
 
 
 class OpKind(StrEnum):
@@ -207,10 +213,6 @@ class Storage(ABC):
         token."""
 
     @abstractmethod
-    async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
-        """Apply ops in order, one result each. ``atomic``: all succeed or none is applied."""
-
-    @abstractmethod
     async def get_balances(self, user_ids: Sequence[str]) -> dict[str, int]:
         """Spendable balance of each account (0 for unknown ones)."""
 
@@ -264,6 +266,63 @@ class Storage(ABC):
         Returns a coroutine function that stops listening, or None when the store cannot see other
         processes' writes (then the facade dispatches its own writes after commit).
         """
+        return None
+
+    # writes: one policy for every store (batching, bounded retries, error translation) --------------------
+    driver_errors: ClassVar[DriverErrors]
+    """The store's table at the error boundary: every call of :meth:`_retrying` runs inside it."""
+    _batcher: WriteBatcher[Any] | None = None
+
+    async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
+        """Apply ops in order, one result each. ``atomic``: all succeed or none is applied.
+
+        One store call (:meth:`_send`, then :meth:`_decode` its answer) through the error boundary, sent again
+        as the store's :meth:`_retry_delay` allows. With batching on, concurrent non-atomic calls leave together
+        as one store call (see storage/batching.py). Raises StorageError / StorageUnavailableError."""
+        if self._batcher is not None:
+            return await self._batcher.apply(ops, atomic)
+        return self._decode(await self._send_retrying(ops, atomic))
+
+    def _batch_writes(self, enabled: bool, *, max_in_flight: int, max_ops: int = 1000) -> None:
+        """Turn natural batching on (or off); the store's constructor calls it once."""
+        self._batcher = (
+            WriteBatcher(self._send_retrying, self._decode, max_in_flight=max_in_flight, max_ops=max_ops)
+            if enabled
+            else None
+        )
+
+    async def _send_retrying(self, ops: Sequence[WriteOp], atomic: bool) -> Any:
+        return await self._retrying(lambda: self._send(ops, atomic))
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]], *, resend: bool = True) -> T:
+        """Run one store call inside the store's error boundary, again for as long as :meth:`_retry_delay` gives
+        a delay. ``resend``: the call may go again after a failure that leaves unknown whether it took effect."""
+        attempt = 0
+        while True:
+            try:
+                async with self.driver_errors.translated():
+                    return await call()
+            except StorageError as exc:
+                attempt += 1
+                delay = await self._retry_delay(exc, attempt, resend=resend)
+                if delay is None:
+                    raise
+                self.stats.retries += 1
+                if delay > 0:
+                    await asyncio.sleep(delay)
+
+    async def _send(self, ops: Sequence[WriteOp], atomic: bool) -> Any:
+        """Hook: one store call applying ``ops`` (``atomic``: all or none); returns the store's raw answer."""
+        raise NotImplementedError
+
+    def _decode(self, raw: Any) -> list[OpResult]:
+        """Hook: the raw answer of :meth:`_send` as one result per op (client CPU only: it runs after the next
+        batch has been sent)."""
+        raise NotImplementedError
+
+    async def _retry_delay(self, error: StorageError, attempt: int, *, resend: bool) -> float | None:
+        """Hook: seconds to wait before sending a call that failed ``attempt`` times again, or None to raise
+        ``error`` (the default: never retry)."""
         return None
 
 

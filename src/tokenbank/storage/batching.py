@@ -26,21 +26,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from tokenbank.storage.base import OpResult, WriteOp
-
 Raw = TypeVar("Raw")
-SendFn = Callable[[Sequence[WriteOp], bool], Awaitable[Raw]]
-DecodeFn = Callable[[Raw], list[OpResult]]
+SendFn = Callable[[Sequence[Any], bool], Awaitable[Raw]]
+DecodeFn = Callable[[Raw], list[Any]]
 
 
-def _as_results(raw: Any) -> list[OpResult]:
+def _as_results(raw: Any) -> list[Any]:
     return raw  # type: ignore[no-any-return]
 
 
 @dataclass(slots=True)
 class _Waiter:
-    ops: Sequence[WriteOp]
-    future: asyncio.Future[list[OpResult]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    ops: Sequence[Any]
+    future: asyncio.Future[list[Any]] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 @dataclass(slots=True)
@@ -76,7 +74,7 @@ class WriteBatcher(Generic[Raw]):
         self._tasks: set[asyncio.Task[None]] = set()
         self.stats = BatchStats()
 
-    async def apply(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+    async def apply(self, ops: Sequence[Any], atomic: bool) -> list[Any]:
         if atomic or not ops:
             return self._decode(await self._send(ops, atomic))
         self.stats.calls += 1
@@ -97,7 +95,7 @@ class WriteBatcher(Generic[Raw]):
         while self._in_flight < self._max_in_flight and self._launch():
             pass
 
-    async def _apply_alone(self, ops: Sequence[WriteOp]) -> list[OpResult]:
+    async def _apply_alone(self, ops: Sequence[Any]) -> list[Any]:
         """An idle store: the call goes at once from the caller's own task, exactly like the unbatched path
         (no hand-off to a batch task); it counts as in flight, so calls arriving meanwhile queue behind it."""
         self._in_flight += 1

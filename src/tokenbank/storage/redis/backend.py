@@ -37,10 +37,9 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.batching import WriteBatcher
 from tokenbank.storage.redis import codec, events, verify
 from tokenbank.storage.redis.autopipeline import AutoPipeline
-from tokenbank.storage.redis.errors import RETRYABLE, translated
+from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
 from tokenbank.storage.redis.scripts import Scripts
 from tokenbank.storage.status import Status
@@ -88,6 +87,8 @@ class RedisStorage(Storage):
     ``history_retention``: newest entries kept in each account's history index.
     """
 
+    driver_errors = REDIS_ERRORS
+
     def __init__(
         self,
         settings: Settings,
@@ -105,23 +106,15 @@ class RedisStorage(Storage):
         self.scripts = Scripts.register(self.client)
         self.stats = StoreStats()
         self._common = [self.keys.history_prefix, str(history_retention), str(stream_maxlen or 0)]
-        self._reads = AutoPipeline(self.client, self._run)
+        self._reads = AutoPipeline(self.client, self._retrying)
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
-        self._batcher = (
-            WriteBatcher(self._send_ops, LUA.results, max_in_flight=settings.write_concurrency or 2, max_ops=256)
-            if settings.batch_writes
-            else None
-        )
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RedisStorage:
-        return cls(settings)
+        self._batch_writes(settings.batch_writes, max_in_flight=settings.write_concurrency or 2, max_ops=256)
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
         """Check the server answers and load the scripts. Raises StorageUnavailableError."""
-        await self._run(lambda: self.scripts.load(self.client))
+        await self._retrying(lambda: self.scripts.load(self.client))
 
     async def close(self) -> None:
         for client in (self.client,) if self._writes is self.client else (self.client, self._writes):
@@ -142,25 +135,17 @@ class RedisStorage(Storage):
     async def _script(
         self, script: AsyncScript, keys: list[str], args: Sequence[str | int], *, resend: bool = True
     ) -> Any:
-        return await self._run(lambda: script(keys=keys, args=args), resend=resend)
+        return await self._retrying(lambda: script(keys=keys, args=args), resend=resend)
 
-    async def _run(self, work: Callable[[], Awaitable[T]], *, resend: bool = True) -> T:
-        """Run one call at the error boundary. After a connection error the idle pooled connections are
-        dropped (they point at a dead server) and the call is sent once more if that is safe: reads change
-        nothing and the write scripts recognise an op they already applied by its id."""
-        try:
-            async with translated():
-                return await work()
-        except StorageUnavailableError as exc:
-            if not isinstance(exc.__cause__, RETRYABLE):
-                raise
-            await self.client.connection_pool.disconnect(inuse_connections=False)
-            await self._writes.connection_pool.disconnect(inuse_connections=False)
-            if not resend:
-                raise
-        self.stats.retries += 1
-        async with translated():
-            return await work()
+    async def _retry_delay(self, error: StorageError, attempt: int, *, resend: bool) -> float | None:
+        """After a connection error the idle pooled connections are dropped (they point at a dead server) and
+        the call is sent once more if that is safe: reads change nothing and the write scripts recognise an op
+        they already applied by its id."""
+        if attempt > 1 or not isinstance(error, StorageUnavailableError) or not isinstance(error.__cause__, RETRYABLE):
+            return None
+        await self.client.connection_pool.disconnect(inuse_connections=False)
+        await self._writes.connection_pool.disconnect(inuse_connections=False)
+        return 0 if resend else None
 
     # writes ------------------------------------------------------------------------------------------------
     async def create_token(self, token: TokenRecord, initial_mint: WriteOp | None) -> TokenRecord:
@@ -198,28 +183,17 @@ class RedisStorage(Storage):
         assert record is not None
         return record
 
-    async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
-        """One script call; concurrent calls are coalesced into one script call (see storage/batching.py)."""
-        if self._batcher is not None:
-            return await self._batcher.apply(ops, atomic)
-        return await self._apply_now(ops, atomic)
-
-    async def _apply_now(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
-        return LUA.results(await self._send_ops(ops, atomic))
-
-    async def _send_ops(self, ops: Sequence[WriteOp], atomic: bool) -> str:
-        """One apply.lua call; its JSON answer (decoded by LUA.results)."""
+    async def _send(self, ops: Sequence[WriteOp], atomic: bool) -> str:
+        """One apply.lua call; its JSON answer (see _decode)."""
         if not ops:
             return "[]"
         args = [*self._common, "1" if atomic else "0", LUA.ops(ops)]
-        keys = self.keys.write_keys()
+        async with asyncio.timeout(SOCKET_TIMEOUT):
+            raw: str = await self.scripts.apply(keys=self.keys.write_keys(), args=args, client=self._writes)
+        return raw
 
-        async def call() -> str:
-            async with asyncio.timeout(SOCKET_TIMEOUT):
-                raw: str = await self.scripts.apply(keys=keys, args=args, client=self._writes)
-            return raw
-
-        return await self._run(call)
+    def _decode(self, raw: str) -> list[OpResult]:
+        return LUA.results(raw)
 
     async def append_audit(self, action: str, details: str) -> None:
         keys = [self.keys.audit, self.keys.auditseq]
@@ -268,7 +242,7 @@ class RedisStorage(Storage):
                 pipe.hmget(self.keys.held, ids)
                 return await pipe.execute()
 
-        balances, held = await self._run(both)
+        balances, held = await self._retrying(both)
         return sum(int(v or 0) for v in (*balances, *held))
 
     async def history(self, query: HistoryQuery) -> list[TxRecord]:
@@ -318,7 +292,7 @@ class RedisStorage(Storage):
         return out
 
     async def verify(self) -> list[CheckRecord]:
-        return await self._run(lambda: verify.run_checks(self.client, self.keys))
+        return await self._retrying(lambda: verify.run_checks(self.client, self.keys))
 
 
 def _ranked_rows(flat: Sequence[Any], exclude: Sequence[str]) -> tuple[int, list[tuple[str, int]]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,7 +30,6 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.batching import WriteBatcher
 from tokenbank.storage.capabilities import SqlLedgerAccess
 from tokenbank.storage.sql import reads, verify, writer_sqlite
 from tokenbank.storage.sql.connection import (
@@ -57,6 +55,8 @@ class SqlStorage(Storage, SqlLedgerAccess):
     """One token's ledger in a SQL database. PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite
     work runs synchronously on the store's own thread, one transaction per operation (see connection.py)."""
 
+    driver_errors = _translate.SQL_ERRORS
+
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.token = settings.symbol
@@ -77,9 +77,7 @@ class SqlStorage(Storage, SqlLedgerAccess):
         # SQLite has one writer, so one batch in flight; PostgreSQL overlaps a few (accounts are locked in a
         # stable order inside tb_apply, so concurrent batches cannot deadlock).
         in_flight = settings.write_concurrency or (1 if self._sqlite is not None else 2)
-        self._batcher = (
-            WriteBatcher(self._send_ops, _decode, max_in_flight=in_flight) if settings.batch_writes else None
-        )
+        self._batch_writes(settings.batch_writes, max_in_flight=in_flight)
         # PostgreSQL NOTIFY channel for balance events; the schema is part of it so isolated ledgers stay apart.
         self._channel = (
             f"tokenbank:{settings.database_schema or 'public'}:{self.token}"
@@ -87,14 +85,10 @@ class SqlStorage(Storage, SqlLedgerAccess):
             else None
         )
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SqlStorage:
-        return cls(settings)
-
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
         schema = self.settings.database_schema
-        await self._with_retries(lambda: self.run_sync(lambda conn: upgrade_to_head(conn, schema), write=True))
+        await self._retrying(lambda: self.run_sync(lambda conn: upgrade_to_head(conn, schema), write=True))
         if self._pg_writes is not None:
             async with _translate.SQL_ERRORS.translated():
                 await self._pg_writes.open()
@@ -122,20 +116,14 @@ class SqlStorage(Storage, SqlLedgerAccess):
             async with self._pg.begin() as conn:
                 return await conn.run_sync(fn)
 
-    async def _with_retries(self, work: Callable[[], Awaitable[T]]) -> T:
-        """Run ``work``, retrying (bounded, with jitter) on deadlocks, serialization failures and key races."""
-        attempt = 0
-        while True:
-            try:
-                return await work()
-            except StorageError as exc:
-                cause = exc.__cause__
-                retryable = cause is not None and _translate.sqlstate(cause) in _translate.RETRYABLE_SQLSTATES
-                if not retryable or attempt >= self.settings.max_retries:
-                    raise
-                attempt += 1
-                self.stats.retries += 1
-                await asyncio.sleep(random.uniform(0, 0.002 * 2**attempt))
+    async def _retry_delay(self, error: StorageError, attempt: int, *, resend: bool) -> float | None:
+        """Deadlocks, serialization failures and key races: retried (bounded, with jitter); the transaction
+        was rolled back, so a retry is always safe."""
+        cause = error.__cause__
+        retryable = cause is not None and _translate.sqlstate(cause) in _translate.RETRYABLE_SQLSTATES
+        if not retryable or attempt > self.settings.max_retries:
+            return None
+        return random.uniform(0, 0.002 * 2**attempt)
 
     # writes ------------------------------------------------------------------------------------------------
     async def create_token(self, token: TokenRecord, initial_mint: WriteOp | None) -> TokenRecord:
@@ -161,7 +149,7 @@ class SqlStorage(Storage, SqlLedgerAccess):
             assert created is not None
             return created
 
-        return await self._with_retries(lambda: self.run_sync(work, write=True))
+        return await self._retrying(lambda: self.run_sync(work, write=True))
 
     async def update_token(self, changes: Mapping[str, object]) -> TokenRecord:
         def work(conn: Connection) -> TokenRecord:
@@ -186,24 +174,18 @@ class SqlStorage(Storage, SqlLedgerAccess):
             assert updated is not None
             return updated
 
-        return await self._with_retries(lambda: self.run_sync(work, write=True))
+        return await self._retrying(lambda: self.run_sync(work, write=True))
 
-    async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
-        """Apply ops in one store call; concurrent calls are coalesced into one (see storage/batching.py)."""
-        if self._batcher is not None:
-            return await self._batcher.apply(ops, atomic)
-        return await self._apply_now(ops, atomic)
-
-    async def _apply_now(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
-        return _decode(await self._send_ops(ops, atomic))
-
-    async def _send_ops(self, ops: Sequence[WriteOp], atomic: bool) -> str | list[OpResult]:
+    async def _send(self, ops: Sequence[WriteOp], atomic: bool) -> str | list[OpResult]:
         """One store call: SQLite's results, or PostgreSQL's tb_apply answer as JSON text (see _decode)."""
         if self._sqlite is not None:
-            return await self._with_retries(lambda: self._apply_sqlite(ops, atomic))
+            return await self._apply_sqlite(ops, atomic)
         writes = self._pg_writes
         assert writes is not None
-        return await self._with_retries(lambda: writes.apply(self.token, self._pg_ops(ops), atomic))
+        return await writes.apply(self.token, self._pg_ops(ops), atomic)
+
+    def _decode(self, raw: str | list[OpResult]) -> list[OpResult]:
+        return raw if isinstance(raw, list) else SQL.results(raw)
 
     async def _apply_sqlite(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         try:
@@ -222,7 +204,7 @@ class SqlStorage(Storage, SqlLedgerAccess):
         return writer_sqlite.apply_ops(conn, self.token, ops, atomic)
 
     async def append_audit(self, action: str, details: str) -> None:
-        await self._with_retries(
+        await self._retrying(
             lambda: self.run_sync(
                 lambda conn: _insert_audit(conn, self.token, action, details, datetime.now(UTC)), write=True
             )
@@ -293,10 +275,6 @@ class SqlStorage(Storage, SqlLedgerAccess):
             return verify.run_checks(conn, self.token)
 
         return await self.run_sync(checks)
-
-
-def _decode(raw: str | list[OpResult]) -> list[OpResult]:
-    return raw if isinstance(raw, list) else SQL.results(raw)
 
 
 def _insert_audit(conn: Connection, token: str, action: str, details: str, at: datetime) -> None:
