@@ -1,4 +1,4 @@
-"""The PostgreSQL write path: ``tb_apply`` calls on a plain asyncpg pool.
+"""PostgreSQL's side of SqlStorage (:class:`PgWriter`); its write path is ``tb_apply`` calls on a plain asyncpg pool.
 
 Every write is one autocommit statement, so SQLAlchemy adds nothing to it but CPU: its execute path (greenlet
 hand-off, compiled-statement setup, pool checkout) cost ≈0.6 ms of client CPU per call, as much as 16 batched
@@ -8,10 +8,24 @@ Imported only for PostgreSQL, so SQLite-only installs need no asyncpg.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
 import asyncpg
+import sqlalchemy as sa
+from sqlalchemy import Connection
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenbank.errors import StorageUnavailableError
+from tokenbank.settings import Settings
 from tokenbank.storage import _translate
+from tokenbank.storage.base import OpResult, TxRecord, WriteOp
+from tokenbank.storage.sql.connection import postgres_dsn, postgres_engine, postgres_server_settings
+from tokenbank.storage.sql.writer import SqlWriter
+from tokenbank.storage.wire import SQL
+
+T = TypeVar("T")
 
 _APPLY = "SELECT tb_apply($1, $2::jsonb, $3)::text"
 
@@ -59,3 +73,67 @@ class PgWritePool:
             raise _translate.SQL_ERRORS.translate(exc) from exc
         assert isinstance(answer, str)
         return answer
+
+
+_PG_APPLY = sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), :atomic)")
+
+
+class PgWriter(SqlWriter):
+    """PostgreSQL: SQLAlchemy's async pool for reads, migrations and token changes; writes through
+    :class:`PgWritePool`, one autocommit ``tb_apply`` call (one round trip) per batch."""
+
+    # Accounts are locked in a stable order inside tb_apply, so overlapping batches cannot deadlock.
+    in_flight = 2
+
+    def __init__(self, url: URL, settings: Settings) -> None:
+        self.token = settings.symbol
+        self._engine: AsyncEngine = postgres_engine(url, settings)
+        self._writes = PgWritePool(postgres_dsn(url), postgres_server_settings(settings), settings.pool_size)
+        # The NOTIFY channel of balance events; the schema is part of it so isolated ledgers stay apart.
+        self._channel = (
+            f"tokenbank:{settings.database_schema or 'public'}:{self.token}" if settings.enable_notifications else None
+        )
+
+    async def open(self) -> None:
+        await self._writes.open()
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+        await self._writes.close()
+
+    async def run(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+        async with self._engine.begin() as conn:
+            return await conn.run_sync(fn)
+
+    async def send(self, ops: Sequence[WriteOp], atomic: bool) -> str:
+        return await self._writes.apply(self.token, SQL.ops(ops, self._channel), atomic)
+
+    def decode(self, raw: str) -> list[OpResult]:
+        return SQL.results(raw)
+
+    def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+        params = {"token": self.token, "ops": SQL.ops(ops, self._channel), "atomic": atomic}
+        return SQL.results(conn.scalar(_PG_APPLY, params))
+
+    def lock_token_row(self, query: sa.Select[Any]) -> sa.Select[Any]:
+        return query.with_for_update()
+
+    def snapshot(self, conn: Connection) -> None:
+        conn.execute(sa.text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+
+    async def listen(self, handler: Callable[[TxRecord], None]) -> Callable[[], Awaitable[None]] | None:
+        """LISTEN on a dedicated asyncpg connection (events from every process)."""
+        if self._channel is None:
+            return None
+        async with _translate.SQL_ERRORS.translated():
+            conn = await asyncpg.connect(postgres_dsn(self._engine.url), timeout=10)
+
+        def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+            handler(SQL.tx(payload))
+
+        await conn.add_listener(self._channel, on_notify)
+
+        async def stop() -> None:
+            await conn.close()
+
+        return stop

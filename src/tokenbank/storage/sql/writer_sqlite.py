@@ -10,16 +10,20 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
+from sqlalchemy.engine import URL
 
 from tokenbank.amounts import MAX_BASE_UNITS
 from tokenbank.ids import new_id
 from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
+from tokenbank.storage.sql.connection import SqliteThread
+from tokenbank.storage.sql.writer import SqlWriter
 from tokenbank.storage.status import Status
 from tokenbank.storage.wire import SQL
 
+T = TypeVar("T")
 _TX_COLUMNS = (
     "id, token, type, from_user_id, to_user_id, amount, from_balance_after, to_balance_after, created_at, "
     "metadata, idempotency_key, request_hash, reason, hold_id, reverses_id"
@@ -264,3 +268,31 @@ class _Writer:
     def _get_hold(self, hold_id: str) -> HoldRecord | None:
         row = self._one("SELECT * FROM tb_holds WHERE id = ? AND token = ?", hold_id, self.token)
         return SQL.hold(row) if row else None
+
+
+class SqliteWriter(SqlWriter):
+    """SQLite: every transaction on the store's single thread, writes applied by :func:`apply_ops`."""
+
+    in_flight = 1  # one writer: a second batch would only wait for the lock
+
+    def __init__(self, url: URL, token: str) -> None:
+        self.token = token
+        self._thread = SqliteThread(url)
+
+    async def close(self) -> None:
+        await self._thread.close()
+
+    async def run(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
+        return await self._thread.run(fn, write=write)
+
+    async def send(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+        try:
+            return await self._thread.run(lambda conn: apply_ops(conn, self.token, ops, atomic), write=True)
+        except AtomicAbort as abort:  # the transaction was rolled back
+            return aborted_results(len(ops), abort)
+
+    def decode(self, raw: list[OpResult]) -> list[OpResult]:
+        return raw
+
+    def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+        return apply_ops(conn, self.token, ops, atomic)
