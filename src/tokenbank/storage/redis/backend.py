@@ -55,7 +55,7 @@ POOL_WAIT = 10.0
 
 def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT) -> Redis:
     """A client that fails fast and never resends on its own: a blind resend of a write could apply it twice,
-    so resends happen only in :meth:`RedisStorage._run`, where the scripts deduplicate them. Raises
+    so resends happen only as :meth:`RedisStorage._retry_delay` allows, where the scripts deduplicate them. Raises
     ConfigurationError for a malformed REDIS_URL. ``socket_timeout=None``: the caller bounds each call itself
     (redis-py sends through ``asyncio.wait_for`` when a socket timeout is set, i.e. from a task of its own that
     runs only after everything already ready to run — which would hold a write batch back behind the work of
