@@ -1,7 +1,7 @@
 """The SQLite write path: the same op semantics as PostgreSQL's ``tb_apply``, in Python, inside one transaction.
 
 SQLite has one writer at a time (``BEGIN IMMEDIATE`` on the store's single thread), so no row locking
-is needed. Statements are plain SQL text like ``pg_apply.sql``: building Core expressions cost ~10x
+is needed. Statements are plain SQL text like the PostgreSQL functions of the migrations: building Core expressions cost ~10x
 more than SQLite itself spends on them on this hot path. The behaviour suite keeps both writers in step.
 """
 
@@ -112,7 +112,7 @@ class _Writer:
         if existing is not None:
             if op.timestamp is not None:  # an import whose id exists already
                 return OpResult(Status.DUPLICATE_TRANSACTION)
-            # A resend of an op this store already applied: replay it (as pg_apply.sql does).
+            # A resend of an op this store already applied: replay it (as tb_apply_one does on PostgreSQL).
             hold = self._get_hold(existing.hold_id) if existing.hold_id else None
             return OpResult(Status.REPLAYED, (SQL.tx(existing),), hold)
         now = sqlite_time(op.timestamp or datetime.now(UTC))
