@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from tokenbank.storage.status import Status
+from tokenbank.status import Status
 
 
 class TokenBankError(Exception):

@@ -33,8 +33,8 @@ from tokenbank.ids import check_account_id
 from tokenbank.models import Hold, SettingDrift, TokenInfo, Transaction, TransferRequest, TransferResult
 from tokenbank.operations import OpBuilder
 from tokenbank.settings import Settings
+from tokenbank.status import Status
 from tokenbank.storage.base import OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
-from tokenbank.storage.status import Status
 from tokenbank.token_config import changes_for, check_decimals, find_drift
 
 logger = logging.getLogger("tokenbank")

@@ -6,8 +6,8 @@ from decimal import Decimal
 
 from tokenbank import TokenBank
 from tokenbank.ids import new_id
+from tokenbank.status import Status
 from tokenbank.storage.base import OpKind, WriteOp
-from tokenbank.storage.status import Status
 
 
 async def test_resending_the_same_ops_replays_them(bank: TokenBank) -> None:

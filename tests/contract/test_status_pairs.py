@@ -13,7 +13,7 @@ import asyncio
 import pytest
 
 from tokenbank import HoldStateError, IdempotencyConflictError, TokenBank, TransactionStateError
-from tokenbank.storage.status import Status
+from tokenbank.status import Status
 
 
 async def _status_of(call: object, expected: type[Exception]) -> Status | None:

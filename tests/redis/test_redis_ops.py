@@ -87,8 +87,8 @@ async def test_idempotent_replay_and_conflict(bank: TokenBank) -> None:
 
 async def test_resent_write_is_not_applied_twice(bank: TokenBank) -> None:
     """A write resent after a lost reply (same op id) answers with the first outcome instead of redoing it."""
+    from tokenbank.status import Status
     from tokenbank.storage.base import OpKind, WriteOp
-    from tokenbank.storage.status import Status
 
     op = WriteOp(kind=OpKind.TRANSFER, tx_id="0190f0f0-0000-7000-8000-000000000001", from_user_id="treasury",
                  to_user_id="alice", amount=100)  # fmt: skip

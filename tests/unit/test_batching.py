@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import pytest
 
+from tokenbank.status import Status
 from tokenbank.storage.base import OpKind, OpResult, WriteOp
 from tokenbank.storage.batching import WriteBatcher
-from tokenbank.storage.status import Status
 
 
 def op(n: int) -> WriteOp:

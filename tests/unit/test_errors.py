@@ -7,7 +7,7 @@ import importlib
 import tokenbank
 from tokenbank import errors
 from tokenbank.errors import STATUS_MESSAGES, STATUS_TO_ERROR, TokenBankError, error_for
-from tokenbank.storage.status import Status
+from tokenbank.status import Status
 
 
 def error_classes() -> list[type[TokenBankError]]:

@@ -1,4 +1,4 @@
-"""Status numbers have one source, :class:`tokenbank.storage.status.Status`; every copy in SQL and Lua is checked.
+"""Status numbers have one source, :class:`tokenbank.status.Status`; every copy in SQL and Lua is checked.
 
 - Lua reads them as ``ST_<NAME>`` constants from ``lua/status.lua``, generated from ``Status``: the file must be
   up to date, every ``ST_`` name used must be a ``Status`` member, and no status number may be written as a
@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 import tokenbank
+from tokenbank.status import Status
 from tokenbank.storage.redis.scripts import Scripts, source, status_lua
-from tokenbank.storage.status import Status
 
 SRC = Path(tokenbank.__file__).parent
 LUA = SRC / "storage" / "redis" / "lua"

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tokenbank.status import Status
 from tokenbank.storage import wire
 from tokenbank.storage.base import OpKind, WriteOp
-from tokenbank.storage.status import Status
 
 T = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 OPS = [

@@ -17,9 +17,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from tokenbank.errors import StorageError
+from tokenbank.status import Status
 from tokenbank.storage._translate import DriverErrors
 from tokenbank.storage.batching import WriteBatcher
-from tokenbank.storage.status import Status
 
 if TYPE_CHECKING:
     from tokenbank.settings import Settings

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tokenbank.ids import new_id
+from tokenbank.status import Status
 from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
-from tokenbank.storage.status import Status
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)

@@ -14,11 +14,12 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.errors import TokenBankError
-from tokenbank.storage.base import CheckRecord, TokenRecord, exclusions_to_text
+from tokenbank.storage.base import CheckRecord, TokenRecord
 from tokenbank.storage.capabilities import HealthCheck, HealthStatus
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.replicate import conflict_count
 from tokenbank.storage.redis.errors import translated
+from tokenbank.storage.sql import reads
 from tokenbank.storage.sql.backend import SqlStorage
 from tokenbank.storage.sql.schema import tokens, transactions
 
@@ -37,14 +38,7 @@ async def ensure_postgres_token(sql: SqlStorage, token: TokenRecord) -> None:
     def insert(conn: Connection) -> None:
         exists = conn.scalar(sa.select(tokens.c.symbol).where(tokens.c.symbol == token.symbol))
         if exists is None:
-            conn.execute(
-                tokens.insert().values(
-                    symbol=token.symbol, name=token.name, decimals=token.decimals, emoji=token.emoji,
-                    treasury_account=token.treasury_account, initial_supply=token.initial_supply,
-                    max_supply=token.max_supply, total_supply=0, created_at=token.created_at,
-                    leaderboard_exclude=exclusions_to_text(token.leaderboard_exclude),
-                )
-            )  # fmt: skip
+            reads.insert_token(conn, token)
 
     await sql.run_sync(insert, write=True)
 

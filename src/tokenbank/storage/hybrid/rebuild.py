@@ -28,6 +28,7 @@ from tokenbank.storage.hybrid.reports import RebuildReport
 from tokenbank.storage.redis import layout
 from tokenbank.storage.redis.codec import token_fields
 from tokenbank.storage.redis.errors import translated
+from tokenbank.storage.sql import reads
 from tokenbank.storage.sql.schema import accounts, audit, holds, transactions
 
 if TYPE_CHECKING:
@@ -90,13 +91,7 @@ async def _accounts(store: StorePair, totals: dict[str, int], progress: Progress
     keys, token = store.redis.keys, store.sql.token
     after, done = "", 0
     while True:
-        stmt = (
-            sa.select(accounts.c.user_id, accounts.c.balance, accounts.c.held)
-            .where(accounts.c.token == token, accounts.c.user_id > after)
-            .order_by(accounts.c.user_id)
-            .limit(CHUNK)
-        )
-        rows: Sequence[Any] = await fetch(store.sql, stmt)
+        rows: Sequence[Any] = await fetch(store.sql, reads.accounts_after(token, after, CHUNK))
         if not rows:
             return done
         async with translated(), store.redis.client.pipeline(transaction=False) as pipe:

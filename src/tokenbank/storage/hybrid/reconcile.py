@@ -23,6 +23,7 @@ from tokenbank.storage.hybrid.repair import repair_redis
 from tokenbank.storage.hybrid.replicate import conflict_count
 from tokenbank.storage.hybrid.reports import AccountDrift, ReconcileReport
 from tokenbank.storage.redis.errors import translated
+from tokenbank.storage.sql import reads
 from tokenbank.storage.sql.schema import accounts, transactions
 
 if TYPE_CHECKING:
@@ -94,13 +95,7 @@ async def _postgres_accounts(store: StorePair, progress: Progress | None) -> dic
     token, after = store.sql.token, ""
     out: dict[str, tuple[int, int]] = {}
     while True:
-        stmt = (
-            sa.select(accounts.c.user_id, accounts.c.balance, accounts.c.held)
-            .where(accounts.c.token == token, accounts.c.user_id > after)
-            .order_by(accounts.c.user_id)
-            .limit(CHUNK)
-        )
-        rows: Sequence[Any] = await fetch(store.sql, stmt)
+        rows: Sequence[Any] = await fetch(store.sql, reads.accounts_after(token, after, CHUNK))
         if not rows:
             return out
         out.update({row.user_id: (int(row.balance), int(row.held)) for row in rows if row.balance or row.held})

@@ -22,6 +22,7 @@ from tokenbank.errors import (
     error_for,
 )
 from tokenbank.settings import Settings
+from tokenbank.status import Status
 from tokenbank.storage.base import (
     AuditRecord,
     CheckRecord,
@@ -42,7 +43,6 @@ from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
 from tokenbank.storage.redis.scripts import Scripts
-from tokenbank.storage.status import Status
 from tokenbank.storage.wire import LUA, from_us, to_us
 
 T = TypeVar("T")

@@ -4,7 +4,7 @@ The write scripts share ``lib.lua`` (keys, exact decimal-string helpers, undo lo
 ``ops.lua`` (one op, the semantics of ``tb_apply_one``); Redis has no ``require``, so the files are joined
 here into one script text each. Each file starts with a header listing its KEYS, ARGV and reply.
 
-``lua/status.lua`` is generated from :class:`tokenbank.storage.status.Status` (the one source of the outcome
+``lua/status.lua`` is generated from :class:`tokenbank.status.Status` (the one source of the outcome
 numbers; the write scripts read them as ``ST_<NAME>`` constants) and prepended to the scripts that answer with
 a status. A test fails when it is out of date; regenerate it with::
 
@@ -22,7 +22,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
-from tokenbank.storage.status import Status
+from tokenbank.status import Status
 
 _WRITE_PATH = ("status.lua", "lib.lua", "ops.lua")
 _PREPENDED = {"apply.lua": _WRITE_PATH, "create_token.lua": _WRITE_PATH, "update_token.lua": ("status.lua",)}
@@ -49,7 +49,7 @@ def source(name: str) -> str:
 def status_lua() -> str:
     """The text of ``lua/status.lua``: one ``local ST_<NAME> = <number>`` per :class:`Status` member."""
     lines = [
-        "-- status.lua: GENERATED from tokenbank.storage.status.Status; do not edit. Regenerate with",
+        "-- status.lua: GENERATED from tokenbank.status.Status; do not edit. Regenerate with",
         "--   .venv/bin/python -m tokenbank.storage.redis.scripts",
         '-- The outcome number of each op, as the write scripts answer it ({"s": status, ...}).',
         *(f"local ST_{status.name} = {status.value}" for status in Status),

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 
 from tokenbank.errors import StorageError, SupplyCapExceededError, error_for
 from tokenbank.settings import Settings
+from tokenbank.status import Status
 from tokenbank.storage import _translate
 from tokenbank.storage.base import (
     AuditRecord,
@@ -34,7 +35,6 @@ from tokenbank.storage.sql import reads, verify
 from tokenbank.storage.sql.migrate import upgrade_to_head
 from tokenbank.storage.sql.schema import audit, tokens
 from tokenbank.storage.sql.writer import writer_for
-from tokenbank.storage.status import Status
 
 T = TypeVar("T")
 
@@ -89,14 +89,7 @@ class SqlStorage(Storage, SqlLedgerAccess):
             existing = reads.get_token(conn, self.token)
             if existing is not None:
                 return existing
-            conn.execute(
-                tokens.insert().values(
-                    symbol=token.symbol, name=token.name, decimals=token.decimals, emoji=token.emoji,
-                    treasury_account=token.treasury_account, initial_supply=token.initial_supply,
-                    max_supply=token.max_supply, total_supply=0, created_at=token.created_at,
-                    leaderboard_exclude=exclusions_to_text(token.leaderboard_exclude),
-                )
-            )  # fmt: skip
+            reads.insert_token(conn, token)
             details = {"name": token.name, "decimals": token.decimals, "initial_supply": str(token.initial_supply)}
             _insert_audit(conn, self.token, "token.initialize", json.dumps(details), token.created_at)
             if initial_mint is not None:

@@ -1,4 +1,5 @@
-"""Read queries shared by both SQL dialects (every one scoped by token and served by an index)."""
+"""Read queries shared by both SQL dialects (every one scoped by token and served by an index), and the token
+row's insert beside its read, so the two cannot disagree on a column."""
 
 from __future__ import annotations
 
@@ -8,7 +9,15 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from tokenbank.storage.base import AuditRecord, HistoryQuery, HoldRecord, TokenRecord, TxRecord, exclusions_from_text
+from tokenbank.storage.base import (
+    AuditRecord,
+    HistoryQuery,
+    HoldRecord,
+    TokenRecord,
+    TxRecord,
+    exclusions_from_text,
+    exclusions_to_text,
+)
 from tokenbank.storage.sql.schema import accounts, audit, holds, tokens, transactions
 from tokenbank.storage.wire import SQL
 
@@ -28,6 +37,28 @@ def get_token(conn: Connection, token: str) -> TokenRecord | None:
         total_supply=int(row.total_supply),
         created_at=row.created_at,
         leaderboard_exclude=exclusions_from_text(row.leaderboard_exclude),
+    )
+
+
+def insert_token(conn: Connection, token: TokenRecord) -> None:
+    """The token's row with supply 0 (every supply change reaches it through a ledger write)."""
+    conn.execute(
+        tokens.insert().values(
+            symbol=token.symbol, name=token.name, decimals=token.decimals, emoji=token.emoji,
+            treasury_account=token.treasury_account, initial_supply=token.initial_supply,
+            max_supply=token.max_supply, total_supply=0, created_at=token.created_at,
+            leaderboard_exclude=exclusions_to_text(token.leaderboard_exclude),
+        )
+    )  # fmt: skip
+
+
+def accounts_after(token: str, after: str, limit: int) -> sa.Select[tuple[str, object, object]]:
+    """One page of (user_id, balance, held) in account order, after ``after``: for walks over every account."""
+    return (
+        sa.select(accounts.c.user_id, accounts.c.balance, accounts.c.held)
+        .where(accounts.c.token == token, accounts.c.user_id > after)
+        .order_by(accounts.c.user_id)
+        .limit(limit)
     )
 
 

@@ -1,8 +1,9 @@
 """The SQLite write path: the same op semantics as PostgreSQL's ``tb_apply``, in Python, inside one transaction.
 
 SQLite has one writer at a time (``BEGIN IMMEDIATE`` on the store's single thread), so no row locking
-is needed. Statements are plain SQL text like the PostgreSQL functions of the migrations: building Core expressions cost ~10x
-more than SQLite itself spends on them on this hot path. The behaviour suite keeps both writers in step.
+is needed. Statements are plain SQL text, as in the PostgreSQL functions of the migrations: building Core
+expressions cost ~10x more than SQLite itself spends on them on this hot path.
+The behaviour suite keeps both writers in step.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from sqlalchemy.engine import URL
 
 from tokenbank.amounts import MAX_BASE_UNITS
 from tokenbank.ids import new_id
+from tokenbank.status import Status
 from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
 from tokenbank.storage.sql.connection import SqliteThread
 from tokenbank.storage.sql.writer import SqlWriter
-from tokenbank.storage.status import Status
 from tokenbank.storage.wire import SQL
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 -- KEYS: the 14 token keys listed in lib.lua
 -- ARGV: 1-3 as in lib.lua; 4 atomic ("1"/"0"); 5 ops as a JSON array (see ops.lua)
 -- Returns: a JSON array, one {"s": status, "t": [transaction...], "h": hold|null} per op
---   (status numbers are tokenbank.storage.status.Status, from status.lua; ST_TOKEN_NOT_INITIALIZED for every
+--   (status numbers are tokenbank.status.Status, from status.lua; ST_TOKEN_NOT_INITIALIZED for every
 --   op if the token does not exist)
 local ops = cjson.decode(ARGV[5])
 if redis.call('EXISTS', K_TOKEN) == 0 then

@@ -1,4 +1,4 @@
--- status.lua: GENERATED from tokenbank.storage.status.Status; do not edit. Regenerate with
+-- status.lua: GENERATED from tokenbank.status.Status; do not edit. Regenerate with
 --   .venv/bin/python -m tokenbank.storage.redis.scripts
 -- The outcome number of each op, as the write scripts answer it ({"s": status, ...}).
 local ST_OK = 0
