@@ -1,5 +1,5 @@
 """Hybrid mode: transfer throughput with the sync worker running, beside redis mode; sync lag; backlog drain rate
-beside the SQL mode's single-transfer rate -- all measured in one run (SPEC §8).
+beside the SQL mode's single-transfer rate -- all measured in one run.
 
     .venv/bin/python benchmarks/hybrid_sync.py [--quick] [--json out.json]
 

@@ -1,4 +1,4 @@
-"""Latency at low load on every store: one task, one transfer at a time, batching on vs off (issue 6).
+"""Latency at low load on every store: one task, one transfer at a time, batching on vs off.
 
     .venv/bin/python benchmarks/low_load.py [--quick] [--json out.json] [--seconds S] [--backends sqlite,postgres,redis]
 

@@ -1,4 +1,4 @@
-"""PostgreSQL transfer throughput: tokenbank vs plain asyncpg vs pgbench, side by side in one run (SPEC §8).
+"""PostgreSQL transfer throughput: tokenbank vs plain asyncpg vs pgbench, side by side in one run.
 
     .venv/bin/python benchmarks/pg_transfers.py [--quick] [--json out.json] [--rounds N]
                                                 [--setting NAME=VALUE ...] [--dsn postgresql://...]
@@ -8,9 +8,9 @@ never at the same time:
 
 * for each workload (uniform; hot-source: every transfer leaves the treasury) and each concurrency (1, 8, 32,
   128 tasks): tokenbank ``bank.transfer()``, plain asyncpg sending the same ``tb_apply`` call, and pgbench with
-  the same call in a custom script (issue 2: tokenbank >= 0.8x asyncpg at 8 and 32 tasks);
+  the same call in a custom script (target: tokenbank >= 0.8x asyncpg at 8 and 32 tasks);
 * ``transfer_many`` batches of 1,000 against asyncpg sending the same 1,000-op JSON;
-* issue 6, on plain tables in the same schema (same accounts, balances and treasury): pgbench running the
+* against pgbench on plain tables in the same schema (same accounts, balances and treasury): pgbench running the
   one-statement transfer at 32 clients against tokenbank at 32 and 128 tasks (targets 2.0x uniform, 3.0x
   hot-source), and pgbench running set-based batches of 1,000 transfers per statement with 1 client against
   ``transfer_many`` with 1 task (target 0.7x).
@@ -52,14 +52,14 @@ from _pg_clients import (
 from _pg_env import DEFAULT_DSN, Ledger, bench_ledger, verify_ledger, verify_plain_tables
 from _pg_report import (
     BATCH_TARGET,
-    ISSUE6_TASKS,
     ONE_STATEMENT_TARGET,
+    PGBENCH_TASKS,
     TARGET_CONCURRENCY,
     TARGET_RATIO,
     Cell,
     Comparison,
-    issue6_report,
-    issue6_targets,
+    pgbench_report,
+    pgbench_targets,
     report,
     target_met,
 )
@@ -167,7 +167,7 @@ async def one_statement_comparisons(baselines: PlainBaselines, cells: list[Cell]
             Comparison(c.workload, c.tasks, c.tokenbank, "one-statement", ONE_STATEMENT_CLIENTS, tps,
                        ONE_STATEMENT_TARGET[workload.name])
             for c in cells
-            if c.workload == workload.name and c.tasks in ISSUE6_TASKS
+            if c.workload == workload.name and c.tasks in PGBENCH_TASKS
         ]  # fmt: skip
     return comparisons
 
@@ -188,7 +188,7 @@ def _print_header(ledger: Ledger, wire: WireFormat, overrides: dict[str, str]) -
     print(f"library statement: {wire.statement}")
     print(f"library op JSON:   {json.dumps(wire.op_template)}  (the baselines send the same)")
     if not _pgbench.available():
-        print("pgbench not installed: no pgbench column, no issue-6 baselines")
+        print("pgbench not installed: no pgbench column, no plain-table baselines")
 
 
 async def run(plan: Plan, dsn: str, overrides: dict[str, str]) -> dict[str, Any]:
@@ -217,7 +217,7 @@ async def run(plan: Plan, dsn: str, overrides: dict[str, str]) -> dict[str, Any]
     print(report(cells, _pgbench.available()))
     if comparisons:
         print()
-        print(issue6_report(comparisons))
+        print(pgbench_report(comparisons))
     print(f"verify: {'ok' if not problems else 'FAILED: ' + '; '.join(problems)}")
     print(f"total run time: {time.perf_counter() - started:.1f} s")
     return {
@@ -230,9 +230,9 @@ async def run(plan: Plan, dsn: str, overrides: dict[str, str]) -> dict[str, Any]
         "library_op_json": wire.op_template,
         "cells": [c.as_dict() for c in cells],
         "target": {"ratio": TARGET_RATIO, "tasks": list(TARGET_CONCURRENCY), "met": target_met(cells)},
-        "issue6": {
+        "vs_pgbench": {
             "comparisons": [c.as_dict() for c in comparisons],
-            "targets": [t.as_dict() for t in issue6_targets(comparisons)],
+            "targets": [t.as_dict() for t in pgbench_targets(comparisons)],
         },
         "verify_problems": problems,
     }

@@ -1,9 +1,9 @@
-"""Redis transfers: tokenbank vs plain redis-py scripts vs redis-benchmark, side by side in one run (SPEC §8).
+"""Redis transfers: tokenbank vs plain redis-py scripts vs redis-benchmark, side by side in one run.
 
     .venv/bin/python benchmarks/redis_transfers.py [--quick] [--json out.json] [--accounts N] [--seconds S]
                                                    [--redis-url redis://127.0.0.1:6379/0 | --private-redis]
 
-Issue 3 item 6 and the Redis part of issue 6. Everything lives under one unique key prefix of a (possibly shared)
+Everything lives under one unique key prefix of a (possibly shared)
 Redis and is deleted at the end, also on error: token BENCH in ``redis`` mode with N accounts (1,000,000;
 5,000 with --quick) funded by ``transfer_many`` batches of 1,000 from the treasury, and beside it the seed's
 layout with the same ids and balances (a ``balance:<id>`` string per account, a ``balances`` sorted set with
@@ -64,15 +64,15 @@ TREASURY_RESERVE = 10**12
 FUND_BATCH = 1_000
 BATCH_SIZE = 1_000
 CONCURRENCY = (1, 50, 200)
-SEED_TASKS = 50  # issue 6: tokenbank at 200 tasks against the seed-style script at 50
+SEED_TASKS = 50  # target: tokenbank at 200 tasks against the seed-style script at 50
 BENCH_CLIENTS = 50
 TREASURY_SHARE = 0.5
 MEMORY_SAMPLE = 1_000
 BUSY_REDIS = 0.02  # Redis CPU seconds per second between runs above which other clients spoil the CPU figures
 
-TARGET_MINIMAL = 0.7  # issue 3: tokenbank transfer() / minimal script, every concurrency
-TARGET_SEED_CLIENT = 1.3  # issue 6: tokenbank 200 tasks / seed-style redis-py 50 tasks
-TARGET_CPU_UNIFORM = 1.5  # issue 6: transfers per Redis-CPU-second, tokenbank / seed-style
+TARGET_MINIMAL = 0.7  # target: tokenbank transfer() / minimal script, every concurrency
+TARGET_SEED_CLIENT = 1.3  # target: tokenbank 200 tasks / seed-style redis-py 50 tasks
+TARGET_CPU_UNIFORM = 1.5  # target: transfers per Redis-CPU-second, tokenbank / seed-style
 TARGET_CPU_TREASURY = 2.5
 TARGET_LOW_LOAD = 1.2  # p50 batching on / off, one task
 TARGET_MEMORY = 200.0  # bytes per account, balance + leaderboard

@@ -1,4 +1,4 @@
-"""Every performance figure of issue 6 in one command: each beside its baseline from the same run, with the ratio.
+"""Every performance target in one command: each beside its baseline from the same run, with the ratio.
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--json out.json]
 
@@ -34,9 +34,9 @@ BENCHMARKS = {
 
 
 def target_rows(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per target of issue 6: figure, value, baseline, baseline value, ratio, target, met."""
+    """One row per target: figure, value, baseline, baseline value, ratio, target, met."""
     rows = []
-    for c in results["postgres"]["issue6"]["comparisons"]:
+    for c in results["postgres"]["vs_pgbench"]["comparisons"]:
         rows.append({
             "figure": f"PostgreSQL {c['workload']}, {c['tasks']} tasks: transfers/s (p99 {c['p99_ms']:.0f} ms)",
             "value": c["tokenbank_tps"],
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"benchmark failed: {' '.join(map(str, exc.cmd))} (exit {exc.returncode})", file=sys.stderr)
             return 1
     rows = target_rows(results)
-    print("\n=== issue 6 targets (each figure beside its baseline from the same run)")
+    print("\n=== targets (each figure beside its baseline from the same run)")
     headers = ["figure", "tokenbank", "baseline", "baseline value", "ratio", "target", "met"]
     table = [
         [

@@ -1,5 +1,6 @@
 """Smoke-runs the PostgreSQL benchmark (``--quick``): it must finish, verify the ledgers and print (and write as
-JSON) its figures, ratios and target verdicts: issue 2 (vs asyncpg) and issue 6 (vs pgbench on plain tables)."""
+JSON) its figures, ratios and target verdicts: the asyncpg targets (vs plain asyncpg) and the pgbench targets
+(vs pgbench on plain tables)."""
 
 from __future__ import annotations
 
@@ -50,13 +51,13 @@ def test_pg_transfers_quick(postgres: None, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     stdout = proc.stdout
-    _check_issue2_output(stdout)
-    _check_issue6_output(stdout)
+    _check_asyncpg_output(stdout)
+    _check_pgbench_output(stdout)
     assert "verify: ok" in stdout
 
     results = json.loads(out.read_text())
-    _check_issue2_json(results)
-    _check_issue6_json(results)
+    _check_asyncpg_json(results)
+    _check_pgbench_json(results)
     assert results["verify_problems"] == []
 
 
@@ -64,7 +65,7 @@ def _lines(stdout: str, prefix: str) -> list[str]:
     return [line for line in stdout.splitlines() if line.startswith(prefix)]
 
 
-def _check_issue2_output(stdout: str) -> None:
+def _check_asyncpg_output(stdout: str) -> None:
     ratio_lines = _lines(stdout, "ratio tokenbank/asyncpg ")
     assert len(ratio_lines) == 2 * len(TASKS) + 1, stdout  # 2 workloads x 4 concurrencies, and transfer_many
     for workload in WORKLOADS:
@@ -74,7 +75,7 @@ def _check_issue2_output(stdout: str) -> None:
     assert "target: tokenbank >= 0.8x asyncpg" in stdout
 
 
-def _check_issue6_output(stdout: str) -> None:
+def _check_pgbench_output(stdout: str) -> None:
     one_statement = _lines(stdout, "ratio tokenbank/pgbench one-statement ")
     assert len(one_statement) == 4, stdout
     for workload in WORKLOADS:
@@ -82,11 +83,11 @@ def _check_issue6_output(stdout: str) -> None:
             assert any(f" {workload} " in line and f" {tasks} tasks:" in line for line in one_statement), workload
     [set_based] = _lines(stdout, "ratio tokenbank/pgbench set-based x1000 transfer_many x1000 ")
     assert " 1 tasks:" in set_based
-    targets = _lines(stdout, "target (issue 6) ")
+    targets = _lines(stdout, "target (vs pgbench) ")
     assert [line.split(":")[0] for line in targets] == [
-        "target (issue 6) uniform",
-        "target (issue 6) hot-source",
-        "target (issue 6) transfer_many x1000",
+        "target (vs pgbench) uniform",
+        "target (vs pgbench) hot-source",
+        "target (vs pgbench) transfer_many x1000",
     ], stdout
     assert all(line.endswith((": met", ": NOT met")) for line in targets), targets
     assert ">= 2.0x pgbench one-statement (32 clients)" in targets[0]
@@ -94,7 +95,7 @@ def _check_issue6_output(stdout: str) -> None:
     assert ">= 0.7x pgbench set-based x1000 (1 client)" in targets[2]
 
 
-def _check_issue2_json(results: dict[str, Any]) -> None:
+def _check_asyncpg_json(results: dict[str, Any]) -> None:
     cells = results["cells"]
     assert len(cells) == 2 * len(TASKS) + 1
     assert {(c["workload"], c["tasks"]) for c in cells[:-1]} == {(w, t) for w in WORKLOADS for t in TASKS}
@@ -105,8 +106,8 @@ def _check_issue2_json(results: dict[str, Any]) -> None:
         assert cell["pgbench_tps"] is None or cell["pgbench_tps"] > 0
 
 
-def _check_issue6_json(results: dict[str, Any]) -> None:
-    comparisons = results["issue6"]["comparisons"]
+def _check_pgbench_json(results: dict[str, Any]) -> None:
+    comparisons = results["vs_pgbench"]["comparisons"]
     expected = [(w, t, "pgbench one-statement") for w in WORKLOADS for t in (32, 128)]
     expected.append(("transfer_many x1000", 1, "pgbench set-based x1000"))
     assert [(c["workload"], c["tasks"], c["baseline"]) for c in comparisons] == expected
@@ -116,7 +117,7 @@ def _check_issue6_json(results: dict[str, Any]) -> None:
         assert c["met"] == (c["ratio"] >= c["target"])
     assert [c["target"] for c in comparisons] == [2.0, 2.0, 3.0, 3.0, 0.7]
     assert comparisons[-1]["baseline_clients"] == 1 and comparisons[-1]["baseline_transfers_per_statement"] == 1000
-    targets = results["issue6"]["targets"]
+    targets = results["vs_pgbench"]["targets"]
     assert [(t["workload"], t["target"], t["tasks"]) for t in targets] == [
         ("uniform", 2.0, [32, 128]),
         ("hot-source", 3.0, [32, 128]),

@@ -1,4 +1,5 @@
-"""Smoke-runs the one benchmark command of issue 6 (``run_all.py --quick``): every figure with its baseline."""
+"""Smoke-runs the one command behind every performance target (``run_all.py --quick``): every figure with its
+baseline."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def test_run_all_quick_prints_every_target(tmp_path: Path) -> None:
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    table = proc.stdout.split("=== issue 6 targets", 1)[1]
+    table = proc.stdout.split("=== targets", 1)[1]
     for figure in (
         "PostgreSQL uniform, 32 tasks", "PostgreSQL uniform, 128 tasks", "PostgreSQL hot-source, 32 tasks",
         "PostgreSQL hot-source, 128 tasks", "PostgreSQL transfer_many x1000", "Redis transfer()/s 200 tasks",

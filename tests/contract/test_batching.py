@@ -1,5 +1,5 @@
 """Natural batching on every backend: concurrent callers share store calls, yet each gets exactly its own
-outcome, as if the calls had run one after another (issue 6)."""
+outcome, as if the calls had run one after another."""
 
 from __future__ import annotations
 

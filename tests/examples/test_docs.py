@@ -1,4 +1,4 @@
-"""Every ```python block in README.md and docs/*.md runs as written (SPEC §10)."""
+"""Every ```python block in README.md and docs/*.md runs as written."""
 
 from __future__ import annotations
 

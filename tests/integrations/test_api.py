@@ -1,4 +1,4 @@
-"""Every endpoint of the REST contract (SPEC §7) over HTTP, on SQLite and PostgreSQL."""
+"""Every endpoint of the REST API that create_router builds (docs/fastapi.md) over HTTP, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

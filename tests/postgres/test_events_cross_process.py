@@ -1,4 +1,4 @@
-"""Balance events cross processes: a subscriber here sees a transfer made by another process (issue 3)."""
+"""Balance events cross processes: a subscriber here sees a transfer made by another process."""
 
 from __future__ import annotations
 

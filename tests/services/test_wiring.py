@@ -1,7 +1,7 @@
-"""The services as the bank exposes them: bank.formatter, bank.balances.get_formatted_balance and
-get_balance_in_usd, TokenBank(price_provider=...), bank.analytics.
-
-Skipped until the facade is wired (see the wiring notes of issue 5); then they must pass as they are.
+"""The services as the bank exposes them, on every backend: bank.formatter, bank.pricing and bank.analytics
+are the service objects; bank.balances.get_formatted_balance formats with the formatter's options (grouping,
+locale, emoji, compact) and get_balance_in_usd converts at the token's USD price; TokenBank(price_provider=...)
+takes the price from the given coroutine instead.
 """
 
 from __future__ import annotations
