@@ -17,7 +17,7 @@ import pytest
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "examples.django_app.settings")
 
-import django  # noqa: E402
+import django
 
 django.setup()
 

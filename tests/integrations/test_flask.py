@@ -8,9 +8,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from examples.flask_app import create_app
 from flask import Flask
 
-from examples.flask_app import create_app
 from tests.backends import BoundBackend, Scope, by_name, params
 from tokenbank import ConfigurationError
 from tokenbank.integrations.flask import TokenBankExtension, get_bank
