@@ -22,6 +22,7 @@ from tokenbank.errors import ConfigurationError, HoldNotFoundError, InvalidReque
 from tokenbank.health import HealthReport, check_health
 from tokenbank.ids import check_lookup_id
 from tokenbank.ledger import Ledger
+from tokenbank.logs import use_json_logs
 from tokenbank.metrics import Metrics, metrics_available
 from tokenbank.models import (
     AuditEntry,
@@ -44,6 +45,7 @@ from tokenbank.settings import Settings
 from tokenbank.storage.base import Storage
 from tokenbank.storage.capabilities import SyncOperations
 from tokenbank.token_config import UNSET, Unset
+from tokenbank.tracing import instrument
 
 if TYPE_CHECKING:
     from tokenbank.events import EventHub
@@ -72,6 +74,8 @@ class TokenBank:
         if overrides:
             settings = Settings.load(**{**settings.model_dump(), **overrides})
         self.settings = settings
+        if settings.log_format == "json":
+            use_json_logs()
         self.ledger = Ledger(settings, given=frozenset(given), storage=storage)
         """The ledger core the services share: store, token cache, write pipeline, events."""
         self._sweeper: asyncio.Task[None] | None = None
@@ -315,7 +319,7 @@ class TokenBank:
         while True:
             await asyncio.sleep(self.settings.hold_sweep_interval)
             try:
-                await self.expire_holds()
+                await self.ledger.expire_holds()  # not the public method: no span every sweep interval
             except TokenBankError as exc:
                 logger.warning("hold expiry sweep failed: %s", exc, extra={"operation": "expire_holds"})
 
@@ -380,3 +384,8 @@ class TokenBank:
     async def verify(self) -> VerifyReport:
         """Check the ledger invariants in the store (conservation, supply, no negatives, journal replay)."""
         return VerifyReport([Check(c.name, c.ok, c.detail) for c in await self.storage.verify()])
+
+
+# One span per public operation when the ``otel`` extra is installed (see tokenbank/tracing.py); otherwise the
+# class is left as written.
+instrument(TokenBank)

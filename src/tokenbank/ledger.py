@@ -36,6 +36,7 @@ from tokenbank.settings import Settings
 from tokenbank.status import Status
 from tokenbank.storage.base import OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
 from tokenbank.token_config import changes_for, check_decimals, find_drift
+from tokenbank.tracing import note_batch
 
 logger = logging.getLogger("tokenbank")
 
@@ -247,7 +248,8 @@ class Ledger:
 
     # writes ------------------------------------------------------------------------------------------------
     async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
-        """The one path of every write to the store: metrics, events and logs happen here."""
+        """The one path of every write to the store: metrics, events, logs and the span's batch size happen here."""
+        note_batch(len(ops))
         started = time.perf_counter()
         try:
             results = await self.storage.apply(ops, atomic=atomic)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -78,6 +78,8 @@ class Settings(BaseSettings):
     )
     max_retries: int = Field(8, ge=0, le=100, validation_alias=_env("TOKEN_MAX_RETRIES", "max_retries"))
     pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("TOKEN_POOL_SIZE", "pool_size"))
+    log_format: Literal["text", "json"] = Field("text", validation_alias=_env("TOKEN_LOG_FORMAT", "log_format"))
+    """``json``: the ``tokenbank`` logger writes one JSON object per line (see tokenbank/logs.py)."""
 
     @field_validator("storage_mode", mode="before")
     @classmethod

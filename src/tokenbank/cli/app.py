@@ -8,7 +8,7 @@ import typer
 
 from tokenbank._version import __version__
 from tokenbank.cli import demo, export, ledger, sync, token
-from tokenbank.cli.runtime import CliState, configure_logging
+from tokenbank.cli.runtime import CliState, configure_logging, log_format_of
 from tokenbank.cli.serve import serve
 
 app = typer.Typer(
@@ -57,7 +57,7 @@ def root(
 ) -> None:
     """Global options, shared by every command."""
     state = CliState(database_url=database_url, symbol=symbol, mode=mode, debug=debug)
-    configure_logging(state.err, verbose)
+    configure_logging(state.err, verbose, log_format_of(state) if verbose else "text")
     ctx.obj = state
 
 

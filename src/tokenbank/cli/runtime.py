@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError
 from tokenbank.amounts import to_decimal
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError, InvalidAmountError, TokenBankError, TokenNotInitializedError
+from tokenbank.logs import JsonFormatter
 from tokenbank.settings import Settings, StorageMode
 
 T = TypeVar("T")
@@ -193,15 +194,19 @@ def check_sqlite_path(url: str, *, create: bool) -> None:
         raise ConfigurationError(f"DATABASE_URL: no database at {database}; run 'tokenbank init' to create it")
 
 
-def configure_logging(console: Console, verbose: int) -> None:
-    """Library log lines go to stderr with ``-v`` (INFO) or ``-vv`` (DEBUG); otherwise nowhere, so that an
-    error is reported once, by the CLI."""
+def configure_logging(console: Console, verbose: int, log_format: str = "text") -> None:
+    """Library log lines go to stderr with ``-v`` (INFO) or ``-vv`` (DEBUG), one JSON object per line with
+    ``log_format`` "json" (TOKEN_LOG_FORMAT); otherwise nowhere, so that an error is reported once, by the CLI."""
     global _log_handler
     logger = logging.getLogger("tokenbank")
     if _log_handler is not None:
         logger.removeHandler(_log_handler)
     handler: logging.Handler
-    if verbose:
+    if verbose and log_format == "json":
+        handler = logging.StreamHandler(console.file)
+        handler.setFormatter(JsonFormatter())
+        logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+    elif verbose:
         handler = RichHandler(console=console, show_path=False)
         logger.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
     else:
@@ -209,3 +214,12 @@ def configure_logging(console: Console, verbose: int) -> None:
         logger.setLevel(logging.NOTSET)
     logger.addHandler(handler)
     _log_handler = handler
+
+
+def log_format_of(state: CliState) -> str:
+    """TOKEN_LOG_FORMAT as the settings read it; "text" when the settings are invalid (the command then reports
+    the configuration error itself)."""
+    try:
+        return state.settings().log_format
+    except ConfigurationError:
+        return "text"
