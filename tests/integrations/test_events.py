@@ -153,8 +153,22 @@ async def test_slow_reader_gets_overflow_not_a_gap(api_bank: TokenBank) -> None:
     response = await balance_event_stream(api_bank, "dave", keepalive=5, max_pending=1)
     chunks = aiter(response.body_iterator)
     assert "subscribed" in str(await anext(chunks))
+    # Updates reach every callback of an account in subscription order, so once this later callback has seen all
+    # three, the stream's queue has too (over pub/sub or NOTIFY they arrive after the transfers return).
+    seen: list[object] = []
+    all_three = asyncio.Event()
+
+    def count(update: object) -> None:
+        seen.append(update)
+        if len(seen) == 3:
+            all_three.set()
+
+    unsubscribe = await api_bank.balances.subscribe_to_balance_updates("dave", count)
     for amount in ("1", "2", "3"):  # nobody reads: the second update finds the queue full
         await api_bank.transfer("treasury", "dave", amount)
+    async with asyncio.timeout(TIMEOUT):
+        await all_three.wait()
+    unsubscribe()
     async with asyncio.timeout(TIMEOUT):
         first = str(await anext(chunks))
         assert "event: balance" in first and '"change":"1.00"' in first
