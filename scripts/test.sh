@@ -13,6 +13,7 @@ pip=(.venv/bin/python -m pip --quiet --disable-pip-version-check)
 "${pip[@]}" install --constraint constraints.txt --no-build-isolation -e '.[all]' --group dev
 
 bash scripts/services.sh
+bash scripts/browser.sh
 
 echo "== ruff"
 .venv/bin/ruff check .
@@ -21,6 +22,10 @@ echo "== mypy (strict, src/)"
 .venv/bin/mypy
 echo "== lint-imports (the layers contract in pyproject.toml)"
 .venv/bin/lint-imports
+echo "== mkdocs (the documentation site, strict: a broken link or reference fails)"
+site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
+rm -rf "$site"
 echo "== pytest"
 # pytest exits 5 when it collected no test: with set -e that fails this script too, as it should.
 .venv/bin/pytest --cov=tokenbank --cov-branch --cov-report=term --cov-fail-under=0 -p no:cacheprovider "$@"
