@@ -123,3 +123,109 @@ audit = sa.Table(
     sa.Column("created_at", TIME, nullable=False),
 )
 sa.Index("ix_tb_audit_token", audit.c.token, audit.c.id)
+
+# Durable events (revision 0005): consumer cursors, worker leases, webhooks, balance monitors -------------------
+ID = sa.String(36)
+
+consumers = sa.Table(
+    "tb_consumers",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", TIME, nullable=False),
+)
+
+leases = sa.Table(
+    "tb_leases",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("expires_at", TIME, nullable=False),
+)
+
+webhooks = sa.Table(
+    "tb_webhooks",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("events", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+)
+sa.Index("ix_tb_webhooks_token", webhooks.c.token, webhooks.c.id)
+
+deliveries = sa.Table(
+    "tb_deliveries",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("endpoint_id", ID, nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("event_type", sa.String(32), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+    sa.Column("next_attempt_at", TIME),
+    sa.Column("last_attempt_at", TIME),
+    sa.Column("delivered_at", TIME),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("last_error", sa.Text),
+)
+sa.Index("ux_tb_deliveries_event", deliveries.c.endpoint_id, deliveries.c.event_id, unique=True)
+sa.Index("ix_tb_deliveries_queue", deliveries.c.token, deliveries.c.endpoint_id, deliveries.c.status,
+         deliveries.c.seq, deliveries.c.position)  # fmt: skip
+
+delivery_attempts = sa.Table(
+    "tb_delivery_attempts",
+    metadata,
+    sa.Column("id", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("delivery_id", ID, nullable=False),
+    sa.Column("attempted_at", TIME, nullable=False),
+    sa.Column("response_status", sa.Integer),
+    sa.Column("error", sa.Text),
+    sa.Column("duration_ms", sa.Integer, nullable=False),
+)
+sa.Index("ix_tb_delivery_attempts_delivery", delivery_attempts.c.delivery_id, delivery_attempts.c.id)
+
+monitors = sa.Table(
+    "tb_monitors",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("below", UNITS),
+    sa.Column("above", UNITS),
+    sa.Column("created_at", TIME, nullable=False),
+)
+sa.Index("ix_tb_monitors_token", monitors.c.token, monitors.c.id)
+
+monitor_state = sa.Table(
+    "tb_monitor_state",
+    metadata,
+    sa.Column("monitor_id", ID, primary_key=True),
+    sa.Column("user_id", sa.String(128), primary_key=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("zone", sa.String(8), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
+
+monitor_events = sa.Table(
+    "tb_monitor_events",
+    metadata,
+    sa.Column("id", SEQ, primary_key=True, autoincrement=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("event_id", sa.String(128), nullable=False),
+    sa.Column("monitor_id", ID, nullable=False),
+    sa.Column("user_id", sa.String(128), nullable=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("created_at", TIME, nullable=False),
+)
+sa.Index("ux_tb_monitor_events_event", monitor_events.c.token, monitor_events.c.event_id, unique=True)
+sa.Index("ix_tb_monitor_events_token", monitor_events.c.token, monitor_events.c.id)
