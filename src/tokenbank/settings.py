@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     )
     auto_create: bool = Field(True, validation_alias=_env("TOKEN_AUTO_CREATE", "auto_create"))
     """Opening a bank creates a missing token (with these settings); off: it raises TokenNotInitializedError."""
+    auto_migrate: bool = Field(True, validation_alias=_env("TOKEN_AUTO_MIGRATE", "auto_migrate"))
+    """Opening a bank brings the SQL schema to this release's head; off: a schema behind it raises
+    ConfigurationError and ``tokenbank migrate`` (a deploy step, run by a role that may change the schema) does it."""
     usd_price: Decimal | None = Field(None, ge=0, validation_alias=_env("TOKEN_USD_PRICE", "usd_price"))
     key_prefix: str = Field("tb", min_length=1, max_length=32, validation_alias=_env("TOKEN_KEY_PREFIX", "key_prefix"))
     enable_leaderboard: bool = Field(True, validation_alias=_env("TOKEN_ENABLE_LEADERBOARD", "enable_leaderboard"))
@@ -80,6 +83,8 @@ class Settings(BaseSettings):
     pool_size: int = Field(10, ge=1, le=1000, validation_alias=_env("TOKEN_POOL_SIZE", "pool_size"))
     log_format: Literal["text", "json"] = Field("text", validation_alias=_env("TOKEN_LOG_FORMAT", "log_format"))
     """``json``: the ``tokenbank`` logger writes one JSON object per line (see tokenbank/logs.py)."""
+    signing_key: str | None = Field(None, validation_alias=_env("TOKEN_SIGNING_KEY", "signing_key"))
+    """Path of the PEM PKCS#8 Ed25519 private key that signs chain checkpoints (``tokenbank keys generate``)."""
 
     @field_validator("storage_mode", mode="before")
     @classmethod

@@ -32,7 +32,14 @@ from tokenbank.storage.base import (
 )
 from tokenbank.storage.capabilities import SqlLedgerAccess
 from tokenbank.storage.sql import reads, verify
-from tokenbank.storage.sql.migrate import upgrade_to_head
+from tokenbank.storage.sql.connection import parse_url
+from tokenbank.storage.sql.migrate import (
+    current_revision,
+    head_revision,
+    prepare_schema,
+    upgrade_sql,
+    upgrade_to_head,
+)
 from tokenbank.storage.sql.schema import audit, tokens
 from tokenbank.storage.sql.writer import writer_for
 
@@ -55,13 +62,33 @@ class SqlStorage(Storage, SqlLedgerAccess):
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
-        schema = self.settings.database_schema
-        await self._retrying(lambda: self.run_sync(lambda conn: upgrade_to_head(conn, schema), write=True))
+        schema, auto = self.settings.database_schema, self.settings.auto_migrate
+        await self._retrying(
+            lambda: self.run_sync(lambda conn: prepare_schema(conn, schema, auto_migrate=auto), write=True)
+        )
         async with _translate.SQL_ERRORS.translated():
             await self._writer.open()
 
     async def close(self) -> None:
         await self._writer.close()
+
+    async def migrate(self) -> tuple[str | None, str]:
+        """Bring the schema to this release's head whatever ``auto_migrate`` says (``tokenbank migrate``), without
+        opening the store; the revisions (before, head)."""
+        schema = self.settings.database_schema
+        before = await self.run_sync(current_revision)
+        await self._retrying(lambda: self.run_sync(lambda conn: upgrade_to_head(conn, schema), write=True))
+        return before, head_revision()
+
+    async def pending_migration_sql(self) -> str:
+        """The SQL :meth:`migrate` would run on this database now (empty at head), for a reviewed deploy."""
+        current = await self.run_sync(current_revision)
+        dialect = parse_url(self.settings).get_backend_name()
+        sql = upgrade_sql(dialect, current)
+        schema = self.settings.database_schema
+        if sql and dialect == "postgresql" and schema:
+            sql = f'CREATE SCHEMA IF NOT EXISTS "{schema}";\nSET search_path TO "{schema}";\n\n{sql}'
+        return sql
 
     async def ping(self) -> None:
         await self.run_sync(lambda conn: conn.scalar(sa.text("SELECT 1")))

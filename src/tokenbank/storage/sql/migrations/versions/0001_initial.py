@@ -99,7 +99,7 @@ def upgrade() -> None:
         sa.Column("created_at", TIME, nullable=False),
     )
     op.create_index("ix_tb_audit_token", "tb_audit", ["token", "id"])
-    if op.get_bind().dialect.name == "postgresql":
+    if op.get_context().dialect.name == "postgresql":
         _postgres_triggers_and_functions()
     else:
         _sqlite_triggers()

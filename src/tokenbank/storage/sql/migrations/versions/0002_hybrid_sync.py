@@ -23,7 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    if op.get_context().dialect.name != "postgresql":
         return
     op.execute("ALTER TABLE tb_transactions DROP CONSTRAINT tb_transactions_pkey")
     op.execute("ALTER TABLE tb_transactions ADD CONSTRAINT tb_transactions_pkey PRIMARY KEY (token, seq)")
@@ -32,7 +32,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    if op.get_context().dialect.name != "postgresql":
         return
     for name in ("tb_replicate(text, jsonb, jsonb, jsonb, boolean)", "tb_replicate_batch(text, jsonb)",
                  "tb_from_us(bigint)"):  # fmt: skip

@@ -38,7 +38,7 @@ def _unique_indexes(partial: bool) -> None:
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    if op.get_context().dialect.name != "postgresql":
         return
     _unique_indexes(partial=True)
     op.execute("DROP FUNCTION tb_apply(text, jsonb, boolean)")  # its result type changes: jsonb -> json
@@ -47,7 +47,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
+    if op.get_context().dialect.name != "postgresql":
         return
     op.execute("DROP FUNCTION tb_apply_transfers(text, jsonb, boolean)")
     op.execute("DROP FUNCTION tb_apply(text, jsonb, boolean)")
