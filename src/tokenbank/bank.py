@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from tokenbank import convert
 from tokenbank.amounts import AmountInput
+from tokenbank.clock import SYSTEM_CLOCK, Clock
 from tokenbank.errors import ConfigurationError, HoldNotFoundError, InvalidRequestError, TokenBankError
 from tokenbank.health import HealthReport, check_health
 from tokenbank.ids import check_lookup_id
@@ -58,7 +59,10 @@ _STOP_WAIT = 5.0
 
 
 class TokenBank:
-    """An in-app token ledger. Use as ``async with TokenBank(Settings(...)) as bank:``."""
+    """An in-app token ledger. Use as ``async with TokenBank(Settings(...)) as bank:``.
+
+    ``clock``: where the bank's time comes from (default: the real UTC clock); tests pass a
+    :class:`tokenbank.testing.ManualClock` to expire holds without waiting (see :mod:`tokenbank.clock`)."""
 
     def __init__(
         self,
@@ -66,6 +70,7 @@ class TokenBank:
         *,
         storage: Storage | None = None,
         price_provider: PriceProvider | None = None,
+        clock: Clock | None = None,
         **overrides: Any,
     ) -> None:
         if settings is None:
@@ -76,7 +81,7 @@ class TokenBank:
         self.settings = settings
         if settings.log_format == "json":
             use_json_logs()
-        self.ledger = Ledger(settings, given=frozenset(given), storage=storage)
+        self.ledger = Ledger(settings, given=frozenset(given), storage=storage, clock=clock or SYSTEM_CLOCK)
         """The ledger core the services share: store, token cache, write pipeline, events."""
         self._sweeper: asyncio.Task[None] | None = None
         self.formatter = FormatterService(settings)
@@ -108,6 +113,12 @@ class TokenBank:
     @property
     def decimals(self) -> int:
         return self.settings.decimals
+
+    @property
+    def clock(self) -> Clock:
+        """Where the bank's time comes from: hold expiry, the expiry sweep, and (any clock but the real one)
+        the time every write is stamped with."""
+        return self.ledger.clock
 
     @property
     def given_settings(self) -> frozenset[str]:
@@ -311,8 +322,8 @@ class TokenBank:
         return convert.hold(record, self.decimals)
 
     async def expire_holds(self, now: datetime | None = None) -> int:
-        """Void every pending hold past its expiry; returns how many were voided. Runs in the background
-        every TOKEN_HOLD_SWEEP_INTERVAL seconds while the bank is open."""
+        """Void every pending hold past its expiry at ``now`` (default: the bank's clock); returns how many were
+        voided. Runs in the background every TOKEN_HOLD_SWEEP_INTERVAL seconds while the bank is open."""
         return await self.ledger.expire_holds(now)
 
     async def _sweep_holds_forever(self) -> None:

@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 from tokenbank.bank import TokenBank as AsyncTokenBank
+from tokenbank.clock import Clock
 from tokenbank.events import BalanceUpdate
 from tokenbank.metrics import Metrics
 from tokenbank.models import SettingDrift
@@ -335,13 +336,14 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
         *,
         storage: Storage | None = None,
         price_provider: PriceProvider | None = None,
+        clock: Clock | None = None,
         **overrides: Any,
     ) -> None:
         loop = _LoopThread()
         try:
             # Built on its loop: whatever the bank creates there belongs to that loop.
             build = functools.partial(
-                AsyncTokenBank, settings, storage=storage, price_provider=price_provider, **overrides
+                AsyncTokenBank, settings, storage=storage, price_provider=price_provider, clock=clock, **overrides
             )
             target = loop.call(build)
         except BaseException:

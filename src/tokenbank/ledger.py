@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from tokenbank import convert
 from tokenbank.amounts import from_base_units, to_base_units
+from tokenbank.clock import SYSTEM_CLOCK, Clock
 from tokenbank.errors import (
     STATUS_TO_ERROR,
     BatchAbortedError,
@@ -77,11 +78,18 @@ class Ledger:
     """One token's ledger: its store (built from the settings on first use unless given), the token as last read,
     the write pipeline and the balance event hub."""
 
-    def __init__(self, settings: Settings, *, given: frozenset[str], storage: Storage | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        given: frozenset[str],
+        storage: Storage | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.settings = settings
         self.given_settings = given
         """The ``Settings`` fields given by argument or environment; only these are compared with the token."""
-        self.ops = OpBuilder(settings)
+        self.ops = OpBuilder(settings, clock)
         self.events = EventHub(settings.decimals)
         self.observer: OperationObserver | None = None
         self.token_created = False
@@ -109,6 +117,11 @@ class Ledger:
     @property
     def decimals(self) -> int:
         return self.settings.decimals
+
+    @property
+    def clock(self) -> Clock:
+        """Where this ledger's time comes from (see :mod:`tokenbank.clock`)."""
+        return self.ops.clock
 
     # the token ---------------------------------------------------------------------------------------------
     def on_token(self, listener: Callable[[TokenRecord], None]) -> None:
@@ -335,9 +348,11 @@ class Ledger:
         return out
 
     async def expire_holds(self, now: datetime | None = None) -> int:
-        """Void every pending hold past its expiry, SWEEP_BATCH per store call; returns how many were voided."""
+        """Void every pending hold past its expiry at ``now`` (default: the bank's clock), SWEEP_BATCH per store
+        call; returns how many were voided."""
         count = 0
-        while ids := await self.storage.expired_holds(now or datetime.now(UTC), SWEEP_BATCH):
+        when = self.ops.now() if now is None else now
+        while ids := await self.storage.expired_holds(when, SWEEP_BATCH):
             results = await self.apply([self.ops.expire(i) for i in ids])
             count += sum(1 for r in results if r.status.ok)
             if len(ids) < SWEEP_BATCH:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from tokenbank.amounts import AmountInput, to_base_units
+from tokenbank.clock import SYSTEM_CLOCK, Clock, read_clock, stamps_writes
 from tokenbank.errors import InvalidAccountError, InvalidRequestError
 from tokenbank.ids import (
     check_account_id,
@@ -29,8 +30,18 @@ MAX_PAGE = 1000
 class OpBuilder:
     """Builds WriteOps for one token's settings; raises the Invalid*Error of bad input before any store call."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
+        self.clock = clock
+        self._stamps = stamps_writes(clock)
+
+    def now(self) -> datetime:
+        """The bank's clock, in UTC."""
+        return read_clock(self.clock)
+
+    def stamp(self) -> datetime | None:
+        """The time a write carries to the store: None (the store's own time) unless the bank has its own clock."""
+        return self.now() if self._stamps else None
 
     def audit(self, action: str) -> str | None:
         """The audit action to record with a write, unless TOKEN_ENABLE_AUDIT_LOG is off."""
@@ -47,7 +58,7 @@ class OpBuilder:
             request_hash = fingerprint(kind.value, units, meta, reason, sorted(fields.items()))
         return WriteOp(
             kind=kind, tx_id=new_id(), amount=units, idempotency_key=key, fingerprint=request_hash, metadata=meta,
-            reason=reason, **fields,
+            reason=reason, timestamp=self.stamp(), **fields,
         )  # fmt: skip
 
     def transfer(
@@ -68,8 +79,8 @@ class OpBuilder:
             kind=OpKind.HOLD, tx_id=base.tx_id, from_user_id=base.from_user_id, to_user_id=base.to_user_id,
             amount=base.amount, idempotency_key=base.idempotency_key,
             fingerprint=None if base.idempotency_key is None else fingerprint("hold", base.fingerprint, str(seconds)),
-            metadata=base.metadata, reason=base.reason, hold_id=new_id(),
-            expires_at=datetime.now(UTC) + timedelta(seconds=seconds),
+            metadata=base.metadata, reason=base.reason, hold_id=new_id(), timestamp=base.timestamp,
+            expires_at=(base.timestamp or self.now()) + timedelta(seconds=seconds),
         )  # fmt: skip
 
     def mint(self, to_user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
@@ -88,7 +99,7 @@ class OpBuilder:
         """The token's initial supply, minted to the treasury when the token is created (amount in base units)."""
         return WriteOp(
             kind=OpKind.MINT, tx_id=new_id(), to_user_id=treasury_account, amount=units, reason="initial supply",
-            audit_action=self.audit("mint"),
+            audit_action=self.audit("mint"), timestamp=self.stamp(),
         )  # fmt: skip
 
     def reverse(self, transaction_id: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
@@ -125,23 +136,27 @@ class OpBuilder:
             kind=op.kind, tx_id=op.tx_id if tx_id is None else _check_uuid(tx_id), from_user_id=op.from_user_id,
             to_user_id=op.to_user_id, amount=op.amount, idempotency_key=op.idempotency_key,
             fingerprint=op.fingerprint, metadata=op.metadata, reason=op.reason,
-            timestamp=timestamp or datetime.now(UTC), audit_action=self.audit(f"import.{kind.value}"),
+            timestamp=timestamp or self.now(), audit_action=self.audit(f"import.{kind.value}"),
         )  # fmt: skip
 
     def capture(self, hold_id: Any, amount: Any, reason: Any) -> WriteOp:
         units = None if amount is None else to_base_units(amount, self.settings.decimals)
         return WriteOp(
             kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), amount=units,
-            reason=check_reason(reason),
+            reason=check_reason(reason), timestamp=self.stamp(),
         )  # fmt: skip
 
     def expire(self, hold_id: str) -> WriteOp:
         """Void a hold the store reported as expired (its id comes from the store)."""
-        return WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=hold_id, reason="expired")
+        return WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=hold_id, reason="expired", timestamp=self.stamp())
 
     def void(self, hold_id: Any, reason: Any) -> WriteOp:
         return WriteOp(
-            kind=OpKind.VOID, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), reason=check_reason(reason)
+            kind=OpKind.VOID,
+            tx_id=new_id(),
+            hold_id=check_lookup_id(hold_id, "hold"),
+            reason=check_reason(reason),
+            timestamp=self.stamp(),
         )
 
 
