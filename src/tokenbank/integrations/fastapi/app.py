@@ -2,7 +2,8 @@
 
 Reads are open; every POST needs ``Authorization: Bearer <key>``, compared in constant time. Without a key the
 app refuses to build unless ``allow_unauthenticated=True`` (``serve`` allows that only on loopback). An
-``authorize`` hook, if given, still runs for every write and every read of one account.
+``authorize`` hook, if given, still runs for every write and every read of one account, and for the dashboard
+(``GET /dashboard``, read-only like the other reads) and its data.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tokenbank._version import __version__
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError
+from tokenbank.integrations.dashboard.router import create_dashboard
 from tokenbank.integrations.fastapi.errors import install_error_handlers
 from tokenbank.integrations.fastapi.lifespan import STATE_KEY, token_bank_lifespan
 from tokenbank.integrations.fastapi.router import Authorize, create_router
@@ -52,10 +54,12 @@ def create_app(
     allow_unauthenticated: bool = False,
     authorize: Authorize | None = None,
     prefix: str = "",
+    dashboard: bool = True,
 ) -> FastAPI:
     """The tokenbank API as an app: lifespan (opens the bank from ``settings``, or the environment), router,
-    error handlers, ``/metrics`` and ``/health``. ``bank``: use this already opened bank instead (the caller
-    opens and closes it). ``api_key`` defaults to ``$TOKENBANK_API_KEY``.
+    error handlers, ``/metrics``, ``/health`` and, unless ``dashboard=False``, the operator dashboard at
+    ``/dashboard``. ``bank``: use this already opened bank instead (the caller opens and closes it).
+    ``api_key`` defaults to ``$TOKENBANK_API_KEY``.
 
     Raises ConfigurationError without an API key unless ``allow_unauthenticated``."""
     if bank is not None and settings is not None:
@@ -85,6 +89,8 @@ def create_app(
         prefix=prefix, authorize=authorize, mutation_dependencies=guard, allow_anonymous=True, decimals=decimals
     )
     app.include_router(router)
+    if dashboard:
+        app.include_router(create_dashboard(authorize=authorize, allow_anonymous=True, prefix=f"{prefix}/dashboard"))
     install_error_handlers(app)
     return app
 
