@@ -4,7 +4,8 @@
 becomes a cross-reference to the rendered object when the site has one, plain code otherwise; a paragraph ending
 in ``::`` followed by an indented block becomes a fenced code block (Python when it parses, text otherwise).
 A blocking twin declared as ``transfer = _Method(AsyncTokenBank.transfer)`` gets its async method's docstring, as
-``help()`` shows it. Only the rendered docstrings change: the source keeps reading as it does in the editor.
+``help()`` shows it; a ``Settings`` field names its environment variable. Only the rendered docstrings change:
+the source keeps reading as it does in the editor.
 Loaded by ``mkdocs.yml`` (``extensions:`` of the python handler).
 """
 
@@ -19,6 +20,7 @@ from typing import Any
 import griffe
 
 TWIN = re.compile(r"^_(?:Method|Iterator)\((\w+(?:\.\w+)+)\)$")
+ENV = re.compile(r"""validation_alias=_env\(["'](\w+)["']""")
 ROLE = re.compile(r":(?:py:)?(class|meth|func|attr|data|exc|mod|obj):`(~?)([\w.]+)(?:\(\))?`")
 CALLABLE_ROLES = frozenset({"meth", "func"})
 
@@ -29,6 +31,8 @@ class SphinxToMarkdown(griffe.Extension):
     def on_object(self, *, obj: griffe.Object, loader: griffe.GriffeLoader, **kwargs: Any) -> None:
         if obj.docstring is None and isinstance(obj, griffe.Attribute):
             obj.docstring = _twin_docstring(obj, loader)
+        if isinstance(obj, griffe.Attribute):
+            _name_environment_variable(obj)
         if obj.docstring is not None:
             obj.docstring.value = literal_blocks(roles(obj.docstring.value, obj))
 
@@ -49,6 +53,18 @@ def _twin_docstring(attribute: griffe.Attribute, loader: griffe.GriffeLoader) ->
     original = roles(target.docstring.value, target) if target.docstring else ""
     intro = f"Blocking: runs :meth:`~{identifier}` on the bank's loop thread and returns its result."
     return griffe.Docstring(f"{intro}\n\n{original}".strip(), parent=attribute)
+
+
+def _name_environment_variable(attribute: griffe.Attribute) -> None:
+    """A ``Settings`` field names its variable, read from ``Field(..., validation_alias=_env("TOKEN_X", ...))``."""
+    match = ENV.search(str(attribute.value))
+    if match is None:
+        return
+    line = f"Environment variable: ``{match[1]}``."
+    if attribute.docstring is None:
+        attribute.docstring = griffe.Docstring(line, parent=attribute)
+    else:
+        attribute.docstring.value = f"{attribute.docstring.value}\n\n{line}"
 
 
 def roles(text: str, scope: griffe.Object) -> str:
