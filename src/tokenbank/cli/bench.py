@@ -62,7 +62,9 @@ def bench(
     out.mkdir(parents=True, exist_ok=True)
     raw = out / "run_all.json"
     argv = [sys.executable, str(suite / "run_all.py"), "--json", str(raw), "--only", ",".join(names)]
-    state.err.print(f"running {suite / 'run_all.py'}{' --quick' if quick else ''} (--only {','.join(names)})")
+    state.err.print(
+        f"running {suite / 'run_all.py'}{' --quick' if quick else ''} --only {','.join(names)}", soft_wrap=True
+    )
     # Our own interpreter on the checkout's script, arguments built here: nothing from outside reaches a shell.
     command = [*argv, *(["--quick"] if quick else [])]
     code = subprocess.run(command, cwd=suite.parent, check=False).returncode  # noqa: S603
@@ -71,7 +73,7 @@ def bench(
     with state.handled():
         written = write_charts(json.loads(raw.read_text()), out)
     for path in written:
-        state.out.print(f"wrote {path}")
+        state.out.print(f"wrote {path}", soft_wrap=True, highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -135,15 +135,13 @@ def balance_chart(economy: Economy, path: Path) -> Path:
     left_out = f"; not shown: {zero:,} at 0" if zero else ""
     if economy.excluded:
         left_out += f"; leaderboard exclusions left out ({', '.join(economy.excluded)})"
-    axes.set_title(f"Balance distribution: {len(positive):,} accounts{left_out}", fontsize=11)
-    if economy.summary:
-        axes.text(0.99, 0.97, economy.summary, transform=axes.transAxes, ha="right", va="top", fontsize=8.5,
-                  bbox={"facecolor": "white", "edgecolor": "#cccccc"})  # fmt: skip
+    title = f"Balance distribution: {len(positive):,} accounts{left_out}"
+    axes.set_title(title + (f"\n{economy.summary}" if economy.summary else ""), fontsize=11)
     axes.spines[["top", "right"]].set_visible(False)
     return _save(figure, path)
 
 
-BUCKETS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400)
+BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600, 21600, 86400)
 
 
 def bucket_seconds(span: float, most: int = 60) -> float:
@@ -174,10 +172,12 @@ def volume_chart(economy: Economy, path: Path) -> Path:
                        color=TYPE_COLOURS.get(kind, INFO))  # fmt: skip
         bottom = [b + c for b, c in zip(bottom, counts[kind], strict=True)]
     volume_axes.bar(starts, volume, width=width * 0.9, align="edge", color=OURS)
+    volume_axes.set_yscale("log")  # an airdrop moves far more per second than the trading after it
     label = f"{width:g} s" if width < 60 else f"{width / 60:g} min"
     count_axes.set_ylabel("transactions/s")
-    count_axes.legend(fontsize=8, ncols=4, loc="upper right")
-    volume_axes.set_ylabel(f"{economy.symbol} moved/s")
+    count_axes.set_ylim(0, max(bottom, default=0) * 1.3 or 1)  # room for the legend above the bars
+    count_axes.legend(fontsize=8, ncols=7, loc="upper center")
+    volume_axes.set_ylabel(f"{economy.symbol} moved/s (log scale)")
     started = f", from {origin:%Y-%m-%d %H:%M:%S} UTC" if origin else ""
     volume_axes.set_xlabel(f"seconds since the first transaction{started} (buckets of {label})")
     count_axes.set_title(f"Volume over time: {len(events):,} transactions in {span:.1f} s", fontsize=11)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenbank.bank import TokenBank
-from tokenbank.cli import render
+from tokenbank.cli import charts, demo_report, render
 from tokenbank.cli.economy import WEIGHTS, Economy, Stats, cents, percentile
 from tokenbank.cli.runtime import CliState, mask_url, state_of
 from tokenbank.models import Holder, TokenInfo, TransferRequest, VerifyReport
@@ -38,6 +39,7 @@ class DemoRun:
     info: TokenInfo
     circulating: Decimal
     report: VerifyReport
+    economy: charts.Economy | None  # with --report: what the charts show
 
 
 def demo(
@@ -50,6 +52,15 @@ def demo(
     redis_url: Annotated[
         str | None,
         typer.Option("--redis-url", help="Redis for --mode redis or hybrid (default redis://127.0.0.1:6379/0)."),
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(
+            "--report",
+            help="Also write PNG charts of the economy to this folder: balance distribution, volume over time, "
+            "top holders (needs pip install 'tokenbank[charts]').",
+            show_default=False,
+        ),
     ] = None,
 ) -> None:
     """Simulate an economy on a fresh ledger; report leaderboard, supply, verify and throughput.
@@ -64,6 +75,8 @@ def demo(
         accounts, operations = QUICK
     seed = random.randrange(2**32) if seed is None else seed
     with state.handled():
+        if report is not None:
+            charts.require()  # before the run, not after it
         settings = _settings(state, redis_url)
         if state.database_url is None and settings.storage_mode is StorageMode.SQL:
             _remove_previous(Path(DEMO_FILE))
@@ -76,11 +89,15 @@ def demo(
         soft_wrap=True,
     )
     run = state.run(
-        lambda bank: _simulate(bank, state, accounts, operations, concurrency, random.Random(seed)),
+        lambda bank: _simulate(bank, state, accounts, operations, concurrency, random.Random(seed), report is not None),
         settings=settings,
         create=True,
     )
     _report(state, run, accounts, concurrency)
+    if report is not None and run.economy is not None:
+        with state.handled():
+            for path in demo_report.write(run.economy, report):
+                state.out.print(f"wrote {path}", soft_wrap=True, highlight=False)
     if not run.report.ok:
         raise typer.Exit(1)
 
@@ -135,7 +152,13 @@ def _remove_previous(path: Path) -> None:
 
 
 async def _simulate(
-    bank: TokenBank, state: CliState, accounts: int, operations: int, concurrency: int, rng: random.Random
+    bank: TokenBank,
+    state: CliState,
+    accounts: int,
+    operations: int,
+    concurrency: int,
+    rng: random.Random,
+    report: bool,
 ) -> DemoRun:
     names = [f"user{i:06d}" for i in range(1, accounts + 1)]
     # At most half the initial supply goes out, so the airdrop never runs the treasury dry.
@@ -148,6 +171,7 @@ async def _simulate(
         TimeElapsedColumn(),
         console=state.err,
     )
+    began = datetime.now(UTC) - timedelta(seconds=1)  # the store's clock may lag ours a little
     with progress:
         airdrop = progress.add_task("airdrop", total=accounts)
         batches = 0
@@ -175,6 +199,7 @@ async def _simulate(
         info=await bank.get_token_info(),
         circulating=await bank.get_circulating_supply(),
         report=await bank.verify(),
+        economy=await demo_report.collect(bank, names, began) if report else None,
     )
 
 
