@@ -2,15 +2,18 @@
 
 Every POST needs ``Authorization: Bearer $TOKENBANK_API_KEY``. Without that variable the server refuses to start
 (exit code 2), unless it is bound to loopback (127.0.0.1, ::1, localhost) and ``--insecure-local`` is given.
-The key is never printed or logged.
+The key is never printed or logged. ``--workers N`` runs N uvicorn processes on the same port, each with its own
+bank on the same store (the stores are built for many writers; background loops are leader-elected or idempotent).
 """
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import json
 import os
 import socket
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,7 +22,12 @@ from tokenbank.cli.runtime import state_of
 from tokenbank.errors import ConfigurationError
 from tokenbank.settings import Settings
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 API_KEY_VARIABLE = "TOKENBANK_API_KEY"
+SETTINGS_VARIABLE = "TOKENBANK_SERVE_SETTINGS"
+"""How ``serve --workers N`` hands its settings (environment and command-line overrides) to each worker."""
 EXIT_REFUSED = 2
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -60,6 +68,7 @@ def run_server(
     settings: Settings | None = None,
     log_level: str = "info",
     access_log: bool = True,
+    workers: int = 1,
 ) -> None:
     """Serve the API until interrupted, on ``settings`` (default: from the environment). Raises
     ``typer.Exit(2)`` after one line on stderr when the key is missing (see :func:`refusal`), ConfigurationError
@@ -78,8 +87,20 @@ def run_server(
     except ImportError:
         raise ConfigurationError("serve needs FastAPI and uvicorn: pip install 'tokenbank[fastapi]'") from None
 
+    settings = settings or Settings.load()
+    options: dict[str, Any] = {
+        "log_level": log_level,
+        "access_log": access_log,
+        "server_header": False,
+        "proxy_headers": False,
+    }
+    if workers > 1:
+        asyncio.run(_check_opens(settings))  # a store that is down: one error here, not N tracebacks
+        os.environ[SETTINGS_VARIABLE] = settings.model_dump_json()
+        uvicorn.run(f"{__name__}:worker_app", factory=True, host=host, port=port, workers=workers, **options)
+        return
     api_key = os.environ.get(API_KEY_VARIABLE) or None
-    bank = TokenBank(settings or Settings.load())
+    bank = TokenBank(settings)
 
     class Server(uvicorn.Server):
         # The bank opens before uvicorn starts, on uvicorn's own event loop: a store that is down at start is
@@ -92,17 +113,21 @@ def run_server(
                 await bank.close()
 
     app = create_app(api_key=api_key, bank=bank, allow_unauthenticated=api_key is None)
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level=log_level,
-        access_log=access_log,
-        lifespan="on",
-        server_header=False,
-        proxy_headers=False,
-    )
-    Server(config).run()
+    Server(uvicorn.Config(app, host=host, port=port, lifespan="on", **options)).run()
+
+
+async def _check_opens(settings: Settings) -> None:
+    async with TokenBank(settings):
+        pass
+
+
+def worker_app() -> FastAPI:
+    """The app of one ``serve --workers N`` process (a uvicorn factory): the parent's settings, its own bank,
+    opened by the app's lifespan."""
+    from tokenbank.integrations.fastapi import create_app
+
+    settings = Settings.load(**json.loads(os.environ[SETTINGS_VARIABLE]))
+    return create_app(settings, allow_unauthenticated=not os.environ.get(API_KEY_VARIABLE))
 
 
 def serve(
@@ -122,12 +147,17 @@ def serve(
         "info"
     ),
     access_log: Annotated[bool, typer.Option("--access-log/--no-access-log", help="Log each request.")] = True,
+    workers: Annotated[
+        int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes (each with its own bank).")
+    ] = 1,
 ) -> None:
     """Run the REST API with uvicorn. POSTs need 'Authorization: Bearer $TOKENBANK_API_KEY'."""
     state = state_of(ctx)
     with state.handled():  # the key check comes first inside run_server; typer.Exit passes through
         settings = None if refusal(host, insecure_local) else state.settings()
-        run_server(host, port, insecure_local, settings=settings, log_level=log_level, access_log=access_log)
+        run_server(
+            host, port, insecure_local, settings=settings, log_level=log_level, access_log=access_log, workers=workers
+        )
 
 
-__all__ = ["API_KEY_VARIABLE", "EXIT_REFUSED", "is_loopback", "refusal", "run_server", "serve"]
+__all__ = ["API_KEY_VARIABLE", "EXIT_REFUSED", "is_loopback", "refusal", "run_server", "serve", "worker_app"]
