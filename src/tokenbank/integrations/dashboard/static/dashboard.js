@@ -105,13 +105,16 @@
     rows.replaceChildren(
       ...data.checks.map((check) => {
         const tr = el("tr");
+        const status = el("td");
+        status.appendChild(el("span", check.status, "badge " + check.status));
+        const detail = el("td", check.detail, "detail");
+        detail.title = check.detail;
         tr.append(
           el("td", check.name),
-          el("td", check.status, "badge " + check.status),
-          el("td", check.detail),
+          status,
+          detail,
           el("td", check.latency_ms === null ? "" : check.latency_ms.toFixed(1), "num"),
         );
-        tr.lastChild.previousSibling.title = check.detail;
         return tr;
       }),
     );
