@@ -51,6 +51,9 @@ from tokenbank.tracing import instrument
 if TYPE_CHECKING:
     from tokenbank.events import EventHub
     from tokenbank.services.analytics import AnalyticsService
+    from tokenbank.services.feed import EventsService
+    from tokenbank.services.monitors import MonitorsService
+    from tokenbank.services.webhooks import WebhooksService
     from tokenbank.storage.hybrid.reports import RebuildReport, ReconcileReport
 
 logger = logging.getLogger("tokenbank")
@@ -104,6 +107,28 @@ class TokenBank:
         from tokenbank.services.analytics import AnalyticsService
 
         return AnalyticsService(self.ledger)
+
+    @functools.cached_property
+    def events(self) -> EventsService:
+        """The ledger feed and durable consumers (every committed transaction in seq order; see docs/events.md).
+        Not the live balance callbacks, which stay on :attr:`balances`."""
+        from tokenbank.services.feed import EventsService
+
+        return EventsService(self.ledger)
+
+    @functools.cached_property
+    def webhooks(self) -> WebhooksService:
+        """Webhook endpoints, deliveries and dead letters (delivered by ``tokenbank worker``)."""
+        from tokenbank.services.webhooks import WebhooksService
+
+        return WebhooksService(self.ledger, self.events.state)
+
+    @functools.cached_property
+    def monitors(self) -> MonitorsService:
+        """Balance monitors and their ``balance.threshold`` events."""
+        from tokenbank.services.monitors import MonitorsService
+
+        return MonitorsService(self.ledger, self.events.state)
 
     # lifecycle ---------------------------------------------------------------------------------------------
     @property

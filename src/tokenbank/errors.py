@@ -15,6 +15,9 @@
     ├── TokenNotInitializedError      token_not_initialized   (409)
     ├── TransactionNotFoundError      transaction_not_found   (404)
     ├── HoldNotFoundError             hold_not_found          (404)
+    ├── WebhookNotFoundError          webhook_not_found       (404)
+    ├── MonitorNotFoundError          monitor_not_found       (404)
+    ├── FeedGapError                  feed_gap                (410)
     ├── PriceUnavailableError         price_unavailable       (503)
     ├── ConfigurationError            configuration_error     (500)
     └── StorageError                  storage_error           (500)
@@ -118,6 +121,26 @@ class TransactionNotFoundError(TokenBankError):
 class HoldNotFoundError(TokenBankError):
     code = "hold_not_found"
     http_status = 404
+
+
+class WebhookNotFoundError(TokenBankError):
+    """No webhook endpoint or delivery with that id."""
+
+    code = "webhook_not_found"
+    http_status = 404
+
+
+class MonitorNotFoundError(TokenBankError):
+    code = "monitor_not_found"
+    http_status = 404
+
+
+class FeedGapError(TokenBankError):
+    """The store no longer holds the next transaction a feed reader asked for (Redis keeps a bounded stream):
+    the reader is behind what the store retains and must resynchronise from the ledger of record."""
+
+    code = "feed_gap"
+    http_status = 410
 
 
 class PriceUnavailableError(TokenBankError):

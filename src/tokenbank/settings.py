@@ -85,6 +85,10 @@ class Settings(BaseSettings):
     """``json``: the ``tokenbank`` logger writes one JSON object per line (see tokenbank/logs.py)."""
     signing_key: str | None = Field(None, validation_alias=_env("TOKEN_SIGNING_KEY", "signing_key"))
     """Path of the PEM PKCS#8 Ed25519 private key that signs chain checkpoints (``tokenbank keys generate``)."""
+    webhook_retry_hours: float = Field(
+        24.0, gt=0, le=24 * 30, validation_alias=_env("TOKEN_WEBHOOK_RETRY_HOURS", "webhook_retry_hours")
+    )
+    """How long a failing webhook delivery is retried (with exponential backoff) before it is dead-lettered."""
 
     @field_validator("storage_mode", mode="before")
     @classmethod

@@ -64,6 +64,12 @@ class TokenKeys:
         """The hybrid sync worker's lease: names the active worker of the token (not a ledger key)."""
         return self.tag + ":sync:lease"
 
+    @property
+    def events_prefix(self) -> str:
+        """The prefix of the durable event state's keys (consumer cursors, leases, webhooks, deliveries,
+        monitors; see storage/redis/event_state.py): not ledger keys, never touched by the write scripts."""
+        return self.tag + ":ev:"
+
     def history(self, user_id: str) -> str:
         """The history index of one account (the id is data after a fixed segment, never a pattern)."""
         return self.history_prefix + user_id

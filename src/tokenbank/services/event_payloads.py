@@ -1,0 +1,37 @@
+"""The JSON bodies of webhook events: ``{"type", "timestamp", "data"}``, amounts as strings (never numbers)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from tokenbank.models import Transaction
+
+TRANSACTION_CREATED = "transaction.created"
+BALANCE_THRESHOLD = "balance.threshold"
+EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_THRESHOLD)
+
+
+def transaction_data(tx: Transaction) -> dict[str, Any]:
+    return {
+        "id": tx.id,
+        "seq": tx.seq,
+        "type": tx.type.value,
+        "from_user_id": tx.from_user_id,
+        "to_user_id": tx.to_user_id,
+        "amount": str(tx.amount),
+        "timestamp": tx.timestamp.isoformat(),
+        "metadata": tx.metadata,
+        "idempotency_key": tx.idempotency_key,
+        "reason": tx.reason,
+        "hold_id": tx.hold_id,
+        "reverses_id": tx.reverses_id,
+    }
+
+
+def body(event_type: str, at: datetime, data: dict[str, Any]) -> str:
+    """The exact text that is signed and sent."""
+    return json.dumps(
+        {"type": event_type, "timestamp": at.isoformat(), "data": data}, ensure_ascii=False, separators=(",", ":")
+    )
