@@ -39,6 +39,7 @@ from tokenbank.models import (
 )
 from tokenbank.operations import check_page
 from tokenbank.services.balances import BalancesService
+from tokenbank.services.chain import ChainService
 from tokenbank.services.formatter import FormatterService
 from tokenbank.services.pricing import PriceProvider, PricingService
 from tokenbank.services.transactions import TransactionsService
@@ -92,6 +93,7 @@ class TokenBank:
         self.pricing = PricingService(self.ledger, price_provider)
         self.balances = BalancesService(self.ledger, self.formatter, self.pricing)
         self.transactions = TransactionsService(self.ledger)
+        self.chain = ChainService(self.ledger)
         self._metrics: Metrics | None = Metrics.for_ledger(self.ledger) if metrics_available() else None
         self.ledger.observer = self._metrics
 
@@ -418,8 +420,12 @@ class TokenBank:
         ]
 
     async def verify(self) -> VerifyReport:
-        """Check the ledger invariants in the store (conservation, supply, no negatives, journal replay)."""
-        return VerifyReport([Check(c.name, c.ok, c.detail) for c in await self.storage.verify()])
+        """Check the ledger invariants in the store (conservation, supply, no negatives, journal replay) and the
+        journal's hash chain (``chain``: names the first broken seq; see ``bank.chain``)."""
+        checks = [Check(c.name, c.ok, c.detail) for c in await self.storage.verify()]
+        if any(c.name == "token initialized" and c.ok for c in checks):
+            checks += [Check(r.label, r.ok, r.detail) for r in await self.chain.verify()]
+        return VerifyReport(checks)
 
 
 # One span per public operation when the ``otel`` extra is installed (see tokenbank/tracing.py); otherwise the

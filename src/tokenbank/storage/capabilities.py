@@ -6,6 +6,7 @@ feature. Nothing here is found by looking for attributes.
 - :class:`HealthChecks`: the store adds its own checks to a health report (the hybrid store: sync lag).
 - :class:`SqlLedgerAccess`: the ledger of record is SQL and reports may query it (``sql``; hybrid's PostgreSQL).
 - :class:`SyncOperations`: two stores kept in step (hybrid): sync status, reconcile, rebuild the cache.
+- :class:`ChainStore`: the journal's hash chain and signed checkpoints (every store; see docs/chain.md).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from tokenbank.chain.proofs import Checkpoint
+    from tokenbank.storage.base import TxRecord
     from tokenbank.storage.hybrid.reports import RebuildReport, ReconcileReport
     from tokenbank.storage.hybrid.status import SyncStatus
 
@@ -76,4 +79,56 @@ class SyncOperations(ABC):
         """Rebuild the fast store from the ledger of record. Raises StorageError (refused), StorageUnavailableError."""
 
 
-__all__ = ["HealthCheck", "HealthChecks", "HealthStatus", "SqlLedgerAccess", "SyncOperations"]
+@dataclass(frozen=True, slots=True)
+class ChainEntry:
+    """One journal entry with its stored chain hash (None: not hashed yet, or older than the chain)."""
+
+    tx: TxRecord
+    hash: str | None
+
+
+class ChainStore(ABC):
+    """A store that keeps each journal entry's chain hash and the signed checkpoints over them."""
+
+    chain_label: str = "chain"
+    """The name of this store's chain check in a verify report."""
+
+    @abstractmethod
+    async def chain_seal(self) -> None:
+        """Hash every entry no write below can still change, in seq order (a store that hashes as it writes has
+        nothing to do). Raises StorageError / StorageUnavailableError."""
+
+    @abstractmethod
+    async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
+        """Up to ``limit`` journal entries with seq above ``after_seq``, in seq order, hashed or not."""
+
+    @abstractmethod
+    async def chain_entry(self, tx_id: str) -> ChainEntry | None:
+        """The journal entry with this transaction id."""
+
+    @abstractmethod
+    async def chain_checkpoints(self, after_seq: int, limit: int) -> list[Checkpoint]:
+        """Up to ``limit`` stored checkpoints ending above ``after_seq``, in seq order."""
+
+    @abstractmethod
+    async def chain_last_checkpoint(self) -> Checkpoint | None: ...
+
+    @abstractmethod
+    async def chain_add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        """Store a checkpoint that follows the last stored one; False (nothing stored) when another checkpoint
+        was stored since ``checkpoint.previous_seq`` was read."""
+
+    def chain_mirrors(self) -> list[ChainStore]:
+        """Other copies of the chain that a verify report checks too (hybrid: PostgreSQL's)."""
+        return []
+
+
+__all__ = [
+    "ChainEntry",
+    "ChainStore",
+    "HealthCheck",
+    "HealthChecks",
+    "HealthStatus",
+    "SqlLedgerAccess",
+    "SyncOperations",
+]

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from tokenbank.chain.proofs import Checkpoint
 from tokenbank.errors import StorageError, SupplyCapExceededError, error_for
 from tokenbank.settings import Settings
 from tokenbank.status import Status
@@ -30,8 +31,8 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.capabilities import SqlLedgerAccess
-from tokenbank.storage.sql import reads, verify
+from tokenbank.storage.capabilities import ChainEntry, ChainStore, SqlLedgerAccess
+from tokenbank.storage.sql import chain, reads, verify
 from tokenbank.storage.sql.connection import parse_url
 from tokenbank.storage.sql.migrate import (
     current_revision,
@@ -46,7 +47,7 @@ from tokenbank.storage.sql.writer import writer_for
 T = TypeVar("T")
 
 
-class SqlStorage(Storage, SqlLedgerAccess):
+class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
     """One token's ledger in a SQL database. What differs between SQLite and PostgreSQL is the writer chosen
     when the store is built (see writer.py): PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite work
     runs synchronously on the store's own thread, one transaction per operation (see connection.py)."""
@@ -215,6 +216,29 @@ class SqlStorage(Storage, SqlLedgerAccess):
             return verify.run_checks(conn, self.token)
 
         return await self.run_sync(checks)
+
+    # hash chain (sql/chain.py) -----------------------------------------------------------------------------
+    async def chain_seal(self) -> None:
+        if self._writer.hashes_on_write:
+            return
+        upto = await self.run_sync(chain.horizon)
+        while await self.run_sync(lambda conn: chain.seal_upto(conn, self.token, upto), write=True):
+            pass
+
+    async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
+        return await self.run_sync(lambda conn: chain.entries(conn, self.token, after_seq, limit))
+
+    async def chain_entry(self, tx_id: str) -> ChainEntry | None:
+        return await self.run_sync(lambda conn: chain.entry(conn, self.token, tx_id))
+
+    async def chain_checkpoints(self, after_seq: int, limit: int) -> list[Checkpoint]:
+        return await self.run_sync(lambda conn: chain.checkpoint_list(conn, self.token, after_seq, limit))
+
+    async def chain_last_checkpoint(self) -> Checkpoint | None:
+        return await self.run_sync(lambda conn: chain.last_checkpoint(conn, self.token))
+
+    async def chain_add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        return await self.run_sync(lambda conn: chain.add_checkpoint(conn, checkpoint), write=True)
 
 
 def _insert_audit(conn: Connection, token: str, action: str, details: str, at: datetime) -> None:

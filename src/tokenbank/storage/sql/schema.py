@@ -87,6 +87,8 @@ transactions = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("hold_id", sa.String(36)),
     sa.Column("reverses_id", sa.String(36)),
+    # The chain hash (tokenbank.chain.encoding); NULL until PostgreSQL's sealer reaches the row (revision 0006).
+    sa.Column("hash", sa.String(64)),
 )
 # History pages: one index per side, each walked newest first and merged (see reads.history).
 sa.Index("ix_tb_transactions_from", transactions.c.token, transactions.c.from_user_id, transactions.c.seq)
@@ -229,3 +231,28 @@ monitor_events = sa.Table(
 )
 sa.Index("ux_tb_monitor_events_event", monitor_events.c.token, monitor_events.c.event_id, unique=True)
 sa.Index("ix_tb_monitor_events_token", monitor_events.c.token, monitor_events.c.id)
+
+# The last hashed journal entry per token: where the SQLite writer or the PostgreSQL sealer continues the chain.
+chain_heads = sa.Table(
+    "tb_chain_heads",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+# Signed Merkle roots over the entries (first_seq..seq]; created_at is the signed text, kept verbatim.
+checkpoints = sa.Table(
+    "tb_checkpoints",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("seq", sa.BigInteger, primary_key=True),
+    sa.Column("first_seq", sa.BigInteger, nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("root", sa.String(64), nullable=False),
+    sa.Column("head", sa.String(64), nullable=False),
+    sa.Column("previous_seq", sa.BigInteger, nullable=False),
+    sa.Column("key_id", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.String(32), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+)

@@ -27,6 +27,9 @@ class SqlWriter(ABC):
     in_flight: int
     """Write batches in flight when the settings do not say."""
 
+    hashes_on_write: bool = False
+    """Whether each journal row gets its chain hash in the write's own transaction (else a sealer gives it)."""
+
     async def open(self) -> None:
         """Connect what the write path needs (after the schema is migrated)."""
         return None

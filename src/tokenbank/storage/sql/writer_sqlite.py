@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 
 from tokenbank.amounts import MAX_BASE_UNITS
+from tokenbank.chain.encoding import GENESIS, chain_hash
 from tokenbank.ids import new_id
 from tokenbank.status import Status
 from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
@@ -26,10 +27,10 @@ from tokenbank.storage.wire import SQL
 
 T = TypeVar("T")
 _TX_COLUMNS = (
-    "id, token, type, from_user_id, to_user_id, amount, from_balance_after, to_balance_after, created_at, "
-    "metadata, idempotency_key, request_hash, reason, hold_id, reverses_id"
+    "seq, id, token, type, from_user_id, to_user_id, amount, from_balance_after, to_balance_after, created_at, "
+    "metadata, idempotency_key, request_hash, reason, hold_id, reverses_id, hash"
 )
-_INSERT_TX = f"INSERT INTO tb_transactions ({_TX_COLUMNS}) VALUES ({', '.join('?' * 15)}) RETURNING *"
+_INSERT_TX = f"INSERT INTO tb_transactions ({_TX_COLUMNS}) VALUES ({', '.join('?' * 17)})"
 _DEBIT = (
     "UPDATE tb_accounts SET balance = balance - ?, held = held + ? "
     "WHERE token = ? AND user_id = ? AND balance >= ? RETURNING balance"
@@ -80,6 +81,7 @@ def apply_ops(conn: Connection, token: str, ops: Sequence[WriteOp], atomic: bool
         if atomic and not result.status.ok:
             raise AtomicAbort(index, result)
         results.append(result)
+    writer.save_chain_head()
     return results
 
 
@@ -100,6 +102,9 @@ class _Writer:
             OpKind.VOID: self._settle,
             OpKind.REVERSE: self._reverse,
         }
+        # The chain continues from the token's head; one writer at a time, so seq order is write order.
+        self._head: tuple[int, str] | None = None
+        self._head_moved = False
 
     def _one(self, sql: str, *params: Any) -> Any:
         return self.conn.exec_driver_sql(sql, params).first()
@@ -146,14 +151,39 @@ class _Writer:
         row = self._one("SELECT balance FROM tb_accounts WHERE token = ? AND user_id = ?", self.token, user_id)
         return 0 if row is None else int(row[0])
 
+    def _chain_head(self) -> tuple[int, str]:
+        if self._head is None:
+            row = self._one("SELECT seq, hash FROM tb_chain_heads WHERE token = ?", self.token)
+            self._head = (0, GENESIS) if row is None else (int(row[0]), row[1])
+        return self._head
+
+    def save_chain_head(self) -> None:
+        if self._head_moved and self._head is not None:
+            self.conn.exec_driver_sql(
+                "INSERT INTO tb_chain_heads (token, seq, hash) VALUES (?, ?, ?) "
+                "ON CONFLICT (token) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+                (self.token, *self._head),
+            )
+
     def _insert_tx(self, op: WriteOp, now: str, kind: str, amount: int, *, keyed: bool = True, **f: Any) -> TxRecord:
-        row = self._one(
-            _INSERT_TX, op.tx_id, self.token, kind, f.get("from_user_id"), f.get("to_user_id"), amount,
-            f.get("from_balance_after"), f.get("to_balance_after"), now, op.metadata,
-            op.idempotency_key if keyed else None, op.fingerprint if keyed else None, op.reason, f.get("hold_id"),
-            f.get("reverses_id"),
+        # The seq is taken here rather than by SQLite so the row's chain hash is written with it.
+        seq = self._one("SELECT coalesce(max(seq), 0) + 1 FROM tb_transactions")[0]
+        tx = TxRecord(
+            seq=seq, id=op.tx_id, type=kind, from_user_id=f.get("from_user_id"), to_user_id=f.get("to_user_id"),
+            amount=amount, timestamp=datetime.fromisoformat(now).replace(tzinfo=UTC), metadata=op.metadata,
+            idempotency_key=op.idempotency_key if keyed else None, reason=op.reason, hold_id=f.get("hold_id"),
+            reverses_id=f.get("reverses_id"), from_balance_after=f.get("from_balance_after"),
+            to_balance_after=f.get("to_balance_after"),
         )  # fmt: skip
-        return SQL.tx(row)
+        digest = chain_hash(self._chain_head()[1], self.token, tx)
+        self.conn.exec_driver_sql(
+            _INSERT_TX,
+            (seq, tx.id, self.token, kind, tx.from_user_id, tx.to_user_id, amount, tx.from_balance_after,
+             tx.to_balance_after, now, op.metadata, tx.idempotency_key, op.fingerprint if keyed else None, op.reason,
+             tx.hold_id, tx.reverses_id, digest),
+        )  # fmt: skip
+        self._head, self._head_moved = (seq, digest), True
+        return tx
 
     def _transfer(self, op: WriteOp, now: str) -> OpResult:
         assert op.from_user_id and op.to_user_id and op.amount
@@ -275,6 +305,7 @@ class SqliteWriter(SqlWriter):
     """SQLite: every transaction on the store's single thread, writes applied by :func:`apply_ops`."""
 
     in_flight = 1  # one writer: a second batch would only wait for the lock
+    hashes_on_write = True  # one writer: seq order is write order
 
     def __init__(self, url: URL, token: str) -> None:
         self.token = token
