@@ -102,7 +102,9 @@ class ChainService:
         """Walk every copy of the chain: each stored hash must be the hash of its entry after the previous one,
         no unhashed entry may sit between hashed ones, and each stored checkpoint must match the chain (root, head,
         size; its signature too when ``TOKEN_SIGNING_KEY`` is set). Seals first. Raises StorageUnavailableError."""
-        store = self._store
+        store = self._ledger.storage
+        if not isinstance(store, ChainStore):
+            return []
         try:
             await store.chain_seal()
         except StorageError as exc:  # a broken chain stops the sealer; the walk below names where
