@@ -19,7 +19,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from tokenbank._version import __version__
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError
-from tokenbank.integrations.dashboard.router import create_dashboard
 from tokenbank.integrations.fastapi.errors import install_error_handlers
 from tokenbank.integrations.fastapi.lifespan import STATE_KEY, token_bank_lifespan
 from tokenbank.integrations.fastapi.router import Authorize, create_router
@@ -90,6 +89,9 @@ def create_app(
     )
     app.include_router(router)
     if dashboard:
+        # Imported here: the dashboard builds on this package, which must finish importing first.
+        from tokenbank.integrations.dashboard.router import create_dashboard
+
         app.include_router(create_dashboard(authorize=authorize, allow_anonymous=True, prefix=f"{prefix}/dashboard"))
     install_error_handlers(app)
     return app
