@@ -214,3 +214,24 @@ async def test_redis_mode_shows_what_it_has(tmp_path: Any, clean_env: pytest.Mon
             assert board["holders"] == [{"user_id": "alice", "balance": "4.00", "rank": 1}]
             assert (await client.get("/dashboard/api/overview")).json()["mode"] == "redis"
             assert_error(await client.get("/dashboard/api/feed/stream"), 500, "configuration_error")
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+async def test_hybrid_mode_shows_the_sync_lag_and_feeds_synced_transactions(
+    tmp_path: Any, clean_env: pytest.MonkeyPatch
+) -> None:
+    backend = next(iter(params(by_name("hybrid")))).values[0].bind(Scope(tmp_path))
+    async with open_bank(backend, initial_supply=100) as bank:
+        tx = await bank.transfer("treasury", "alice", "4")
+        app = own_app(bank=bank, allow_anonymous=True)
+        async with client_of(app) as client:
+            health = (await client.get("/dashboard/api/health")).json()
+            assert health["mode"] == "hybrid"
+            assert health["sync"]["name"] == "sync" and "lag" in health["sync"]["detail"]
+            async with asyncio.timeout(TIMEOUT):  # in the feed once the sync worker wrote it to PostgreSQL
+                while True:
+                    feed = (await client.get("/dashboard/api/feed")).json()
+                    if any(item["id"] == tx.id for item in feed["items"]):
+                        break
+                    await asyncio.sleep(0.1)
