@@ -26,10 +26,17 @@
 Stores report outcomes as :class:`~tokenbank.storage.base.Status` values; :data:`STATUS_TO_ERROR`
 is the only place that turns them into exceptions. Some classes stand for more than one outcome (a hold that is
 no longer pending or has expired are both :class:`HoldStateError`); ``status`` tells which.
+
+Every error names the argument at fault in ``param`` when one is (``"amount"``, ``"to_user_id"``,
+``"idempotency_key"``, ``"hold_id"``...), else None: the name of the bank method's parameter, which is also the
+REST API's field name (except ``expires_in``, sent as ``expires_in_seconds``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from decimal import Decimal
 from typing import ClassVar
 
 from tokenbank.status import Status
@@ -44,9 +51,11 @@ class TokenBankError(Exception):
     status: Status | None = None
     """The store outcome this error reports, when it reports one (set by :func:`error_for`)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, param: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.param = param
+        """The argument at fault (``"amount"``, ``"hold_id"``...), or None when no single one is."""
 
 
 class InvalidAmountError(TokenBankError):
@@ -71,8 +80,26 @@ class InvalidRequestError(TokenBankError):
 
 
 class InsufficientBalanceError(TokenBankError):
+    """The spendable balance does not cover the debit. ``requested`` is the amount the debit asked for;
+    ``available`` the account's spendable balance read right after the refusal (it may have changed since the
+    store refused; None when unknown); ``user_id`` the account debited."""
+
     code = "insufficient_balance"
     http_status = 409
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = "amount",
+        user_id: str | None = None,
+        available: Decimal | None = None,
+        requested: Decimal | None = None,
+    ) -> None:
+        super().__init__(message, param=param)
+        self.user_id = user_id
+        self.available = available
+        self.requested = requested
 
 
 class SupplyCapExceededError(TokenBankError):
@@ -202,11 +229,42 @@ STATUS_MESSAGES: dict[Status, str] = {
 }
 
 
-def error_for(status: Status, context: str | None = None) -> TokenBankError:
-    """Build the exception for a failed store status (the one status -> exception mapping)."""
+STATUS_PARAMS: dict[Status, str | None] = {
+    Status.INSUFFICIENT_BALANCE: "amount",
+    Status.SUPPLY_CAP_EXCEEDED: "amount",
+    Status.IDEMPOTENCY_CONFLICT: "idempotency_key",
+    Status.HOLD_NOT_FOUND: "hold_id",
+    Status.HOLD_NOT_PENDING: "hold_id",
+    Status.HOLD_EXPIRED: "hold_id",
+    Status.CAPTURE_EXCEEDS_HOLD: "amount",
+    Status.TRANSACTION_NOT_FOUND: "transaction_id",
+    Status.NOT_REVERSIBLE: "transaction_id",
+    Status.ALREADY_REVERSED: "transaction_id",
+    Status.TOKEN_NOT_INITIALIZED: None,
+    Status.DUPLICATE_TRANSACTION: "id",
+    Status.BATCH_ABORTED: None,
+}
+"""The argument a refused op's status blames (an insufficient reversal blames its ``transaction_id``: the
+caller gave no amount)."""
+
+
+def error_for(status: Status, context: str | None = None, *, param: str | None = None) -> TokenBankError:
+    """Build the exception for a failed store status (the one status -> exception mapping); ``param`` overrides
+    the status's usual argument (:data:`STATUS_PARAMS`)."""
     message = STATUS_MESSAGES[status]
     if context:
         message = f"{message}: {context}"
-    error = STATUS_TO_ERROR[status](message)
+    error = STATUS_TO_ERROR[status](message, param=param or STATUS_PARAMS.get(status))
     error.status = status
     return error
+
+
+@contextmanager
+def blame(param: str) -> Iterator[None]:
+    """Name ``param`` as the argument at fault of a TokenBankError raised inside (unless it names one already)."""
+    try:
+        yield
+    except TokenBankError as exc:
+        if exc.param is None:
+            exc.param = param
+        raise

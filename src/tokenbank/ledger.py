@@ -23,10 +23,12 @@ from tokenbank.errors import (
     STATUS_TO_ERROR,
     BatchAbortedError,
     ConfigurationError,
+    InsufficientBalanceError,
     StorageError,
     SupplyCapExceededError,
     TokenBankError,
     TokenNotInitializedError,
+    blame,
     error_for,
 )
 from tokenbank.events import EventHub
@@ -35,7 +37,7 @@ from tokenbank.models import Hold, SettingDrift, TokenInfo, Transaction, Transfe
 from tokenbank.operations import OpBuilder
 from tokenbank.settings import Settings
 from tokenbank.status import Status
-from tokenbank.storage.base import OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
+from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
 from tokenbank.token_config import changes_for, check_decimals, find_drift
 from tokenbank.tracing import note_batch
 
@@ -170,7 +172,7 @@ class Ledger:
             assert isinstance(cap, int)
             message = f"max supply {from_base_units(cap, token.decimals)} is below the total supply; nothing changed"
             logger.info("configure_token refused: %s", message, extra={"operation": "configure_token"})
-            raise SupplyCapExceededError(message) from None
+            raise SupplyCapExceededError(message, param="max_supply") from None
         self.remember(updated)
         logger.info(
             "token %s configured: %s", updated.symbol, ", ".join(changes),
@@ -236,7 +238,8 @@ class Ledger:
 
     async def get_balance(self, user_id: str) -> Decimal:
         """Spendable balance (held funds excluded). Raises InvalidAccountError, TokenNotInitializedError."""
-        check_account_id(user_id)
+        with blame("user_id"):
+            check_account_id(user_id)
         await self.token_record()
         balances = await self.storage.get_balances([user_id])
         return from_base_units(balances[user_id], self.decimals)
@@ -296,7 +299,7 @@ class Ledger:
         """Apply one op; a refusal raises its error (InsufficientBalanceError...)."""
         [result] = await self.apply([op])
         if not result.status.ok:
-            error = error_for(result.status)
+            [error] = await self.refusals([(op, result.status)])
             logger.info(
                 "%s refused: %s", op.kind.value, error.code, extra={"operation": op.kind.value, "code": error.code}
             )
@@ -334,7 +337,11 @@ class Ledger:
                 for r, e in zip(requests, errors, strict=True)
             ]
         valid = [op for op in ops if op is not None]
-        results = iter(await self.apply(valid, atomic=atomic) if valid else [])
+        applied = await self.apply(valid, atomic=atomic) if valid else []
+        refused = iter(
+            await self.refusals([(op, r.status) for op, r in zip(valid, applied, strict=True) if not r.status.ok])
+        )
+        results = iter(applied)
         out = []
         for request, op, error in zip(requests, ops, errors, strict=True):
             if op is None:
@@ -344,8 +351,61 @@ class Ledger:
             if result.status.ok:
                 out.append(TransferResult(request, transaction=self.transaction(result, op)))
             else:
-                out.append(TransferResult(request, error=error_for(result.status)))
+                out.append(TransferResult(request, error=next(refused)))
         return out
+
+    async def refusals(self, refused: Sequence[tuple[WriteOp, Status]]) -> list[TokenBankError]:
+        """The errors of refused ops, in order. An insufficient balance says the amount requested and what the
+        debited account had available, read right after the refusal (one read for all of them, on this failure
+        path only; the stores report the refusal alone)."""
+        debits: dict[int, tuple[str, int]] = {}
+        for index, (op, status) in enumerate(refused):
+            if status is Status.INSUFFICIENT_BALANCE:
+                debit = await self._debit_of(op)
+                if debit is not None:
+                    debits[index] = debit
+        balances: dict[str, int] = {}
+        if debits:
+            try:
+                balances = await self.storage.get_balances(sorted({user for user, _ in debits.values()}))
+            except TokenBankError as exc:  # the refusal is the answer; a failed extra read only leaves it vaguer
+                logger.warning("balance read after a refusal failed: %s", exc, extra={"operation": "refusal"})
+        errors: list[TokenBankError] = []
+        for index, (op, status) in enumerate(refused):
+            # A reversal has no amount argument: its transaction is what cannot be covered.
+            param = "transaction_id" if op.kind is OpKind.REVERSE and status is Status.INSUFFICIENT_BALANCE else None
+            if index not in debits:
+                errors.append(error_for(status, param=param))
+                continue
+            user, units = debits[index]
+            errors.append(self._insufficient(user, units, balances.get(user), param or "amount"))
+        return errors
+
+    async def _debit_of(self, op: WriteOp) -> tuple[str, int] | None:
+        """The account an op debits and by how much (a reversal: the original's receiver, its amount)."""
+        if op.kind is OpKind.REVERSE:
+            assert op.reverses_id is not None
+            try:
+                original = await self.storage.get_transaction(op.reverses_id)
+            except TokenBankError:
+                return None
+            if original is None or original.to_user_id is None:
+                return None
+            return original.to_user_id, original.amount
+        if op.from_user_id is None or op.amount is None:
+            return None
+        return op.from_user_id, op.amount
+
+    def _insufficient(self, user: str, units: int, available: int | None, param: str) -> InsufficientBalanceError:
+        requested = from_base_units(units, self.decimals)
+        spendable = None if available is None else from_base_units(available, self.decimals)
+        if spendable is None:
+            message = f"insufficient balance: {requested} requested from {user!r}"
+        else:
+            message = f"insufficient balance: {user!r} has {spendable} available, {requested} requested"
+        error = InsufficientBalanceError(message, param=param, user_id=user, available=spendable, requested=requested)
+        error.status = Status.INSUFFICIENT_BALANCE
+        return error
 
     async def expire_holds(self, now: datetime | None = None) -> int:
         """Void every pending hold past its expiry at ``now`` (default: the bank's clock), SWEEP_BATCH per store

@@ -10,7 +10,7 @@ from typing import Any
 
 from tokenbank.amounts import AmountInput, to_base_units
 from tokenbank.clock import SYSTEM_CLOCK, Clock, read_clock, stamps_writes
-from tokenbank.errors import InvalidAccountError, InvalidRequestError
+from tokenbank.errors import InvalidAccountError, InvalidRequestError, blame
 from tokenbank.ids import (
     check_account_id,
     check_idempotency_key,
@@ -49,10 +49,14 @@ class OpBuilder:
 
     def op(self, kind: OpKind, amount: Any, key: Any, metadata: Any, reason: Any, **fields: Any) -> WriteOp:
         # Only a reversal takes its amount from the original transaction.
-        units = None if kind is OpKind.REVERSE else to_base_units(amount, self.settings.decimals)
-        key = check_idempotency_key(key)
-        meta = encode_metadata(metadata)
-        reason = check_reason(reason)
+        with blame("amount"):
+            units = None if kind is OpKind.REVERSE else to_base_units(amount, self.settings.decimals)
+        with blame("idempotency_key"):
+            key = check_idempotency_key(key)
+        with blame("metadata"):
+            meta = encode_metadata(metadata)
+        with blame("reason"):
+            reason = check_reason(reason)
         request_hash = None
         if key is not None:
             request_hash = fingerprint(kind.value, units, meta, reason, sorted(fields.items()))
@@ -64,16 +68,19 @@ class OpBuilder:
     def transfer(
         self, from_user_id: Any, to_user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any
     ) -> WriteOp:
-        check_account_id(from_user_id, "sender")
-        check_account_id(to_user_id, "receiver")
+        with blame("from_user_id"):
+            check_account_id(from_user_id, "sender")
+        with blame("to_user_id"):
+            check_account_id(to_user_id, "receiver")
         if from_user_id == to_user_id:
-            raise InvalidAccountError("cannot transfer to the same account")
+            raise InvalidAccountError("cannot transfer to the same account", param="to_user_id")
         return self.op(OpKind.TRANSFER, amount, key, metadata, reason, from_user_id=from_user_id, to_user_id=to_user_id)
 
     def hold(
         self, from_user_id: Any, to_user_id: Any, amount: Any, expires_in: object, key: Any, metadata: Any, reason: Any
     ) -> WriteOp:
-        seconds = hold_seconds(expires_in)
+        with blame("expires_in"):
+            seconds = hold_seconds(expires_in)
         base = self.transfer(from_user_id, to_user_id, amount, key, metadata, reason)
         return WriteOp(
             kind=OpKind.HOLD, tx_id=base.tx_id, from_user_id=base.from_user_id, to_user_id=base.to_user_id,
@@ -84,13 +91,15 @@ class OpBuilder:
         )  # fmt: skip
 
     def mint(self, to_user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
-        check_account_id(to_user_id)
+        with blame("to_user_id"):
+            check_account_id(to_user_id)
         return self.op(
             OpKind.MINT, amount, key, metadata, reason, to_user_id=to_user_id, audit_action=self.audit("mint")
         )
 
     def burn(self, user_id: Any, amount: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
-        check_account_id(user_id)
+        with blame("user_id"):
+            check_account_id(user_id)
         return self.op(
             OpKind.BURN, amount, key, metadata, reason, from_user_id=user_id, audit_action=self.audit("burn")
         )
@@ -104,8 +113,9 @@ class OpBuilder:
 
     def reverse(self, transaction_id: Any, key: Any, metadata: Any, reason: Any) -> WriteOp:
         if not reason:
-            raise InvalidRequestError("a reversal needs a reason")
-        tx_id = check_lookup_id(transaction_id, "transaction")
+            raise InvalidRequestError("a reversal needs a reason", param="reason")
+        with blame("transaction_id"):
+            tx_id = check_lookup_id(transaction_id, "transaction")
         return self.op(
             OpKind.REVERSE, None, key, metadata, reason, reverses_id=tx_id, audit_action=self.audit("reverse")
         )
@@ -127,11 +137,12 @@ class OpBuilder:
         if kind is OpKind.TRANSFER:
             op = self.transfer(from_user_id, to_user_id, amount, key, metadata, reason)
         else:
-            user = check_account_id(to_user_id if kind is OpKind.MINT else from_user_id)
+            with blame("to_user_id" if kind is OpKind.MINT else "from_user_id"):
+                user = check_account_id(to_user_id if kind is OpKind.MINT else from_user_id)
             side = {"to_user_id": user} if kind is OpKind.MINT else {"from_user_id": user}
             op = self.op(kind, amount, key, metadata, reason, **side)
         if timestamp is not None and (not isinstance(timestamp, datetime) or timestamp.tzinfo is None):
-            raise InvalidRequestError("timestamp must be a timezone-aware datetime")
+            raise InvalidRequestError("timestamp must be a timezone-aware datetime", param="timestamp")
         return WriteOp(
             kind=op.kind, tx_id=op.tx_id if tx_id is None else _check_uuid(tx_id), from_user_id=op.from_user_id,
             to_user_id=op.to_user_id, amount=op.amount, idempotency_key=op.idempotency_key,
@@ -140,31 +151,33 @@ class OpBuilder:
         )  # fmt: skip
 
     def capture(self, hold_id: Any, amount: Any, reason: Any) -> WriteOp:
-        units = None if amount is None else to_base_units(amount, self.settings.decimals)
+        with blame("hold_id"):
+            hold_id = check_lookup_id(hold_id, "hold")
+        with blame("amount"):
+            units = None if amount is None else to_base_units(amount, self.settings.decimals)
+        with blame("reason"):
+            reason = check_reason(reason)
         return WriteOp(
-            kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=check_lookup_id(hold_id, "hold"), amount=units,
-            reason=check_reason(reason), timestamp=self.stamp(),
-        )  # fmt: skip
+            kind=OpKind.CAPTURE, tx_id=new_id(), hold_id=hold_id, amount=units, reason=reason, timestamp=self.stamp()
+        )
 
     def expire(self, hold_id: str) -> WriteOp:
         """Void a hold the store reported as expired (its id comes from the store)."""
         return WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=hold_id, reason="expired", timestamp=self.stamp())
 
     def void(self, hold_id: Any, reason: Any) -> WriteOp:
-        return WriteOp(
-            kind=OpKind.VOID,
-            tx_id=new_id(),
-            hold_id=check_lookup_id(hold_id, "hold"),
-            reason=check_reason(reason),
-            timestamp=self.stamp(),
-        )
+        with blame("hold_id"):
+            hold_id = check_lookup_id(hold_id, "hold")
+        with blame("reason"):
+            reason = check_reason(reason)
+        return WriteOp(kind=OpKind.VOID, tx_id=new_id(), hold_id=hold_id, reason=reason, timestamp=self.stamp())
 
 
 def _check_uuid(value: object) -> str:
     try:
         return str(uuid.UUID(value))  # type: ignore[arg-type]
     except (ValueError, TypeError, AttributeError):
-        raise InvalidRequestError(f"imported transaction id must be a UUID, got {value!r}") from None
+        raise InvalidRequestError(f"imported transaction id must be a UUID, got {value!r}", param="id") from None
 
 
 def check_page(limit: object, offset: object) -> None:

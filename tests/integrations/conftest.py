@@ -55,13 +55,20 @@ async def fund(client: httpx.AsyncClient, user: str, amount: str) -> dict[str, A
     return response.json()  # type: ignore[no-any-return]
 
 
-def assert_error(response: httpx.Response, status: int, code: str) -> None:
-    """An error answer: the status, and a body of exactly ``{code, message}``."""
+_ANY: Any = object()
+
+
+def assert_error(response: httpx.Response, status: int, code: str, param: str | None = _ANY) -> None:
+    """An error answer: the status, and a body of exactly ``{code, message, param}`` (``param`` as given, when
+    given: the request field at fault, or None)."""
     assert response.status_code == status, response.text
     body = response.json()
-    assert set(body) == {"code", "message"}, body
+    assert set(body) == {"code", "message", "param"}, body
     assert body["code"] == code, body
     assert isinstance(body["message"], str) and body["message"]
+    assert body["param"] is None or (isinstance(body["param"], str) and body["param"]), body
+    if param is not _ANY:
+        assert body["param"] == param, body
 
 
 @contextlib.asynccontextmanager

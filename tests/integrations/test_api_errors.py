@@ -85,8 +85,59 @@ CASES: list[tuple[str, str, str, Any, dict[str, str], int, str]] = [
 ]
 
 
+# The request field each case blames (``param``); None: no single field is at fault.
+PARAMS: dict[str, str | None] = {
+    **{name: "amount" for name, *_ in CASES[:11]},
+    **dict.fromkeys(("overlong-id", "empty-id", "control-char-id", "number-id", "self-transfer"), "to_user_id"),
+    "missing-amount": "amount",
+    "missing-sender": "from_user_id",
+    "unknown-field": "amuont",
+    "not-json": None,
+    "json-array": None,
+    "no-body": None,
+    "metadata-list": "metadata",
+    "metadata-5kib": "metadata",
+    "reason-too-long": "reason",
+    "reason-nul": "reason",
+    "key-too-long": "idempotency_key",
+    "key-empty": "idempotency_key",
+    "insufficient": "amount",
+    "batch-empty": "transfers",
+    "batch-float": "transfers.0.amount",
+    "batch-atomic-str": "atomic",
+    "mint-float": "amount",
+    "mint-wrong-field": "to_user_id",
+    "burn-overlong-id": "user_id",
+    "burn-too-much": "amount",
+    **{f"hold-expiry-{kind}": "expires_in_seconds" for kind in ("zero", "float", "string", "years")},
+    "hold-too-much": "amount",
+    "capture-float": "amount",
+    "void-unknown": "hold_id",
+    "reverse-no-reason": "reason",
+    "reverse-empty-reason": "reason",
+    "tx-control-char": "transaction_id",
+    "tx-overlong": "transaction_id",
+    "balance-overlong-id": "user_id",
+    "balance-control-char": "user_id",
+    "history-limit-0": "limit",
+    "history-limit-big": "limit",
+    "history-bad-cursor": "cursor",
+    "history-bad-type": "type",
+    "leaderboard-negative": "offset",
+    "leaderboard-limit-text": "limit",
+    "unknown-path": None,
+    "wrong-method": None,
+}
+
+
+def test_every_case_names_its_param() -> None:
+    assert sorted(PARAMS) == sorted(name for name, *_ in CASES)
+
+
 @pytest.mark.parametrize(
-    ("method", "path", "body", "headers", "status", "code"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+    ("method", "path", "body", "headers", "status", "code", "param"),
+    [(*c[1:], PARAMS.get(c[0])) for c in CASES],
+    ids=[c[0] for c in CASES],
 )
 async def test_bad_request_is_refused_without_change(
     client: httpx.AsyncClient,
@@ -97,6 +148,7 @@ async def test_bad_request_is_refused_without_change(
     headers: dict[str, str],
     status: int,
     code: str,
+    param: str | None,
 ) -> None:
     await fund(client, "alice", "10")
     before = await snapshot(api_bank)
@@ -104,8 +156,52 @@ async def test_bad_request_is_refused_without_change(
         response = await client.request(method, path, content=body, headers=headers)
     else:
         response = await client.request(method, path, json=body, headers=headers)
-    assert_error(response, status, code)
+    assert_error(response, status, code, param)
     assert await snapshot(api_bank) == before
+
+
+async def test_insufficient_balance_says_available_and_requested(
+    client: httpx.AsyncClient, api_bank: TokenBank
+) -> None:
+    await fund(client, "alice", "10")
+    await client.post("/holds", json={**HOLD, "amount": "2.50"})
+    response = await client.post("/transfers", json={**T, "amount": "30"})
+    assert_error(response, 409, "insufficient_balance", "amount")
+    assert response.json()["message"] == "insufficient balance: 'alice' has 7.50 available, 30.00 requested"
+
+
+async def test_batch_items_name_their_param(client: httpx.AsyncClient, api_bank: TokenBank) -> None:
+    await fund(client, "alice", "10")
+    items = [{**T, "amount": "4"}, {**T, "amount": "7"}, {**T, "to_user_id": "alice"}]
+    response = await client.post("/transfers/batch", json={"transfers": items})
+    assert response.status_code == 200, response.text
+    errors = [r["error"] for r in response.json()["results"]]
+    assert errors[0] is None
+    assert errors[1] == {
+        "code": "insufficient_balance",
+        "message": "insufficient balance: 'alice' has 6.00 available, 7.00 requested",
+        "param": "amount",
+    }
+    assert (errors[2]["code"], errors[2]["param"]) == ("invalid_account", "to_user_id")
+    before = await snapshot(api_bank)
+    aborted = await client.post("/transfers/batch", json={"transfers": items[:2], "atomic": True})
+    assert aborted.status_code == 409, aborted.text
+    body = aborted.json()
+    assert (body["code"], body["param"]) == ("batch_aborted", "transfers.1.amount")
+    assert "'alice' has 6.00 available, 7.00 requested" in body["message"]
+    assert [r["error"]["param"] for r in body["results"]] == [None, "amount"]
+    assert await snapshot(api_bank) == before
+
+
+async def test_an_expired_hold_names_the_hold(client: httpx.AsyncClient, api_bank: TokenBank) -> None:
+    await fund(client, "alice", "10")
+    hold = (await client.post("/holds", json=HOLD)).json()
+    await client.post(f"/holds/{hold['id']}/void")
+    assert_error(await client.post(f"/holds/{hold['id']}/capture"), 409, "hold_state", "hold_id")
+    conflict = await client.post("/transfers", json=T, headers={"Idempotency-Key": "k"})
+    assert conflict.status_code == 201
+    other = await client.post("/transfers", json={**T, "amount": "2"}, headers={"Idempotency-Key": "k"})
+    assert_error(other, 409, "idempotency_conflict", "idempotency_key")
 
 
 @pytest.mark.parametrize(

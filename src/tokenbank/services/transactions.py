@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from tokenbank import convert
 from tokenbank.amounts import AmountInput
-from tokenbank.errors import InvalidRequestError, TransactionNotFoundError
+from tokenbank.errors import InvalidRequestError, TransactionNotFoundError, blame
 from tokenbank.ids import check_account_id, check_lookup_id
 from tokenbank.models import Transaction, TransactionPage, TransactionType
 from tokenbank.storage.base import HistoryQuery, OpKind
@@ -99,11 +99,12 @@ class TransactionsService:
 
     async def get_transaction_by_id(self, transaction_id: str) -> Transaction:
         """Raises TransactionNotFoundError, TokenNotInitializedError."""
-        tx_id = check_lookup_id(transaction_id, "transaction")
+        with blame("transaction_id"):
+            tx_id = check_lookup_id(transaction_id, "transaction")
         await self._ledger.token_record()
         record = await self._ledger.storage.get_transaction(tx_id)
         if record is None:
-            raise TransactionNotFoundError(f"transaction not found: {transaction_id}")
+            raise TransactionNotFoundError(f"transaction not found: {transaction_id}", param="transaction_id")
         return convert.transaction(record, self._ledger.decimals)
 
     async def record_transaction(self, dto: TransactionImport | Mapping[str, Any]) -> Transaction:

@@ -27,7 +27,7 @@ from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError, HoldNotFoundError, TransactionNotFoundError
 from tokenbank.health import check_health
 from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH
-from tokenbank.integrations.fastapi.errors import error_response
+from tokenbank.integrations.fastapi.errors import error_body, error_response, request_param
 from tokenbank.integrations.fastapi.lifespan import get_token_bank
 from tokenbank.integrations.fastapi.schemas import (
     CURSOR_PATTERN,
@@ -155,7 +155,7 @@ def create_router(
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> APIRouter:
     """The tokenbank REST API. Needs the bank on ``app.state`` (see ``token_bank_lifespan``) and the app's
-    ``install_error_handlers(app)`` for ``{code, message}`` error bodies.
+    ``install_error_handlers(app)`` for ``{code, message, param}`` error bodies.
 
     Give it a guard: ``authorize`` (called with every write and every read of one account), ``dependencies``
     (your authentication, on every route), or both. ``allow_anonymous=True`` serves it to anyone who can reach
@@ -314,7 +314,7 @@ def create_router(
             api.TransferResult(
                 ok=r.ok,
                 transaction=None if r.transaction is None else api.Transaction.of(r.transaction),
-                error=None if r.error is None else api.Error(code=r.error.code, message=r.error.message),
+                error=None if r.error is None else error_body(r.error),
             )
             for r in outcome
         ]
@@ -322,10 +322,12 @@ def create_router(
             culprit = next(i for i, r in enumerate(outcome) if r.error is not None and r.error.code != "batch_aborted")
             error = outcome[culprit].error
             assert error is not None
+            item_param = request_param(error)
             aborted = api.BatchAborted(
                 code="batch_aborted",
                 message=f"nothing applied: transfer {culprit} of the atomic batch failed ({error.code}: "
                 f"{error.message})",
+                param=None if item_param is None else f"transfers.{culprit}.{item_param}",
                 results=results,
             )
             return JSONResponse(aborted.model_dump(mode="json"), status_code=409)
@@ -472,7 +474,7 @@ class _BodyTooLarge(HTTPException):
 
 
 def _body_limited(limit: int) -> type[APIRoute]:
-    """A route class answering 413 ``{code, message}`` to a body over ``limit`` bytes: at once by its
+    """A route class answering 413 ``{code, message, param}`` to a body over ``limit`` bytes: at once by its
     Content-Length, or as soon as a streamed body without one (chunked) goes past the limit."""
 
     def too_large() -> JSONResponse:

@@ -263,10 +263,18 @@ def request_bodies(decimals: int | None) -> RequestBodies:
 
 # responses -------------------------------------------------------------------------------------------------
 class Error(BaseModel):
-    """Every error answer: a stable machine-readable ``code`` and a human-readable ``message``."""
+    """Every error answer: a stable machine-readable ``code``, a human-readable ``message``, and the request
+    field at fault in ``param`` (null when no single field is)."""
 
     code: str = Field(examples=["insufficient_balance"])
-    message: str
+    message: str = Field(examples=["insufficient balance: 'alice' has 12.50 available, 30.00 requested"])
+    param: str | None = Field(
+        None,
+        description="The request field at fault: a body field (`amount`, `to_user_id`; `transfers.2.amount` "
+        "inside a batch), a path parameter (`hold_id`, `transaction_id`), `idempotency_key` for the "
+        "Idempotency-Key header, or a query parameter; null when no single field is.",
+        examples=["amount"],
+    )
 
 
 class Transaction(BaseModel):
@@ -378,6 +386,7 @@ class BatchAborted(BaseModel):
 
     code: str = Field(examples=["batch_aborted"])
     message: str
+    param: str | None = Field(None, description="The failing item's field, e.g. `transfers.1.amount`.")
     results: list[TransferResult] = Field(description="One result per requested transfer, in order.")
 
 
