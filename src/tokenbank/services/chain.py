@@ -126,11 +126,14 @@ class ChainService:
         async for item in self._walk(store):
             seq = item.tx.seq
             if item.hash is None:
-                if chained:
+                if not chained:
+                    legacy += 1
+                elif store.chain_hashes_on_write():
+                    return broken(seq, "an entry without a hash follows hashed entries (every entry is hashed "
+                                       "as it is written here)")  # fmt: skip
+                else:
                     pending += 1
                     first_pending = first_pending or seq
-                else:
-                    legacy += 1
                 continue
             if pending:
                 return broken(first_pending, "an entry without a hash sits between hashed entries")

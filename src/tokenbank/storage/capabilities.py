@@ -118,6 +118,11 @@ class ChainStore(ABC):
         """Store a checkpoint that follows the last stored one; False (nothing stored) when another checkpoint
         was stored since ``checkpoint.previous_seq`` was read."""
 
+    def chain_hashes_on_write(self) -> bool:
+        """Whether every entry is hashed as it is written (then an unhashed entry after hashed ones is a break,
+        not an entry the sealer has yet to reach)."""
+        return False
+
     def chain_mirrors(self) -> list[ChainStore]:
         """Other copies of the chain that a verify report checks too (hybrid: PostgreSQL's)."""
         return []

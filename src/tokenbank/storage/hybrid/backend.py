@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from tokenbank.chain.proofs import Checkpoint
 from tokenbank.errors import ConfigurationError, InvalidRequestError, StorageError, StorageUnavailableError
 from tokenbank.settings import Settings
 from tokenbank.storage.base import (
@@ -32,9 +33,17 @@ from tokenbank.storage.base import (
     WriteOp,
     register_storage,
 )
-from tokenbank.storage.capabilities import HealthCheck, HealthChecks, SqlLedgerAccess, SyncOperations
+from tokenbank.storage.capabilities import (
+    ChainEntry,
+    ChainStore,
+    HealthCheck,
+    HealthChecks,
+    SqlLedgerAccess,
+    SyncOperations,
+)
 from tokenbank.storage.hybrid import checks, stream
 from tokenbank.storage.hybrid.backfill import backfill_postgres
+from tokenbank.storage.hybrid.chain import carry_hashes
 from tokenbank.storage.hybrid.replicate import max_seq
 from tokenbank.storage.hybrid.reports import RebuildReport, ReconcileReport
 from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus
@@ -66,7 +75,7 @@ def check_database_url(settings: Settings) -> None:
         )
 
 
-class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations):
+class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, ChainStore):
     """Redis (``.redis``) for writes and hot reads, PostgreSQL (``.sql``) as the durable ledger of record.
 
     ``sync_options`` tune the in-app worker, started by :meth:`open` when ``settings.enable_synchronization``.
@@ -77,6 +86,7 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations):
         self.settings = settings
         self.redis = RedisStorage(settings, stream_maxlen=None, history_retention=settings.history_retention)
         self.sql = SqlStorage(settings)
+        self.sql.chain_label = "chain (PostgreSQL)"
         self.token = settings.symbol
         self.stats: StoreStats = self.redis.stats  # every write goes through Redis: its resends are ours
         self.sync_options = sync_options or SyncOptions(block_ms=250)
@@ -264,6 +274,31 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations):
         from tokenbank.storage.hybrid.rebuild import rebuild_cache
 
         return await rebuild_cache(self, force=force)
+
+    # hash chain: given where the seq is given (Redis), copied to PostgreSQL's rows -------------------------------
+    async def chain_seal(self) -> None:
+        """Seal Redis's chain, then give the rows the sync has copied to PostgreSQL the same hashes (the PostgreSQL
+        chain check recomputes them from PostgreSQL's own rows, so a copy that differs is caught)."""
+        await self.redis.chain_seal()
+        await carry_hashes(self)
+
+    async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
+        return await self.redis.chain_entries(after_seq, limit)
+
+    async def chain_entry(self, tx_id: str) -> ChainEntry | None:
+        return await self.redis.chain_entry(tx_id)
+
+    async def chain_checkpoints(self, after_seq: int, limit: int) -> list[Checkpoint]:
+        return await self.redis.chain_checkpoints(after_seq, limit)
+
+    async def chain_last_checkpoint(self) -> Checkpoint | None:
+        return await self.redis.chain_last_checkpoint()
+
+    async def chain_add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        return await self.redis.chain_add_checkpoint(checkpoint)
+
+    def chain_mirrors(self) -> list[ChainStore]:
+        return [self.sql]
 
 
 @register_storage("hybrid")

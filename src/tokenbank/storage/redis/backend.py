@@ -13,6 +13,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
+from tokenbank.chain.proofs import Checkpoint
 from tokenbank.errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -38,8 +39,10 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
+from tokenbank.storage.capabilities import ChainEntry, ChainStore
 from tokenbank.storage.redis import codec, events, verify
 from tokenbank.storage.redis.autopipeline import AutoPipeline
+from tokenbank.storage.redis.chain import RedisChain
 from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
 from tokenbank.storage.redis.scripts import Scripts
@@ -80,7 +83,7 @@ def _pool(settings: Settings, socket_timeout: float | None) -> BlockingConnectio
     )
 
 
-class RedisStorage(Storage):
+class RedisStorage(Storage, ChainStore):
     """A token's ledger in Redis. Keys: see :class:`~tokenbank.storage.redis.keys.TokenKeys` and docs/redis.md.
 
     ``stream_maxlen``: approximate cap of the ledger stream (None = never trimmed, for the hybrid sync worker).
@@ -104,6 +107,7 @@ class RedisStorage(Storage):
         # asyncio.timeout instead, so a batch goes on the wire the moment it is launched.
         self._writes = client if client is not None else make_client(settings, socket_timeout=None)
         self.scripts = Scripts.register(self.client)
+        self.chain = RedisChain(self.client, self.keys, self.scripts, settings.symbol)
         self.stats = StoreStats()
         self._common = [self.keys.history_prefix, str(history_retention), str(stream_maxlen or 0)]
         self._reads = AutoPipeline(self.client, self._retrying)
@@ -293,6 +297,25 @@ class RedisStorage(Storage):
 
     async def verify(self) -> list[CheckRecord]:
         return await self._retrying(lambda: verify.run_checks(self.client, self.keys))
+
+    # hash chain (redis/chain.py) ---------------------------------------------------------------------------
+    async def chain_seal(self) -> None:
+        await self._retrying(self.chain.seal)
+
+    async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
+        return await self._retrying(lambda: self.chain.entries(after_seq, limit))
+
+    async def chain_entry(self, tx_id: str) -> ChainEntry | None:
+        return await self._retrying(lambda: self.chain.entry(tx_id))
+
+    async def chain_checkpoints(self, after_seq: int, limit: int) -> list[Checkpoint]:
+        return await self._retrying(lambda: self.chain.checkpoints(after_seq, limit))
+
+    async def chain_last_checkpoint(self) -> Checkpoint | None:
+        return await self._retrying(self.chain.last_checkpoint)
+
+    async def chain_add_checkpoint(self, checkpoint: Checkpoint) -> bool:
+        return await self._retrying(lambda: self.chain.add_checkpoint(checkpoint), resend=False)
 
 
 def _ranked_rows(flat: Sequence[Any], exclude: Sequence[str]) -> tuple[int, list[tuple[str, int]]]:

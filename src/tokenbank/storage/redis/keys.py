@@ -29,6 +29,7 @@ def check_key_prefix(prefix: str) -> str:
 
 _FIXED = (
     "token", "seq", "bal", "held", "lb", "tx", "idem", "rev", "holds", "hexp", "stream", "audit", "auditseq", "htrim",
+    "chain",
 )  # fmt: skip
 
 
@@ -51,6 +52,7 @@ class TokenKeys:
     audit: str
     auditseq: str
     htrim: str
+    chain: str
     history_prefix: str
 
     @classmethod
@@ -58,6 +60,16 @@ class TokenKeys:
         tag = "{" + check_key_prefix(prefix) + ":" + symbol + "}"
         names = {name: f"{tag}:{name}" for name in _FIXED}
         return cls(tag=tag, history_prefix=f"{tag}:h:", **names)
+
+    @property
+    def chain_hashes(self) -> str:
+        """The chain hash of each entry of ``chain``, at the same position (appended by the sealer)."""
+        return self.tag + ":chainhash"
+
+    @property
+    def checkpoints(self) -> str:
+        """The signed checkpoints, a list of JSON objects in seq order."""
+        return self.tag + ":checkpoints"
 
     @property
     def sync_lease(self) -> str:

@@ -69,6 +69,8 @@ class Scripts:
     rank: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
+    chain_seal: AsyncScript
+    chain_checkpoint: AsyncScript
 
     @classmethod
     def register(cls, client: Redis) -> Scripts:

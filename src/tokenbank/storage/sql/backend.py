@@ -225,6 +225,9 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
         while await self.run_sync(lambda conn: chain.seal_upto(conn, self.token, upto), write=True):
             pass
 
+    def chain_hashes_on_write(self) -> bool:
+        return self._writer.hashes_on_write
+
     async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
         return await self.run_sync(lambda conn: chain.entries(conn, self.token, after_seq, limit))
 

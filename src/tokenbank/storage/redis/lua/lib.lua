@@ -1,9 +1,9 @@
 -- lib.lua: code shared by the write scripts; scripts.py prepends it (after status.lua) to apply.lua and
 -- create_token.lua.
 --
--- KEYS (the same 14 for every write script; all share the token's hash tag, so one cluster slot):
+-- KEYS (the same 15 for every write script; all share the token's hash tag, so one cluster slot):
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit
---   13 auditseq  14 htrim
+--   13 auditseq  14 htrim  15 chain (the journal in seq order, "seq:id" per entry, for the chain sealer)
 -- ARGV (first three, common): 1 history key prefix ("{p:SYM}:h:"), 2 history retention per account,
 --   3 stream MAXLEN ("0" = never trim)
 --
@@ -13,7 +13,7 @@
 -- read back with HGET. Lua numbers are used for seq numbers and microsecond timestamps, far below 2^53.
 local K_TOKEN, K_SEQ, K_BAL, K_HELD, K_LB, K_TX, K_IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_REV, K_HOLDS, K_HEXP, K_STREAM, K_AUDIT, K_AUDITSEQ = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local K_HTRIM = KEYS[14]
+local K_HTRIM, K_CHAIN = KEYS[14], KEYS[15]
 local HIST_PREFIX, RETENTION, STREAM_MAXLEN = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local MAX_UNITS = '9223372036854775807'
 local NULL = cjson.null
@@ -57,6 +57,7 @@ local undo = nil          -- a list when atomic: every change's previous value, 
 local touched = {}        -- account -> its balance now, for accounts this call changed (leaderboard, zeros)
 local held_now = {}       -- account -> its held amount now, for accounts this call changed (zeros removed)
 local hist, audits, events = {}, {}, {}   -- deferred effects, written only at commit
+local chained = {}         -- "seq:id" of each transaction of this call, appended to the chain list at commit
 local seq_start, seq_now = nil, nil -- the seq counter, read once per call and written back at commit
 
 local function hset(key, field, value)
@@ -96,7 +97,7 @@ local function rollback()
             redis.call('ZREM', u[2], u[3])
         end
     end
-    undo, touched, held_now, hist, audits, events = {}, {}, {}, {}, {}, {}
+    undo, touched, held_now, hist, audits, events, chained = {}, {}, {}, {}, {}, {}, {}
     seq_now = seq_start
 end
 
@@ -145,6 +146,7 @@ local function put_tx(t)
     if t.from_user_id then hist[#hist + 1] = { t.from_user_id, t.seq, t.id } end
     if t.to_user_id then hist[#hist + 1] = { t.to_user_id, t.seq, t.id } end
     events[#events + 1] = js
+    chained[#chained + 1] = string.format('%.0f', t.seq) .. ':' .. t.id
     return js
 end
 
@@ -205,10 +207,11 @@ local function commit()
     for _, entry in ipairs(audits) do
         redis.call('HSET', K_AUDIT, redis.call('INCR', K_AUDITSEQ), entry)
     end
+    each_chunk(chained, 1000, function(part) redis.call('RPUSH', K_CHAIN, unpack(part)) end)
     if #events > 0 then -- balance events: one message per call, a JSON array (storage/redis/events.py)
         redis.call('PUBLISH', K_TOKEN .. ':events', '[' .. table.concat(events, ',') .. ']')
     end
-    touched, held_now, hist, audits, events = {}, {}, {}, {}, {}
+    touched, held_now, hist, audits, events, chained = {}, {}, {}, {}, {}, {}
     seq_start, seq_now = nil, nil
 end
 
