@@ -100,7 +100,8 @@ def horizon(conn: Connection, *, timeout: float = HORIZON_TIMEOUT) -> int:
     """PostgreSQL: the highest seq below which no write can still commit (see the module docstring). Runs in a
     read-only transaction; waits (in the database, so the event loop stays free) for transactions in flight."""
     last = conn.scalar(sa.text("SELECT pg_sequence_last_value(pg_get_serial_sequence('tb_transactions', 'seq'))"))
-    running = conn.scalar(sa.text("SELECT array_agg(x::text) FROM pg_snapshot_xip(pg_current_snapshot()) x"))
+    xip = conn.scalar(sa.text("SELECT array_agg(x::text) FROM pg_snapshot_xip(pg_current_snapshot()) x"))
+    running = [int(x) for x in xip or ()]
     if running:
         deadline = time.monotonic() + timeout
         probe = sa.text("SELECT count(*) FROM unnest(CAST(:xids AS xid8[])) x WHERE pg_xact_status(x) = 'in progress'")
