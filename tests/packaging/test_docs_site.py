@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -71,11 +72,15 @@ def test_strict_build_fails_on_a_missing_anchor_or_a_link_out_of_docs(tmp_path: 
     # A copy of docs/ whose API reference pages keep only their title (quick: no mkdocstrings). It builds, then
     # fails once a page has two bad links.
     docs = tmp_path / "docs"
-    for page in DOCS.rglob("*.md"):
-        copy = docs / page.relative_to(DOCS)
-        copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(DOCS, docs)  # images and every other file pages link to
+    for page in docs.rglob("*.md"):
         text = page.read_text()
-        copy.write_text(text.splitlines()[0] + "\n" if DIRECTIVE.search(text) else text)
+        if DIRECTIVE.search(text):
+            page.write_text(text.splitlines()[0] + "\n")
+    for image in DOCS.rglob("*.png"):  # the pages' pictures, so that their links resolve
+        copy = docs / image.relative_to(DOCS)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(image.read_bytes())
     config = _config()
     config.pop("watch")
     config["docs_dir"] = str(docs)
