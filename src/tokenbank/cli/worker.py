@@ -1,0 +1,56 @@
+"""``tokenbank worker``: run the token's background jobs (webhook delivery and balance monitors) until SIGTERM."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+from tokenbank.bank import TokenBank
+from tokenbank.cli.runtime import state_of
+from tokenbank.services.delivery import EVENTS_CURSOR
+from tokenbank.worker import Worker, WorkerOptions
+
+
+def worker(
+    ctx: typer.Context,
+    once: Annotated[bool, typer.Option("--once", help="Run one round of every job, then exit.")] = False,
+    check: Annotated[bool, typer.Option("--check", help="Print the worker's health and exit 0 (ok) or 1.")] = False,
+    lease_seconds: Annotated[
+        float, typer.Option("--lease-seconds", min=1, help="How long a silent leader keeps its jobs.")
+    ] = 30.0,
+    idle_seconds: Annotated[
+        float, typer.Option("--idle-seconds", min=0, help="Sleep when there is nothing to do.")
+    ] = 1.0,
+) -> None:
+    """Deliver webhooks and evaluate balance monitors for the token, leader-elected through a lease in the store,
+    so any number of workers can run. SIGTERM (or Ctrl-C) finishes the current batch and exits 0."""
+    state = state_of(ctx)
+    if check:
+        healthy = state.run(lambda bank: _check(bank, lambda text: state.out.print(text, soft_wrap=True)))
+        raise typer.Exit(0 if healthy else 1)
+
+    async def work(bank: TokenBank) -> None:
+        runner = Worker(bank, options=WorkerOptions(lease_seconds=lease_seconds, idle_seconds=idle_seconds))
+        await runner.run(once=once, handle_signals=True)
+        state.err.print(f"worker stopped after {runner.batches} batches")
+
+    state.run(work)
+
+
+async def _check(bank: TokenBank, say: Callable[..., None]) -> bool:
+    report = await bank.health()
+    say(f"store: {report.status}")
+    healthy = report.status != "down"
+    if healthy:
+        latest = await bank.events.read(after_seq=await bank.events.cursor(EVENTS_CURSOR), limit=10_000)
+        say(f"event pass: at seq {await bank.events.cursor(EVENTS_CURSOR)}, {len(latest)} transactions behind")
+        for endpoint in await bank.webhooks.list():
+            dead = await bank.webhooks.deliveries(endpoint.id, failed=True, limit=10_000)
+            say(f"endpoint {endpoint.id} {endpoint.url}: {len(dead)} dead letters")
+    return healthy
+
+
+def register(app: typer.Typer) -> None:
+    app.command("worker")(worker)
