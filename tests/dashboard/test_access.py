@@ -180,7 +180,7 @@ async def next_transaction(lines: AsyncIterator[str]) -> dict[str, Any]:
     raise AssertionError("the stream ended")
 
 
-@pytest.mark.parametrize("resume", ["query", "last-event-id"])
+@pytest.mark.parametrize("resume", ["query", "last-event-id", "junk-id"])
 async def test_the_stream_resumes_after_a_seq_and_follows(sql_bank: TokenBank, resume: str) -> None:
     await sql_bank.mint("alice", "10")
     first = await sql_bank.transfer("alice", "bob", "1")
@@ -188,13 +188,20 @@ async def test_the_stream_resumes_after_a_seq_and_follows(sql_bank: TokenBank, r
     app = FastAPI()
     app.include_router(create_dashboard(bank=sql_bank, allow_anonymous=True, poll_interval=0.05))
     install_error_handlers(app)
-    query, headers = ({"after": first.seq}, {}) if resume == "query" else ({}, {"Last-Event-ID": str(first.seq)})
+    query, headers = {
+        "query": ({"after": first.seq}, {}),
+        "last-event-id": ({}, {"Last-Event-ID": str(first.seq)}),
+        "junk-id": ({}, {"Last-Event-ID": "\u00b2".encode("latin-1")}),  # not an id: ignored, follows from now
+    }[resume]
     async with running_server(app) as base, httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as client:
         path = "/dashboard/api/feed/stream"
         async with asyncio.timeout(TIMEOUT), client.stream("GET", path, params=query, headers=headers) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             lines = response.aiter_lines()
-            assert (await next_transaction(lines))["id"] == second.id
+            if resume != "junk-id":
+                assert (await next_transaction(lines))["id"] == second.id
+            else:
+                await anext(lines)  # the stream has started: what follows is new
             third = await sql_bank.burn("bob", "0.5")
             assert (await next_transaction(lines))["id"] == third.id
 

@@ -29,6 +29,9 @@ API_KEY_VARIABLE = "TOKENBANK_API_KEY"
 SETTINGS_VARIABLE = "TOKENBANK_SERVE_SETTINGS"
 """How ``serve --workers N`` hands its settings (environment and command-line overrides) to each worker."""
 EXIT_REFUSED = 2
+SHUTDOWN_GRACE_SECONDS = 5
+"""On stop, requests still running after this many seconds are cancelled (event streams would otherwise hold the
+server open until every client leaves)."""
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -93,6 +96,8 @@ def run_server(
         "access_log": access_log,
         "server_header": False,
         "proxy_headers": False,
+        # An open event stream (a dashboard tab, a balance subscriber) never ends by itself: stop waiting for it.
+        "timeout_graceful_shutdown": SHUTDOWN_GRACE_SECONDS,
     }
     if workers > 1:
         asyncio.run(_check_opens(settings))  # a store that is down: one error here, not N tracebacks

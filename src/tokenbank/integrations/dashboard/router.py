@@ -33,6 +33,7 @@ DASHBOARD_READ = "dashboard.read"
 BankSource = TokenBank | Callable[[], TokenBank | Awaitable[TokenBank]]
 """An opened bank, or a function (sync or async) returning one for each request."""
 
+MAX_SEQ = 2**63 - 1
 UserId = Annotated[str, Path(min_length=1, max_length=MAX_ACCOUNT_ID_LENGTH, pattern=ID_PATTERN)]
 
 
@@ -134,12 +135,13 @@ def create_dashboard(
     @router.get("/api/feed/stream", response_class=EventStreamResponse)
     async def stream(
         request: Request,
-        after: Annotated[int | None, Query(ge=0, le=2**63 - 1)] = None,
+        after: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
         last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
     ) -> EventStreamResponse:
         bank = await allowed(request)
-        if last_event_id is not None and last_event_id.isdigit():  # a reconnecting EventSource resumes there
-            after = int(last_event_id)
+        # A reconnecting EventSource sends the last id it saw: resume after it (anything else is ignored).
+        if last_event_id is not None and last_event_id.isascii() and last_event_id.isdigit():
+            after = min(int(last_event_id), MAX_SEQ)
         return await feed_stream(bank, after, interval=poll_interval, keepalive=sse_keepalive)
 
     @router.get("/api/accounts/{user_id}")
