@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -78,10 +79,19 @@ async def test_overridden_settings(token_bank):
 """
 
 
-def _project(root: Path, mode: str) -> Path:
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "testing.md"
+# The pytest files of the docs: python blocks with a file name as title (test_docs.py runs the untitled ones).
+DOC_FILE = re.compile(r'^```python title="([\w.]+)"\n(.*?)^```', re.S | re.M)
+
+
+def _ini(root: Path, mode: str) -> None:
     (root / "pytest.ini").write_text(
         f"[pytest]\nasyncio_mode = {mode}\nasyncio_default_fixture_loop_scope = function\nfilterwarnings = error\n"
     )
+
+
+def _project(root: Path, mode: str) -> Path:
+    _ini(root, mode)
     (root / "conftest.py").write_text(textwrap.dedent(CONFTEST))
     (root / "test_ledger.py").write_text(USER_TESTS)
     (root / "test_settings_override.py").write_text(SETTINGS_OVERRIDE)
@@ -110,3 +120,15 @@ def test_the_fixtures_are_listed(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ("token_bank", "token_bank_settings", "token_clock", "token_events"):
         assert name in result.stdout
+
+
+@pytest.mark.parametrize("mode", ["strict", "auto"])
+def test_the_docs_pytest_examples_pass(tmp_path: Path, mode: str) -> None:
+    files = DOC_FILE.findall(DOCS.read_text())
+    assert [name for name, _ in files] == ["conftest.py", "test_checkout.py", "test_whole_tokens.py"]
+    _ini(tmp_path, mode)
+    for name, code in files:
+        (tmp_path / name).write_text(code)
+    result = _run(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout, result.stdout
