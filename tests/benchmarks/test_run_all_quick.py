@@ -1,5 +1,6 @@
-"""Smoke-runs the one command behind every performance target (``run_all.py --quick``): every figure with its
-baseline."""
+"""Smoke-runs the one command behind every performance target, through the CLI that charts it:
+``tokenbank bench --quick`` runs ``benchmarks/run_all.py --quick`` (every figure with its baseline, printed as one
+table), then writes a PNG per benchmark and results.json with ours / baseline / ratio for every figure."""
 
 from __future__ import annotations
 
@@ -9,17 +10,25 @@ import sys
 from pathlib import Path
 
 import pytest
+from tests.pictures import assert_png
 
 ROOT = Path(__file__).resolve().parents[2]
+HEADLINES = (
+    "PostgreSQL uniform, 32 tasks", "PostgreSQL uniform, 128 tasks", "PostgreSQL hot-source, 32 tasks",
+    "PostgreSQL hot-source, 128 tasks", "PostgreSQL transfer_many x1000", "Redis transfer()/s 200 tasks",
+    "Redis transfers per Redis-CPU-s, uniform", "Redis transfers per Redis-CPU-s, treasury-50",
+    "sqlite: p50 ms, 1 task", "postgres: p50 ms, 1 task", "redis: p50 ms, 1 task",
+)  # fmt: skip
+GROUPS = ("postgres", "postgres-asyncpg", "redis", "low_load")
 
 
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.slow
-def test_run_all_quick_prints_every_target(tmp_path: Path) -> None:
-    out = tmp_path / "all.json"
+def test_bench_quick_prints_every_target_and_charts_every_figure(tmp_path: Path) -> None:
+    out = tmp_path / "charts"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "run_all.py"), "--quick", "--json", str(out)],
+        [sys.executable, "-m", "tokenbank", "bench", "--quick", "--out", str(out)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -27,19 +36,27 @@ def test_run_all_quick_prints_every_target(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     table = proc.stdout.split("=== targets", 1)[1]
-    for figure in (
-        "PostgreSQL uniform, 32 tasks", "PostgreSQL uniform, 128 tasks", "PostgreSQL hot-source, 32 tasks",
-        "PostgreSQL hot-source, 128 tasks", "PostgreSQL transfer_many x1000", "Redis transfer()/s 200 tasks",
-        "Redis transfers per Redis-CPU-s, uniform", "Redis transfers per Redis-CPU-s, treasury-50",
-        "sqlite: p50 ms, 1 task", "postgres: p50 ms, 1 task", "redis: p50 ms, 1 task",
-    ):  # fmt: skip
+    for figure in HEADLINES:
         assert figure in table, table
     assert "ratio low-load p50 batching on/off postgres" in proc.stdout
-    results = json.loads(out.read_text())
-    assert len(results["targets"]) == 11
-    for row in results["targets"]:
-        assert row["value"] > 0 and row["baseline_value"] > 0
-        assert row["ratio"] == pytest.approx(row["value"] / row["baseline_value"], rel=0.02)
-        assert isinstance(row["met"], bool)
-    assert {"postgres", "redis", "low_load"} <= results.keys()
-    assert all(results["low_load"]["verified"].values())
+
+    raw = json.loads((out / "run_all.json").read_text())
+    assert raw["quick"] is True
+    assert len(raw["targets"]) == len(HEADLINES)
+    assert {"postgres", "redis", "low_load"} <= raw.keys()
+    assert all(raw["low_load"]["verified"].values())
+
+    results = json.loads((out / "results.json").read_text())
+    figures = results["figures"]
+    assert {row["group"] for row in figures} == set(GROUPS)
+    assert len(figures) > len(HEADLINES)  # the informational figures are charted too
+    for row in figures:
+        assert row["ours"] > 0 and row["baseline"] > 0 and row["baseline_name"], row
+        assert row["ratio"] == pytest.approx(row["ours"] / row["baseline"], rel=0.02), row
+        assert row["unit"] and "(--quick)" in row["conditions"], row
+        assert row["met"] is None if row["target"] is None else isinstance(row["met"], bool), row
+    assert results["environment"]["cpus"] >= 1
+
+    for group in GROUPS:
+        assert_png(out / f"bench-{group}.png", min_width=800, min_height=400)
+        assert f"wrote {out / f'bench-{group}.png'}" in proc.stdout
