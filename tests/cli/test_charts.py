@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.backends import REDIS_URL, unique
 from tests.cli.conftest import Cli, assert_one_line_error, runner
 from tests.pictures import assert_png
 from tokenbank.cli import app
@@ -32,6 +33,27 @@ def test_demo_report_writes_the_three_charts(cli: Cli, tmp_path: Path) -> None:
         assert_png(report / name, min_width=900, min_height=300)
         assert f"wrote {report / name}" in result.stdout
     assert sorted(path.name for path in report.iterdir()) == ["balances.png", "top-holders.png", "volume.png"]
+
+
+@pytest.mark.redis
+def test_demo_report_in_redis_mode_reads_the_histories(cli: Cli, tmp_path: Path) -> None:
+    # No SQL ledger there: the volume chart comes from every account's history, the balances without analytics.
+    import redis
+
+    symbol = unique("c")
+    report = tmp_path / "report"
+    args = ["--mode", "redis", "--symbol", symbol, "demo", "--quick", "--redis-url", REDIS_URL, "--report", str(report)]
+    try:
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        for name in ("balances.png", "volume.png", "top-holders.png"):
+            assert_png(report / name, min_width=900, min_height=300)
+    finally:
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match="{tb:" + symbol + "}*", count=1000))
+        if keys:
+            client.delete(*keys)
+        client.close()
 
 
 def _without_matplotlib(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
