@@ -53,7 +53,7 @@ def bench(
 
     Writes OUT/bench-<group>.png (one per benchmark: a bar for tokenbank beside its baseline, the ratio above),
     OUT/results.json (every figure: ours, baseline, ratio, unit, conditions) and OUT/run_all.json (the full
-    reports). Needs PostgreSQL and Redis as the benchmarks do, and matplotlib (pip install 'tokenbank[charts]')."""
+    reports). Needs PostgreSQL and Redis as the benchmarks do, and matplotlib (pip install 'tokenbank\\[charts]')."""
     state = state_of(ctx)
     with state.handled():
         charts.require()

@@ -58,7 +58,7 @@ def demo(
         typer.Option(
             "--report",
             help="Also write PNG charts of the economy to this folder: balance distribution, volume over time, "
-            "top holders (needs pip install 'tokenbank[charts]').",
+            "top holders (needs pip install 'tokenbank\\[charts]').",
             show_default=False,
         ),
     ] = None,
