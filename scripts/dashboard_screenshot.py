@@ -2,8 +2,9 @@
 Debian chromium (never a downloaded browser) looking at it while transfers arrive.
 
     .venv/bin/python scripts/dashboard_screenshot.py [--out docs/images/dashboard.png] [--chromium /usr/bin/chromium]
+                                                     [--hours 24]
 
-The past day of transfers is imported with its own timestamps (so the hourly volume chart has a shape); a few
+The last ``--hours`` of transfers are imported with their own timestamps (so the hourly volume chart has a shape); a few
 live transfers are made while the page is open, so the feed shows new rows arriving; one account is looked up.
 Exit status 2 when no chromium is installed.
 """
@@ -35,13 +36,13 @@ PLAYERS = [
 ]  # fmt: skip
 
 
-async def populate(bank: TokenBank, rng: random.Random) -> None:
-    """Balances for every player, then a day of imported transfers whose volume follows the hours of a day."""
+async def populate(bank: TokenBank, rng: random.Random, hours: int) -> None:
+    """Balances for every player, then ``hours`` of imported transfers whose volume follows the hours of a day."""
     for rank, player in enumerate(PLAYERS):
         await bank.mint(player, str(20_000 // (rank + 1) + rng.randint(50, 400)), reason="welcome bonus")
     now = datetime.now(UTC)
     moments = []
-    for hours_ago in range(23, -1, -1):
+    for hours_ago in range(hours - 1, -1, -1):
         start = (now - timedelta(hours=hours_ago)).replace(minute=0, second=0, microsecond=0)
         busy = 0.5 + 0.5 * abs(((start.hour + 12) % 24) - 12) / 12  # quieter at night (UTC)
         for _ in range(int(6 + 18 * busy * rng.random())):
@@ -55,7 +56,7 @@ async def populate(bank: TokenBank, rng: random.Random) -> None:
         )
 
 
-async def shoot(out: Path, chromium: Path, folder: Path) -> None:
+async def shoot(out: Path, chromium: Path, folder: Path, hours: int) -> None:
     from playwright.async_api import async_playwright
 
     rng = random.Random(7)
@@ -64,7 +65,7 @@ async def shoot(out: Path, chromium: Path, folder: Path) -> None:
         initial_supply=1_000_000, max_supply=5_000_000, hold_sweep_interval=0,
     )  # fmt: skip
     async with TokenBank(settings) as bank:
-        await populate(bank, rng)
+        await populate(bank, rng, hours)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.bind(("127.0.0.1", 0))
         app = create_app(bank=bank, allow_unauthenticated=True)
@@ -105,12 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images" / "dashboard.png")
     parser.add_argument("--chromium", type=Path, default=Path("/usr/bin/chromium"))
+    parser.add_argument("--hours", type=int, default=24, choices=range(1, 25), metavar="1-24", help="hours of history")
     args = parser.parse_args(argv)
     if not args.chromium.is_file():
         print(f"no chromium at {args.chromium} (scripts/browser.sh installs Debian's)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory() as folder:
-        asyncio.run(shoot(args.out, args.chromium, Path(folder)))
+        asyncio.run(shoot(args.out, args.chromium, Path(folder), args.hours))
     print(f"wrote {args.out}")
     return 0
 
