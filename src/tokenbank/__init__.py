@@ -5,6 +5,7 @@ from tokenbank.bank import TokenBank
 from tokenbank.errors import (
     BatchAbortedError,
     ConfigurationError,
+    FeedGapError,
     HoldNotFoundError,
     HoldStateError,
     IdempotencyConflictError,
@@ -12,6 +13,7 @@ from tokenbank.errors import (
     InvalidAccountError,
     InvalidAmountError,
     InvalidRequestError,
+    MonitorNotFoundError,
     PriceUnavailableError,
     StorageError,
     StorageUnavailableError,
@@ -20,6 +22,7 @@ from tokenbank.errors import (
     TokenNotInitializedError,
     TransactionNotFoundError,
     TransactionStateError,
+    WebhookNotFoundError,
 )
 from tokenbank.events import BalanceUpdate
 from tokenbank.models import (
@@ -47,6 +50,7 @@ __all__ = [
     "BatchAbortedError",
     "Check",
     "ConfigurationError",
+    "FeedGapError",
     "FormatOptions",
     "Hold",
     "HoldNotFoundError",
@@ -58,6 +62,7 @@ __all__ = [
     "InvalidAccountError",
     "InvalidAmountError",
     "InvalidRequestError",
+    "MonitorNotFoundError",
     "PriceUnavailableError",
     "SettingDrift",
     "Settings",
@@ -78,5 +83,6 @@ __all__ = [
     "TransferRequest",
     "TransferResult",
     "VerifyReport",
+    "WebhookNotFoundError",
     "__version__",
 ]

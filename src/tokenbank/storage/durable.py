@@ -214,7 +214,7 @@ def event_state_for(storage: object) -> EventState:
     if RedisStorage is not None and isinstance(storage, RedisStorage):
         from tokenbank.storage.redis.event_state import RedisEventState
 
-        return RedisEventState(storage.client, storage.keys)
+        return RedisEventState(storage.client, storage.keys, storage.scripts)
     raise ConfigurationError(f"{type(storage).__name__} keeps no durable event state (no ledger feed)")
 
 

@@ -18,7 +18,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
-from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
@@ -40,14 +39,10 @@ from tokenbank.storage.durable import (
 from tokenbank.storage.redis import scripts
 from tokenbank.storage.redis.errors import REDIS_ERRORS
 from tokenbank.storage.redis.keys import TokenKeys
+from tokenbank.storage.redis.scripts import Scripts
 from tokenbank.storage.wire import LUA
 
 _TIME_FIELDS = ("created_at", "next_attempt_at", "last_attempt_at", "delivered_at", "attempted_at")
-
-
-def _script(client: Redis, name: str, read_only: bool) -> Any:
-    text = resources.files("tokenbank.storage.redis").joinpath("lua", name).read_text(encoding="utf-8")
-    return client.register_script(("#!lua flags=no-writes\n" if read_only else "#!lua\n") + text)
 
 
 def _dump(record: Any) -> str:
@@ -75,15 +70,14 @@ def _score(delivery: DeliveryRecord) -> str:
 
 
 class RedisEventState(EventState):
-    """The event state of one token in Redis (``client``: the store's read client, no socket timeout issue:
-    every call here is short)."""
+    """The event state of one token in Redis, on the store's client and scripts."""
 
-    def __init__(self, client: Redis, keys: TokenKeys) -> None:
+    def __init__(self, client: Redis, keys: TokenKeys, scripts: Scripts) -> None:
         self._client = client
         self._keys = keys
         self._p = keys.events_prefix
-        self._feed = _script(client, "feed.lua", read_only=True)
-        self._record = _script(client, "events_record.lua", read_only=False)
+        self._feed = scripts.feed
+        self._record = scripts.events_record
 
     def _k(self, name: str) -> str:
         return self._p + name

@@ -26,7 +26,7 @@ from tokenbank.status import Status
 
 _WRITE_PATH = ("status.lua", "lib.lua", "ops.lua")
 _PREPENDED = {"apply.lua": _WRITE_PATH, "create_token.lua": _WRITE_PATH, "update_token.lua": ("status.lua",)}
-_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua")
+_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua")
 
 HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
 """Scripts of the hybrid sync worker and repair, run with :func:`run` on whichever client the caller holds (the
@@ -69,6 +69,8 @@ class Scripts:
     rank: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
+    feed: AsyncScript
+    events_record: AsyncScript
     chain_seal: AsyncScript
     chain_checkpoint: AsyncScript
 

@@ -5,6 +5,8 @@
 -- ARGV: 1 the prefix of per-endpoint queue keys (TokenKeys.events_prefix), 2 the pass as JSON:
 --       {cursor, upto, deliveries: [{id, endpoint_id, event_id, score, json}], states: [{key, zone}],
 --        events: [{event_id, json}]}
+-- Returns: 1
+
 local prefix = ARGV[1]
 local pass = cjson.decode(ARGV[2])
 for _, d in ipairs(pass.deliveries) do

@@ -5,6 +5,7 @@
 --          {1, first seq held} when the stream no longer holds seq after + 1 (the reader is behind what Redis keeps).
 -- The stream's ids are times, not seqs, so the first entry past `after` is found by a binary search over the
 -- milliseconds of its ids (seqs grow with ids), then read forward.
+
 local stream, after, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2])
 local current = tonumber(redis.call('GET', KEYS[2]) or '0')
 if current <= after then return { 0 } end
