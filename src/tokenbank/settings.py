@@ -36,6 +36,13 @@ class Settings(BaseSettings):
 
     storage_mode: StorageMode = Field(StorageMode.SQL, validation_alias=_env("TOKEN_STORAGE_MODE", "storage_mode"))
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_env("DATABASE_URL", "database_url"))
+    database_read_url: str | None = Field(None, validation_alias=_env("DATABASE_READ_URL", "database_read_url"))
+    """A PostgreSQL streaming replica of DATABASE_URL serving history, leaderboard, rank, balance_at and analytics
+    (a bank still reads its own writes: see docs/deployment.md, "Read replicas")."""
+    replica_wait_ms: int = Field(
+        200, ge=0, le=60_000, validation_alias=_env("TOKEN_REPLICA_WAIT_MS", "replica_wait_ms")
+    )
+    """How long a replica read waits for the replica to replay this bank's last write before reading the primary."""
     database_schema: str | None = Field(None, validation_alias=_env("TOKEN_DATABASE_SCHEMA", "database_schema"))
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "redis_url"))
     name: str = Field("Token", min_length=1, max_length=100, validation_alias=_env("TOKEN_NAME", "name"))
@@ -117,6 +124,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _read_url_is_postgres(self) -> Settings:
+        if self.database_read_url is not None:
+            if _url_family(self.database_read_url) != "postgresql":
+                raise ValueError("database_read_url: must be a PostgreSQL URL (postgresql+asyncpg://...)")
+            if _url_family(self.database_url) != "postgresql":
+                raise ValueError("database_read_url: a read replica needs DATABASE_URL on PostgreSQL too")
+        return self
+
+    @model_validator(mode="after")
     def _amounts_fit(self) -> Settings:
         from tokenbank.amounts import to_base_units
 
@@ -152,6 +168,11 @@ class Settings(BaseSettings):
         """Build settings from the environment and ``overrides`` (the same as ``Settings(**overrides)``).
         Raises ConfigurationError naming the variable."""
         return cls(**overrides)
+
+
+def _url_family(url: str) -> str:
+    """The database a URL names, without its driver (``postgresql+asyncpg://`` -> ``postgresql``)."""
+    return url.split(":", 1)[0].split("+", 1)[0].lower()
 
 
 _ENV_NAMES = {

@@ -1,7 +1,8 @@
 """``bank.analytics``: volume, activity, top accounts, balance distribution and supply over time.
 
 Reads the SQL ledger of record (``sql`` mode, or the PostgreSQL side of ``hybrid``), so that reports come
-from the durable history, in exact Decimal token units. Formulas, and what counts, are in
+from the durable history, in exact Decimal token units; a read replica (``DATABASE_READ_URL``) serves them when
+one is configured. Formulas, and what counts, are in
 docs/formatting-and-analytics.md.
 """
 
@@ -123,7 +124,7 @@ class AnalyticsService:
         starts = _bucket_starts(start, end, period)
         kinds = _types(types)
         store = self._store()
-        rows = await store.run_sync(lambda c: sql.volume_buckets(c, store.token, start, end, period, kinds))
+        rows = await store.run_report(lambda c: sql.volume_buckets(c, store.token, start, end, period, kinds))
         found = {row.start: row for row in rows}
         d = self._ledger.decimals
         return [
@@ -140,7 +141,7 @@ class AnalyticsService:
         start, end = _window(since, until)
         kinds = _types(types)
         store = self._store()
-        return await store.run_sync(lambda c: sql.active_accounts(c, store.token, start, end, kinds))
+        return await store.run_report(lambda c: sql.active_accounts(c, store.token, start, end, kinds))
 
     async def get_top_senders(
         self, since: datetime, until: datetime | None = None, *, limit: int = 10, types: Iterable[str] = DEFAULT_TYPES
@@ -162,7 +163,7 @@ class AnalyticsService:
             raise InvalidRequestError(f"limit must be between 1 and {MAX_LIMIT}")
         kinds = _types(types)
         store = self._store()
-        rows = await store.run_sync(lambda c: sql.top_accounts(c, store.token, side, start, end, kinds, limit))
+        rows = await store.run_report(lambda c: sql.top_accounts(c, store.token, side, start, end, kinds, limit))
         d = self._ledger.decimals
         return [
             AccountVolume(user_id, from_base_units(units, d), count, rank)
@@ -194,7 +195,7 @@ class AnalyticsService:
                 conn, store.token, exclude=excluded, include_zero=include_zero, ranks_for=_percentile_ranks
             )
 
-        stats = await store.run_sync(read)
+        stats = await store.run_report(read)
         d = self._ledger.decimals
         percentiles = Percentiles(*(_percentile(stats, p, d) for p in PERCENTS))
         with decimal.localcontext(prec=QUOTIENT_DIGITS, rounding=decimal.ROUND_HALF_EVEN):
@@ -228,7 +229,7 @@ class AnalyticsService:
             sql.snapshot(conn)
             return sql.supply_buckets(conn, store.token, start, end, period)
 
-        supply, rows = await store.run_sync(read)
+        supply, rows = await store.run_report(read)
         found = {row.start: row for row in rows}
         d = self._ledger.decimals
         points = []
@@ -251,7 +252,7 @@ class AnalyticsService:
     async def get_last_seq(self) -> int:
         """The highest transaction ``seq`` of the token now (0 if none): pin it to read a stable range."""
         store = self._store()
-        return await store.run_sync(lambda c: sql.last_seq(c, store.token))
+        return await store.run_report(lambda c: sql.last_seq(c, store.token))
 
     async def count_transactions(
         self, since: datetime | None = None, until: datetime | None = None, *, through_seq: int | None = None
@@ -259,7 +260,7 @@ class AnalyticsService:
         """How many transactions (of every type) fall in the window, optionally only up to ``through_seq``."""
         start, end = _bounds(since, until)
         store = self._store()
-        return await store.run_sync(lambda c: sql.count_transactions(c, store.token, start, end, through_seq))
+        return await store.run_report(lambda c: sql.count_transactions(c, store.token, start, end, through_seq))
 
     async def iter_transaction_chunks(
         self,
@@ -283,7 +284,7 @@ class AnalyticsService:
                 sql.iter_transactions,
                 token=store.token, since=start, until=end, after_seq=after, limit=chunk_size, through_seq=through_seq,
             )  # fmt: skip
-            records = await store.run_sync(read)
+            records = await store.run_report(read)
             if records:
                 yield [convert.transaction(record, d) for record in records]
                 after = records[-1].seq

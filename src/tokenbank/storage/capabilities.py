@@ -61,6 +61,11 @@ class SqlLedgerAccess(ABC):
         """Run synchronous SQLAlchemy Core code ``fn(connection)`` in one transaction on the SQL ledger.
         Raises StorageError / StorageUnavailableError."""
 
+    async def run_report(self, fn: Callable[[Connection], T]) -> T:
+        """A read-only ``fn(connection)`` that a read replica may serve (history, leaderboard, analytics), still
+        seeing every write this store made; the ledger itself when there is no replica."""
+        return await self.run_sync(fn)
+
 
 class SyncOperations(ABC):
     """A store made of a fast store and a ledger of record kept in step by a sync (hybrid mode)."""

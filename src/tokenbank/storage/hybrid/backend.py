@@ -232,6 +232,7 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
         otherwise StorageUnavailableError says PostgreSQL is behind."""
         client, keys = self.redis.client, self.redis.keys
         if await stream.wait_drained(client, keys, BALANCE_AT_WAIT):
+            self.sql.expect_writes()  # a read replica must first replay what the sync (maybe elsewhere) wrote
             return await self.sql.balance_at(user_id, at)
         try:
             return await self.redis.balance_at(user_id, at)
@@ -249,13 +250,18 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
         return await checks.verify_both(self)
 
     async def health_checks(self) -> list[HealthCheck]:
-        """PostgreSQL reachability and the sync backlog and lag; ``degraded`` past the thresholds."""
-        return await checks.health(self)
+        """PostgreSQL reachability and the sync backlog and lag (and the read replica's, if one is configured);
+        ``degraded`` past the thresholds."""
+        return [*await checks.health(self), *await self.sql.health_checks()]
 
     # the ledger of record and the sync -----------------------------------------------------------------------
     async def run_sync(self, fn: Callable[[Connection], T], *, write: bool = False) -> T:
         """Reports read the ledger of record: PostgreSQL (see :meth:`SqlStorage.run_sync`)."""
         return await self.sql.run_sync(fn, write=write)
+
+    async def run_report(self, fn: Callable[[Connection], T]) -> T:
+        """Reports may come from PostgreSQL's read replica (see :meth:`SqlStorage.run_report`)."""
+        return await self.sql.run_report(fn)
 
     def sync_status(self) -> SyncStatus | None:
         """The in-app worker's own figures (None when it does not run in this process)."""

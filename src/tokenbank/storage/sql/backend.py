@@ -31,7 +31,7 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.capabilities import ChainEntry, ChainStore, SqlLedgerAccess
+from tokenbank.storage.capabilities import ChainEntry, ChainStore, HealthCheck, HealthChecks, SqlLedgerAccess
 from tokenbank.storage.sql import chain, reads, verify
 from tokenbank.storage.sql.connection import parse_url
 from tokenbank.storage.sql.migrate import (
@@ -41,13 +41,14 @@ from tokenbank.storage.sql.migrate import (
     upgrade_sql,
     upgrade_to_head,
 )
+from tokenbank.storage.sql.replica import ReplicaReader, replica_for
 from tokenbank.storage.sql.schema import audit, tokens
 from tokenbank.storage.sql.writer import writer_for
 
 T = TypeVar("T")
 
 
-class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
+class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks):
     """One token's ledger in a SQL database. What differs between SQLite and PostgreSQL is the writer chosen
     when the store is built (see writer.py): PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite work
     runs synchronously on the store's own thread, one transaction per operation (see connection.py)."""
@@ -59,6 +60,8 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
         self.token = settings.symbol
         self.stats = StoreStats()
         self._writer = writer_for(settings)
+        self.replica: ReplicaReader | None = replica_for(settings, self.run_sync)
+        """The read replica (``DATABASE_READ_URL``) serving history, leaderboard, rank, balance_at and reports."""
         self._batch_writes(settings.batch_writes, max_in_flight=settings.write_concurrency or self._writer.in_flight)
 
     # lifecycle ---------------------------------------------------------------------------------------------
@@ -72,6 +75,8 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
 
     async def close(self) -> None:
         await self._writer.close()
+        if self.replica is not None:
+            await self.replica.close()
 
     async def migrate(self) -> tuple[str | None, str]:
         """Bring the schema to this release's head whatever ``auto_migrate`` says (``tokenbank migrate``), without
@@ -100,7 +105,25 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
         (SQLite: on the store's thread, ``BEGIN IMMEDIATE`` if ``write``; PostgreSQL: through the async pool).
         Driver errors come out as StorageError / StorageUnavailableError."""
         async with _translate.SQL_ERRORS.translated():
-            return await self._writer.run(fn, write=write)
+            result = await self._writer.run(fn, write=write)
+        if write and self.replica is not None:
+            self.replica.note_write()
+        return result
+
+    async def run_report(self, fn: Callable[[Connection], T]) -> T:
+        """A read the replica may serve (see replica.py); the primary without one."""
+        if self.replica is None:
+            return await self.run_sync(fn)
+        return await self.replica.run(fn)
+
+    def expect_writes(self) -> None:
+        """Rows another process wrote (a sync worker) must be visible to the next replica read."""
+        if self.replica is not None:
+            self.replica.note_write()
+
+    async def health_checks(self) -> list[HealthCheck]:
+        """``replica`` when one is configured: reachable, and its lag behind the primary."""
+        return [] if self.replica is None else [await self.replica.health()]
 
     async def _retry_delay(self, error: StorageError, attempt: int, *, resend: bool) -> float | None:
         """Deadlocks, serialization failures and key races: retried (bounded, with jitter); the transaction
@@ -156,7 +179,11 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
         return await self._retrying(lambda: self.run_sync(work, write=True))
 
     async def _send(self, ops: Sequence[WriteOp], atomic: bool) -> Any:
-        return await self._writer.send(ops, atomic)
+        try:
+            return await self._writer.send(ops, atomic)
+        finally:  # even a failed call may have committed before its answer was lost
+            if self.replica is not None:
+                self.replica.note_write()
 
     def _decode(self, raw: Any) -> list[OpResult]:
         return self._writer.decode(raw)
@@ -183,16 +210,16 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
         return await self.run_sync(lambda conn: reads.get_held(conn, self.token, user_id))
 
     async def top_holders(self, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
-        return await self.run_sync(lambda conn: reads.top_holders(conn, self.token, limit, offset, exclude))
+        return await self.run_report(lambda conn: reads.top_holders(conn, self.token, limit, offset, exclude))
 
     async def rank(self, user_id: str, exclude: Sequence[str]) -> int | None:
-        return await self.run_sync(lambda conn: reads.rank(conn, self.token, user_id, exclude))
+        return await self.run_report(lambda conn: reads.rank(conn, self.token, user_id, exclude))
 
     async def sum_balances(self, user_ids: Sequence[str]) -> int:
         return await self.run_sync(lambda conn: reads.sum_balances(conn, self.token, user_ids))
 
     async def history(self, query: HistoryQuery) -> list[TxRecord]:
-        return await self.run_sync(lambda conn: reads.history(conn, self.token, query))
+        return await self.run_report(lambda conn: reads.history(conn, self.token, query))
 
     async def get_transaction(self, tx_id: str) -> TxRecord | None:
         return await self.run_sync(lambda conn: reads.get_transaction(conn, self.token, tx_id))
@@ -204,7 +231,7 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore):
         return await self.run_sync(lambda conn: reads.expired_holds(conn, self.token, now, limit))
 
     async def balance_at(self, user_id: str, at: datetime) -> int:
-        return await self.run_sync(lambda conn: reads.balance_at(conn, self.token, user_id, at))
+        return await self.run_report(lambda conn: reads.balance_at(conn, self.token, user_id, at))
 
     async def audit_log(self, limit: int, before_id: int | None) -> list[AuditRecord]:
         return await self.run_sync(lambda conn: reads.audit_log(conn, self.token, limit, before_id))

@@ -66,14 +66,29 @@ def postgres_dsn(url: URL) -> str:
     return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def postgres_engine(url: URL, settings: Settings) -> AsyncEngine:
+def parse_read_url(settings: Settings) -> URL | None:
+    """The configured read replica's URL (``DATABASE_READ_URL``), None without one; ConfigurationError if invalid."""
+    if settings.database_read_url is None:
+        return None
+    try:
+        url = make_url(settings.database_read_url)
+    except ArgumentError:
+        raise ConfigurationError("DATABASE_READ_URL: not a valid database URL") from None
+    if url.get_backend_name() != "postgresql":
+        raise ConfigurationError("DATABASE_READ_URL: must be a PostgreSQL URL (postgresql+asyncpg://...)")
+    require_asyncpg()
+    return url
+
+
+def postgres_engine(url: URL, settings: Settings, *, connect_timeout: float = 10) -> AsyncEngine:
     """The SQLAlchemy pool for reads, migrations and token changes (writes go through pg_writes.py)."""
+    server_settings = postgres_server_settings(settings)
     return create_async_engine(
         url.set(drivername="postgresql+asyncpg"),
         pool_size=settings.pool_size,
         max_overflow=settings.pool_size,
         pool_timeout=10,
-        connect_args={"server_settings": postgres_server_settings(settings), "timeout": 10, "command_timeout": 60},
+        connect_args={"server_settings": server_settings, "timeout": connect_timeout, "command_timeout": 60},
     )
 
 
