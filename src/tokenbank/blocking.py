@@ -29,13 +29,21 @@ from tokenbank.metrics import Metrics
 from tokenbank.models import SettingDrift
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
+from tokenbank.services.chain import ChainService
 from tokenbank.services.formatter import FormatterService
 from tokenbank.services.pricing import PriceProvider, PricingService
 from tokenbank.services.transactions import TransactionsService
 from tokenbank.settings import Settings
 from tokenbank.storage.base import Storage
 
-__all__ = ["BlockingAnalytics", "BlockingBalances", "BlockingPricing", "BlockingTransactions", "TokenBank"]
+__all__ = [
+    "BlockingAnalytics",
+    "BlockingBalances",
+    "BlockingChain",
+    "BlockingPricing",
+    "BlockingTransactions",
+    "TokenBank",
+]
 
 logger = logging.getLogger("tokenbank")
 
@@ -301,6 +309,16 @@ class BlockingTransactions(_Wrapper[TransactionsService]):
     record_transaction = _Method(TransactionsService.record_transaction)
 
 
+class BlockingChain(_Wrapper[ChainService]):
+    """:class:`~tokenbank.services.chain.ChainService`, blocking."""
+
+    seal = _Method(ChainService.seal)
+    verify = _Method(ChainService.verify)
+    checkpoint = _Method(ChainService.checkpoint)
+    checkpoints = _Method(ChainService.checkpoints)
+    proof = _Method(ChainService.proof)
+
+
 class BlockingPricing(_Wrapper[PricingService]):
     """:class:`~tokenbank.services.pricing.PricingService`, blocking."""
 
@@ -354,6 +372,7 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
         self.balances = BlockingBalances(target.balances, loop, self._events)
         self.transactions = BlockingTransactions(target.transactions, loop)
         self.pricing = BlockingPricing(target.pricing, loop)
+        self.chain = BlockingChain(target.chain, loop)
         self.formatter: FormatterService = target.formatter
         """Formatting is synchronous already: the async bank's formatter itself."""
 

@@ -11,6 +11,7 @@ import tokenbank
 from tokenbank import blocking
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
+from tokenbank.services.chain import ChainService
 from tokenbank.services.pricing import PricingService
 from tokenbank.services.transactions import TransactionsService
 
@@ -20,6 +21,7 @@ PAIRS: list[tuple[type[Any], type[Any]]] = [
     (TransactionsService, blocking.BlockingTransactions),
     (PricingService, blocking.BlockingPricing),
     (AnalyticsService, blocking.BlockingAnalytics),
+    (ChainService, blocking.BlockingChain),
 ]
 
 
