@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from tokenbank.chain.encoding import GENESIS, chain_hash
 from tokenbank.errors import StorageError
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backfill import Progress
@@ -30,6 +31,7 @@ from tokenbank.storage.redis.codec import token_fields
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql import reads
 from tokenbank.storage.sql.schema import accounts, audit, holds, transactions
+from tokenbank.storage.wire import SQL
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.pair import StorePair
@@ -106,6 +108,7 @@ async def _transactions(store: StorePair, totals: dict[str, int], progress: Prog
     keys, token = store.redis.keys, store.sql.token
     per_account: dict[str, int] = defaultdict(int)
     after, done = 0, 0
+    chain_prev: str | None = None  # the hash chain, restored from the first hashed row on (see _chain)
     while True:
         stmt = sa.select(transactions).where(transactions.c.token == token, transactions.c.seq > after)
         stmt = stmt.order_by(transactions.c.seq).limit(CHUNK)
@@ -115,6 +118,7 @@ async def _transactions(store: StorePair, totals: dict[str, int], progress: Prog
         async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
             entries = [stored_transaction(row) for row in rows]
             layout.put_transactions(pipe, keys, entries)
+            chain_prev = _chain(pipe, keys, token, rows, chain_prev)
             await pipe.execute()
         for entry in entries:
             for user in entry.accounts:
@@ -129,6 +133,23 @@ async def _transactions(store: StorePair, totals: dict[str, int], progress: Prog
             layout.trim_histories(pipe, keys, {user: per_account[user] for user in trimmed[start : start + 1000]}, keep)
             await pipe.execute()
     return done, len(trimmed)
+
+
+def _chain(pipe: Any, keys: Any, token: str, rows: Sequence[Any], prev: str | None) -> str | None:
+    """Queue the chain list and its hashes from PostgreSQL's rows: from the first hashed row on, each row's hash
+    (a row the hashes had not been copied to yet is hashed from its content, which is what Redis had hashed).
+    Returns the last hash (None while no row is hashed). Checkpoints lived in Redis only and are not restored."""
+    items, hashes = [], []
+    for row in rows:
+        if row.hash is None and prev is None:
+            continue  # older than the chain
+        prev = row.hash or chain_hash(prev or GENESIS, token, SQL.tx(row))
+        items.append(f"{row.seq}:{row.id}")
+        hashes.append(prev)
+    if items:
+        pipe.rpush(keys.chain, *items)
+        pipe.rpush(keys.chain_hashes, *hashes)
+    return prev
 
 
 async def _holds(store: StorePair, totals: dict[str, int], progress: Progress | None) -> int:
