@@ -99,9 +99,10 @@ class ChainStore(ABC):
     """The name of this store's chain check in a verify report."""
 
     @abstractmethod
-    async def chain_seal(self) -> None:
+    async def chain_seal(self, *, wait: float | None = None) -> None:
         """Hash every entry no write below can still change, in seq order (a store that hashes as it writes has
-        nothing to do). Raises StorageError / StorageUnavailableError."""
+        nothing to do). ``wait``: at most this many seconds for writes in flight (None: the store's default).
+        Raises StorageError / StorageUnavailableError."""
 
     @abstractmethod
     async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:

@@ -282,7 +282,7 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
         return await rebuild_cache(self, force=force)
 
     # hash chain: given where the seq is given (Redis), copied to PostgreSQL's rows -------------------------------
-    async def chain_seal(self) -> None:
+    async def chain_seal(self, *, wait: float | None = None) -> None:
         """Seal Redis's chain, then give the rows the sync has copied to PostgreSQL the same hashes (the PostgreSQL
         chain check recomputes them from PostgreSQL's own rows, so a copy that differs is caught)."""
         await self.redis.chain_seal()

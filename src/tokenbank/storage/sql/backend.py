@@ -245,10 +245,11 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks):
         return await self.run_sync(checks)
 
     # hash chain (sql/chain.py) -----------------------------------------------------------------------------
-    async def chain_seal(self) -> None:
+    async def chain_seal(self, *, wait: float | None = None) -> None:
         if self._writer.hashes_on_write:
             return
-        upto = await self.run_sync(chain.horizon)
+        timeout = chain.HORIZON_TIMEOUT if wait is None else wait
+        upto = await self.run_sync(lambda conn: chain.horizon(conn, timeout=timeout))
         while await self.run_sync(lambda conn: chain.seal_upto(conn, self.token, upto), write=True):
             pass
 
