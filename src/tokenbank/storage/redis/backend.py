@@ -8,11 +8,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 
 from tokenbank.chain.proofs import Checkpoint
 from tokenbank.errors import (
+    ConfigurationError,
     InvalidRequestError,
     StorageError,
     StorageUnavailableError,
@@ -37,7 +40,7 @@ from tokenbank.storage.base import (
     register_storage,
 )
 from tokenbank.storage.capabilities import ChainEntry, ChainStore
-from tokenbank.storage.redis import codec, connect, events, verify
+from tokenbank.storage.redis import codec, events, verify
 from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.chain import RedisChain
 from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
@@ -55,18 +58,28 @@ POOL_WAIT = 10.0
 
 def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT) -> Redis:
     """A client that fails fast and never resends on its own: a blind resend of a write could apply it twice,
-    so resends happen only as :meth:`RedisStorage._retry_delay` allows, where the scripts deduplicate them. A
-    ``redis+cluster://`` URL gives a Redis Cluster client (see storage/redis/connect.py). Raises
+    so resends happen only as :meth:`RedisStorage._retry_delay` allows, where the scripts deduplicate them. Raises
     ConfigurationError for a malformed REDIS_URL. ``socket_timeout=None``: the caller bounds each call itself
     (redis-py sends through ``asyncio.wait_for`` when a socket timeout is set, i.e. from a task of its own that
     runs only after everything already ready to run — which would hold a write batch back behind the work of
     every caller the previous batch woke)."""
-    return connect.make_client(
+    try:
+        pool = _pool(settings, socket_timeout)
+    except ValueError as exc:  # a malformed URL; redis-py's message does not repeat it (no password leaks)
+        raise ConfigurationError(f"REDIS_URL: {exc}") from None
+    return Redis(connection_pool=pool)
+
+
+def _pool(settings: Settings, socket_timeout: float | None) -> BlockingConnectionPool:
+    return BlockingConnectionPool.from_url(
         settings.redis_url,
-        pool_size=settings.pool_size,
-        pool_wait=POOL_WAIT,
+        max_connections=settings.pool_size,
+        timeout=POOL_WAIT,
         socket_timeout=socket_timeout,
-        connect_timeout=SOCKET_TIMEOUT,
+        socket_connect_timeout=SOCKET_TIMEOUT,
+        socket_keepalive=True,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
     )
 
 
@@ -109,7 +122,8 @@ class RedisStorage(Storage, ChainStore):
 
     async def close(self) -> None:
         for client in (self.client,) if self._writes is self.client else (self.client, self._writes):
-            await connect.close_client(client)
+            await client.aclose()
+            await client.connection_pool.disconnect()
 
     async def ping(self) -> None:
         await self._cmd("PING")
@@ -133,8 +147,8 @@ class RedisStorage(Storage, ChainStore):
         they already applied by its id."""
         if attempt > 1 or not isinstance(error, StorageUnavailableError) or not isinstance(error.__cause__, RETRYABLE):
             return None
-        await connect.drop_idle_connections(self.client)
-        await connect.drop_idle_connections(self._writes)
+        await self.client.connection_pool.disconnect(inuse_connections=False)
+        await self._writes.connection_pool.disconnect(inuse_connections=False)
         return 0 if resend else None
 
     # writes ------------------------------------------------------------------------------------------------
