@@ -1,11 +1,11 @@
 """Where the bank gets "now": the real UTC clock by default, a controllable one in tests.
 
 A bank asks its clock for the time of every decision it makes in Python: a hold's ``expires_at``
-(``now + expires_in``), the moment the expiry sweep compares with (:meth:`TokenBank.expire_holds`), an imported
-transaction's default time. With the default :data:`SYSTEM_CLOCK` the
-stores stamp transactions with their own time (SQLite: the writer's ``datetime.now``, PostgreSQL:
-``clock_timestamp()``, Redis: ``TIME``), which several app processes share. Any other clock also stamps every write
-with its time, so the stores stamp transactions and check a captured hold's expiry with the clock, not their own.
+(``now + expires_in``), the moment the expiry sweep compares with (:meth:`TokenBank.expire_holds`), and an
+imported transaction's default time. With the default :data:`SYSTEM_CLOCK` the stores stamp transactions with their
+own time (SQLite: the writer's ``datetime.now``, PostgreSQL: ``clock_timestamp()``, Redis: ``TIME``), which every
+process sharing them agrees on. Any other clock also stamps every write with its time, so the stores stamp
+transactions, and judge whether a capture comes after the hold's expiry, by the clock rather than their own.
 """
 
 from __future__ import annotations

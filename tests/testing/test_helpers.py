@@ -155,3 +155,15 @@ def test_importing_the_helpers_needs_no_pytest(tmp_path: object) -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_blocking_bank_takes_a_clock() -> None:
+    from tokenbank import blocking
+
+    clock = ManualClock(START)
+    with blocking.TokenBank(isolated_settings(), clock=clock) as bank:
+        hold = bank.hold("treasury", "bob", 1, expires_in=30)
+        assert hold.expires_at == START + timedelta(seconds=30)
+        clock.advance(30)  # from this thread; the bank's loop runs on its own
+        assert bank.expire_holds() == 1
+        assert bank.get_balance("treasury") == 1_000_000
