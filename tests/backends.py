@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from tests.cluster.support import session_cluster_url
 from tokenbank import Settings
 
 POSTGRES_URL = os.environ.get("TOKENBANK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -38,6 +39,10 @@ REDIS_SESSION_PREFIX = "tbt" + secrets.token_hex(3)
 
 SERVICES: dict[str, str] = {"postgres": POSTGRES_URL, "redis": REDIS_URL}
 """Service name (also its pytest marker) -> the URL whose host and port must answer."""
+
+LOCAL_SERVICES = ("redis_cluster",)
+"""Services the test session starts itself (also pytest markers): ``redis_cluster`` is a 3-master Redis Cluster
+on spare ports (tests/cluster/support.py), started on first use and killed at the end of the session."""
 
 
 def unique(prefix: str = "t") -> str:
@@ -131,6 +136,15 @@ BACKENDS: list[Backend] = [
         options=lambda scope: {"storage_mode": "redis", "redis_url": REDIS_URL, "key_prefix": scope.key_prefix},
     ),
     Backend(
+        "redis-cluster",
+        services=("redis_cluster",),
+        options=lambda scope: {
+            "storage_mode": "redis",
+            "redis_url": session_cluster_url(),
+            "key_prefix": scope.key_prefix,
+        },
+    ),
+    Backend(
         "hybrid",
         services=("redis", "postgres"),
         options=lambda scope: {
@@ -155,6 +169,6 @@ def by_name(*names: str) -> Callable[[Backend], bool]:
 
 def iter_services(node: pytest.Item) -> Iterator[str]:
     """The services a collected test needs, from its markers."""
-    for service in SERVICES:
+    for service in (*SERVICES, *LOCAL_SERVICES):
         if node.get_closest_marker(service) is not None:
             yield service

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, settings
 from pydantic import AliasChoices
 
 from tests.backends import (
+    LOCAL_SERVICES,
     PG_SCHEMA,
     POSTGRES_URL,
     REDIS_SESSION_PREFIX,
@@ -24,6 +25,7 @@ from tests.backends import (
     params,
     service_address,
 )
+from tests.cluster.support import cluster_problem, stop_session_cluster
 from tokenbank import Settings, TokenBank
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -45,6 +47,8 @@ _service_state: dict[str, str | None] = {}
 
 def _probe(service: str) -> str | None:
     """None if the service answers, else why not (cached for the session)."""
+    if service in LOCAL_SERVICES:
+        return cluster_problem()
     if service not in _service_state:
         host, port = service_address(service)
         try:
@@ -69,6 +73,13 @@ def require_service(service: str) -> None:
 def _required_services(request: pytest.FixtureRequest) -> None:
     for service in iter_services(request.node):
         require_service(service)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_local_services() -> Iterator[None]:
+    """Kill the Redis Cluster this session started, if it did (tests/cluster/support.py)."""
+    yield
+    stop_session_cluster()
 
 
 @pytest.fixture(scope="session", autouse=True)

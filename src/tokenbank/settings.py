@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     """How long a replica read waits for the replica to replay this bank's last write before reading the primary."""
     database_schema: str | None = Field(None, validation_alias=_env("TOKEN_DATABASE_SCHEMA", "database_schema"))
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=_env("REDIS_URL", "redis_url"))
+    """One server (``redis://``, ``rediss://``) or a Redis Cluster (``redis+cluster://host:port[,host:port...]``)."""
+    redis_wait_replicas: int = Field(
+        0, ge=0, le=16, validation_alias=_env("TOKEN_REDIS_WAIT_REPLICAS", "redis_wait_replicas")
+    )
+    """Each Redis write call waits (WAIT, up to 100 ms) until this many replicas have it, else raises
+    StorageUnavailableError: a failover then loses no acknowledged write. 0: no wait (replication is asynchronous)."""
     name: str = Field("Token", min_length=1, max_length=100, validation_alias=_env("TOKEN_NAME", "name"))
     symbol: str = Field("TOKEN", validation_alias=_env("TOKEN_SYMBOL", "symbol"))
     emoji: str | None = Field(None, max_length=16, validation_alias=_env("TOKEN_EMOJI", "emoji"))

@@ -21,11 +21,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 
-from tokenbank.errors import ConfigurationError, StorageError, TokenBankError
+from tokenbank.errors import StorageError, TokenBankError
 from tokenbank.settings import Settings
 from tokenbank.storage import _translate
 from tokenbank.storage.base import TOKEN_SETTINGS
@@ -33,7 +31,7 @@ from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.replicate import AuditItem, Entry, entry_payload, max_seq, replicate, sync_state
 from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus, default_consumer
 from tokenbank.storage.hybrid.stream import GROUP
-from tokenbank.storage.redis import layout
+from tokenbank.storage.redis import connect, layout
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.redis.codec import from_us
 from tokenbank.storage.redis.errors import translated
@@ -57,14 +55,9 @@ class _Batch:
 def make_sync_client(settings: Settings, options: SyncOptions) -> Redis:
     """A small pool of the worker's own, so a blocking XREADGROUP never holds one of the application's
     connections; its read timeout outlasts the block. Raises ConfigurationError for a malformed REDIS_URL."""
-    try:
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=4, timeout=10, socket_timeout=options.block_ms / 1000 + 5,
-            socket_connect_timeout=2, socket_keepalive=True, decode_responses=True, retry=Retry(NoBackoff(), 0),
-        )  # fmt: skip
-    except ValueError as exc:
-        raise ConfigurationError(f"REDIS_URL: {exc}") from None
-    return Redis(connection_pool=pool)
+    return connect.make_client(
+        settings.redis_url, pool_size=4, pool_wait=10, socket_timeout=options.block_ms / 1000 + 5, connect_timeout=2
+    )
 
 
 class SyncWorker:
@@ -149,8 +142,7 @@ class SyncWorker:
 
     async def close(self) -> None:
         if self._own_client:
-            await self.client.aclose()
-            await self.client.connection_pool.disconnect()
+            await connect.close_client(self.client)
 
     def _failed(self, exc: BaseException) -> None:
         message = exc.message if isinstance(exc, TokenBankError) else f"{type(exc).__name__}: {exc}"
@@ -182,7 +174,7 @@ class SyncWorker:
         if self._audit_synced:
             await stream.fence_key(self.client, self.keys.auditseq, self._audit_synced)
         async with translated():
-            self._run_id = str((await self.client.info("server"))["run_id"])
+            self._run_id = await connect.server_run_id(self.client, self.keys.stream)
         self._own_pending = True
         self._claim_cursor = "0-0"
         self._prepared = True
@@ -317,7 +309,7 @@ class SyncWorker:
         self._next_status = now + self.options.status_every
         self.status.backlog = await stream.read_backlog(self.client, self.keys)
         async with translated():
-            run_id = str((await self.client.info("server"))["run_id"])
+            run_id = await connect.server_run_id(self.client, self.keys.stream)
         if self._run_id is not None and run_id != self._run_id:
             logger.warning("sync: Redis restarted; fencing its counters again", extra={"operation": "sync"})
             await self.prepare()

@@ -8,14 +8,11 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
-from redis.asyncio import BlockingConnectionPool, Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from tokenbank.chain.proofs import Checkpoint
 from tokenbank.errors import (
-    ConfigurationError,
     InvalidRequestError,
     StorageError,
     StorageUnavailableError,
@@ -40,7 +37,7 @@ from tokenbank.storage.base import (
     register_storage,
 )
 from tokenbank.storage.capabilities import ChainEntry, ChainStore
-from tokenbank.storage.redis import codec, events, verify
+from tokenbank.storage.redis import codec, connect, events, replicas, verify
 from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.chain import RedisChain
 from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
@@ -58,28 +55,18 @@ POOL_WAIT = 10.0
 
 def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT) -> Redis:
     """A client that fails fast and never resends on its own: a blind resend of a write could apply it twice,
-    so resends happen only as :meth:`RedisStorage._retry_delay` allows, where the scripts deduplicate them. Raises
+    so resends happen only as :meth:`RedisStorage._retry_delay` allows, where the scripts deduplicate them. A
+    ``redis+cluster://`` URL gives a Redis Cluster client (see storage/redis/connect.py). Raises
     ConfigurationError for a malformed REDIS_URL. ``socket_timeout=None``: the caller bounds each call itself
     (redis-py sends through ``asyncio.wait_for`` when a socket timeout is set, i.e. from a task of its own that
     runs only after everything already ready to run — which would hold a write batch back behind the work of
     every caller the previous batch woke)."""
-    try:
-        pool = _pool(settings, socket_timeout)
-    except ValueError as exc:  # a malformed URL; redis-py's message does not repeat it (no password leaks)
-        raise ConfigurationError(f"REDIS_URL: {exc}") from None
-    return Redis(connection_pool=pool)
-
-
-def _pool(settings: Settings, socket_timeout: float | None) -> BlockingConnectionPool:
-    return BlockingConnectionPool.from_url(
+    return connect.make_client(
         settings.redis_url,
-        max_connections=settings.pool_size,
-        timeout=POOL_WAIT,
+        pool_size=settings.pool_size,
+        pool_wait=POOL_WAIT,
         socket_timeout=socket_timeout,
-        socket_connect_timeout=SOCKET_TIMEOUT,
-        socket_keepalive=True,
-        decode_responses=True,
-        retry=Retry(NoBackoff(), 0),
+        connect_timeout=SOCKET_TIMEOUT,
     )
 
 
@@ -122,8 +109,7 @@ class RedisStorage(Storage, ChainStore):
 
     async def close(self) -> None:
         for client in (self.client,) if self._writes is self.client else (self.client, self._writes):
-            await client.aclose()
-            await client.connection_pool.disconnect()
+            await connect.close_client(client)
 
     async def ping(self) -> None:
         await self._cmd("PING")
@@ -147,8 +133,8 @@ class RedisStorage(Storage, ChainStore):
         they already applied by its id."""
         if attempt > 1 or not isinstance(error, StorageUnavailableError) or not isinstance(error.__cause__, RETRYABLE):
             return None
-        await self.client.connection_pool.disconnect(inuse_connections=False)
-        await self._writes.connection_pool.disconnect(inuse_connections=False)
+        await connect.drop_idle_connections(self.client)
+        await connect.drop_idle_connections(self._writes)
         return 0 if resend else None
 
     # writes ------------------------------------------------------------------------------------------------
@@ -193,7 +179,12 @@ class RedisStorage(Storage, ChainStore):
             return "[]"
         args = [*self._common, "1" if atomic else "0", LUA.ops(ops)]
         async with asyncio.timeout(SOCKET_TIMEOUT):
-            raw: str = await self.scripts.apply(keys=self.keys.write_keys(), args=args, client=self._writes)
+            if self.settings.redis_wait_replicas:
+                raw: str = await replicas.call_and_wait(
+                    self._writes, self.scripts.apply, self.keys.write_keys(), args, self.settings.redis_wait_replicas
+                )
+            else:
+                raw = await self.scripts.apply(keys=self.keys.write_keys(), args=args, client=self._writes)
         return raw
 
     def _decode(self, raw: str) -> list[OpResult]:

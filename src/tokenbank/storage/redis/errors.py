@@ -12,8 +12,12 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
     rx.ConnectionError,  # also BusyLoadingError, and "no connection available" from the blocking pool
     rx.TimeoutError,
     rx.ReadOnlyError,  # we are talking to a replica (failover in progress)
-    rx.ClusterDownError,
-    rx.TryAgainError,
+    rx.ClusterDownError,  # also MasterDownError: a master of the cluster failed and no replica took over yet
+    rx.TryAgainError,  # a slot is being moved (resharding)
+    rx.ClusterError,  # redirected too many times ("TTL exhausted"): the cluster is reconfiguring
+    rx.AskError,  # also MovedError: a redirect the cluster client could not follow
+    rx.SlotNotCoveredError,
+    rx.RedisClusterUnreachableError,
     OSError,
     asyncio.TimeoutError,
 )
@@ -32,7 +36,7 @@ def _unavailable(error: BaseException) -> str | None:
 
 
 REDIS_ERRORS = DriverErrors(
-    catches=(TimeoutError, rx.RedisError, OSError),
+    catches=(TimeoutError, rx.RedisError, rx.RedisClusterException, OSError),
     unavailable=_unavailable,
     failure=lambda error: f"redis failure: {type(error).__name__}: {first_line(error)}",
 )

@@ -208,8 +208,9 @@ local function commit()
         redis.call('HSET', K_AUDIT, redis.call('INCR', K_AUDITSEQ), entry)
     end
     each_chunk(chained, 1000, function(part) redis.call('RPUSH', K_CHAIN, unpack(part)) end)
-    if #events > 0 then -- balance events: one message per call, a JSON array (storage/redis/events.py)
-        redis.call('PUBLISH', K_TOKEN .. ':events', '[' .. table.concat(events, ',') .. ']')
+    if #events > 0 then -- balance events: one message per call, a JSON array (storage/redis/events.py); a
+        -- shard channel, so on a cluster only the token's own master and replicas carry it
+        redis.call('SPUBLISH', K_TOKEN .. ':events', '[' .. table.concat(events, ',') .. ']')
     end
     touched, held_now, hist, audits, events, chained = {}, {}, {}, {}, {}, {}
     seq_start, seq_now = nil, nil
