@@ -82,7 +82,7 @@ async def journal(backend: BoundBackend) -> AsyncIterator[tuple[TokenBank, list[
 @pytest.mark.parametrize("backend", _SQL_STORES, indirect=True)
 async def test_sql_edited_amount(journal: tuple[TokenBank, list[int]]) -> None:
     bank, seqs = journal
-    await _sql(bank, "UPDATE tb_transactions SET amount = amount + 1 WHERE seq = :seq", seq=seqs[4])
+    await _sql(bank, "UPDATE tb_transactions SET amount = amount + 1 WHERE token = :token AND seq = :seq", seq=seqs[4])
     check = _chain_check(await bank.verify())
     assert not check.ok and check.detail.startswith(f"first broken seq {seqs[4]}:"), check
 
@@ -90,7 +90,7 @@ async def test_sql_edited_amount(journal: tuple[TokenBank, list[int]]) -> None:
 @pytest.mark.parametrize("backend", _SQL_STORES, indirect=True)
 async def test_sql_deleted_row(journal: tuple[TokenBank, list[int]]) -> None:
     bank, seqs = journal
-    await _sql(bank, "DELETE FROM tb_transactions WHERE seq = :seq", seq=seqs[4])
+    await _sql(bank, "DELETE FROM tb_transactions WHERE token = :token AND seq = :seq", seq=seqs[4])
     check = _chain_check(await bank.verify())
     assert not check.ok and check.detail.startswith(f"first broken seq {seqs[5]}:"), check
 
@@ -108,7 +108,7 @@ async def test_sql_inserted_row(journal: tuple[TokenBank, list[int]]) -> None:
             "OVERRIDING SYSTEM VALUE VALUES (:seq, 'forged', :token, 'mint', 'mallory', 100, now(), repeat('0', 64))"
         )
     else:  # the other token's row at the gap becomes one of ours
-        forged = "UPDATE tb_transactions SET token = :token WHERE seq = :seq"
+        forged = "UPDATE tb_transactions SET token = :token WHERE token = 'OTHER' AND seq = :seq"
     await _sql(bank, forged, seq=gap)
     check = _chain_check(await bank.verify())
     assert not check.ok and check.detail.startswith(f"first broken seq {gap}:"), check
@@ -120,9 +120,9 @@ async def test_sql_reordered_rows(journal: tuple[TokenBank, list[int]]) -> None:
     a, b = seqs[4], seqs[5]
     await _sql(
         bank,
-        "UPDATE tb_transactions SET seq = -1 WHERE seq = :a",
-        "UPDATE tb_transactions SET seq = :a WHERE seq = :b",
-        "UPDATE tb_transactions SET seq = :b WHERE seq = -1",
+        "UPDATE tb_transactions SET seq = -1 WHERE token = :token AND seq = :a",
+        "UPDATE tb_transactions SET seq = :a WHERE token = :token AND seq = :b",
+        "UPDATE tb_transactions SET seq = :b WHERE token = :token AND seq = -1",
         a=a,
         b=b,
     )
@@ -191,7 +191,7 @@ async def test_hybrid_postgres_copy_edited(journal: tuple[TokenBank, list[int]])
         (e.tx.seq, e.hash)
         for e in await bank.storage.chain_entries(0, 100)  # type: ignore[attr-defined]
     ]
-    await _sql(bank, "UPDATE tb_transactions SET amount = amount + 1 WHERE seq = :seq", seq=seqs[4])
+    await _sql(bank, "UPDATE tb_transactions SET amount = amount + 1 WHERE token = :token AND seq = :seq", seq=seqs[4])
     report = await bank.verify()
     assert _chain_check(report).ok  # Redis's chain is intact
     check = _chain_check(report, "chain (PostgreSQL)")

@@ -133,7 +133,7 @@ def seal_upto(conn: Connection, token: str, upto: int) -> int:
         elif row["hash"] != digest:
             raise StorageError(f"chain broken at seq {row['seq']}: its stored hash does not follow the chain")
         head_seq, head_hash = row["seq"], digest
-    _set_hashes(conn, updates)
+    _set_hashes(conn, token, updates)
     conn.execute(sa.update(chain_heads).where(chain_heads.c.token == token).values(seq=head_seq, hash=head_hash))
     return len(updates)
 
@@ -147,11 +147,11 @@ def carry(conn: Connection, token: str, hashes: dict[int, str]) -> int:
         )
     ).all()
     updates = [{"s": row.seq, "h": hashes[row.seq]} for row in rows]
-    _set_hashes(conn, updates)
+    _set_hashes(conn, token, updates)
     return len(updates)
 
 
-def _set_hashes(conn: Connection, updates: list[dict[str, Any]]) -> None:
+def _set_hashes(conn: Connection, token: str, updates: list[dict[str, Any]]) -> None:
     """Fill NULL hashes: one statement on PostgreSQL (a row per statement cost ~10x), executemany on SQLite."""
     if not updates:
         return
@@ -159,9 +159,13 @@ def _set_hashes(conn: Connection, updates: list[dict[str, Any]]) -> None:
         conn.execute(
             sa.text(
                 "UPDATE tb_transactions t SET hash = u.h "
-                "FROM unnest(CAST(:s AS bigint[]), CAST(:h AS text[])) AS u(s, h) WHERE t.seq = u.s AND t.hash IS NULL"
+                "FROM unnest(CAST(:s AS bigint[]), CAST(:h AS text[])) AS u(s, h) "
+                "WHERE t.token = :t AND t.seq = u.s AND t.hash IS NULL"
             ),
-            {"s": [u["s"] for u in updates], "h": [u["h"] for u in updates]},
+            {"t": token, "s": [u["s"] for u in updates], "h": [u["h"] for u in updates]},
         )
     else:
-        conn.execute(sa.text("UPDATE tb_transactions SET hash = :h WHERE seq = :s AND hash IS NULL"), updates)
+        conn.execute(
+            sa.text("UPDATE tb_transactions SET hash = :h WHERE token = :t AND seq = :s AND hash IS NULL"),
+            [{**u, "t": token} for u in updates],
+        )

@@ -87,9 +87,11 @@ def _sqlite_backfill() -> None:
         )  # fmt: skip
         digest = entry_hash(prev, fields)
         heads[row["token"]] = (row["seq"], digest)
-        updates.append((digest, row["seq"]))
+        updates.append((digest, row["token"], row["seq"]))
     for start in range(0, len(updates), 1000):
-        conn.exec_driver_sql("UPDATE tb_transactions SET hash = ? WHERE seq = ?", updates[start : start + 1000])
+        conn.exec_driver_sql(
+            "UPDATE tb_transactions SET hash = ? WHERE token = ? AND seq = ?", updates[start : start + 1000]
+        )
     if heads:
         conn.exec_driver_sql(
             "INSERT INTO tb_chain_heads (token, seq, hash) VALUES (?, ?, ?)",
