@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tests.support import assert_error
@@ -20,9 +22,7 @@ PG = "postgresql+asyncpg://app@db.internal/ledger"
         ({"database_read_url": PG, "replica_wait_ms": -1, "database_url": PG}, "TOKEN_REPLICA_WAIT_MS: "),
     ],
 )
-def test_bad_replica_settings_are_refused(
-    clean_env: pytest.MonkeyPatch, options: dict[str, object], message: str
-) -> None:
+def test_bad_replica_settings_are_refused(clean_env: pytest.MonkeyPatch, options: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Settings(**options)
     assert_error(caught.value, ConfigurationError)
