@@ -110,6 +110,7 @@ class LocalCluster:
                 check=True, capture_output=True, timeout=timeout,
             )  # fmt: skip
             self.wait_ok(timeout=timeout)
+            self.wait_replicas_synced(timeout=timeout)
         except BaseException:
             self.stop()
             raise
@@ -120,7 +121,8 @@ class LocalCluster:
         node.proc = subprocess.Popen(
             [server, "--port", str(node.port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
              "--cluster-config-file", f"nodes-{node.port}.conf", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
-             "--save", "", "--appendonly", "no", "--daemonize", "no", "--dir", str(self.folder)],
+             "--repl-diskless-sync-delay", "0", "--save", "", "--appendonly", "no", "--daemonize", "no",
+             "--dir", str(self.folder)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
@@ -150,6 +152,19 @@ class LocalCluster:
                 return time.monotonic() - started
             time.sleep(0.05)
         raise TimeoutError(f"the cluster did not reach cluster_state:ok within {timeout} s")
+
+    def wait_replicas_synced(self, *, timeout: float = 30.0) -> None:
+        """Wait until every replica has finished its first sync (a replica that never synced will not take over)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            infos = [self.cli(node.port, "INFO", "replication") for node in self.live()]
+            replicas = [info for info in infos if "role:slave" in info]
+            if len(replicas) == self.masters * self.replicas_per_master and all(
+                "master_link_status:up" in info and "master_sync_in_progress:0" in info for info in replicas
+            ):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the replicas did not finish their first sync within {timeout} s")
 
     def slot_owners(self, port: int) -> tuple[tuple[int, int, int], ...]:
         """(first slot, last slot, master port) of every slot range, as the node on ``port`` sees them."""
@@ -210,6 +225,13 @@ class LocalCluster:
             node.proc.kill()
             node.proc.wait(timeout=10)
             node.proc = None
+
+    def restart(self, node: Node) -> None:
+        """Start a killed node again on its port with its cluster config: it comes back empty (no persistence) and
+        rejoins as a replica of the master that took its slots over."""
+        server, _ = binaries()
+        self._launch(server, node)
+        _wait_answers(node.port)
 
     def stop(self) -> None:
         for node in self.nodes:

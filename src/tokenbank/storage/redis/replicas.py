@@ -32,7 +32,9 @@ async def call_and_wait(
     already applied)."""
     wait_target: dict[str, Any] = {}
     if is_cluster(client):
-        wait_target["target_nodes"] = cast(RedisCluster, client).get_node_from_key(keys[0])
+        cluster = cast(RedisCluster, client)
+        await cluster.initialize()  # the first call, or a refresh asked for after an error; else returns at once
+        wait_target["target_nodes"] = cluster.get_node_from_key(keys[0])
     reply, acknowledged = await _send(client, script, keys, args, [replicas, WAIT_MS], wait_target)
     if isinstance(reply, NoScriptError):  # a new master (failover) or a flushed script cache
         script.sha = await client.script_load(script.script)
