@@ -77,7 +77,7 @@ def _require_httpx() -> Any:
     try:
         import httpx
     except ImportError:
-        raise ConfigurationError("webhook delivery needs the httpx package: pip install httpx") from None
+        raise ConfigurationError("webhook delivery needs httpx: pip install 'tokenbank[webhooks]'") from None
     return httpx
 
 
