@@ -9,6 +9,7 @@ import pytest
 from tests.support import assert_error
 from tokenbank import ConfigurationError, Settings
 from tokenbank.storage.sql.backend import SqlStorage
+from tokenbank.storage.sql.replica import parse_lsn
 
 PG = "postgresql+asyncpg://app@db.internal/ledger"
 
@@ -44,3 +45,10 @@ def test_from_the_environment(clean_env: pytest.MonkeyPatch) -> None:
 def test_no_read_url_means_no_replica(clean_env: pytest.MonkeyPatch) -> None:
     assert Settings().replica_wait_ms == 200
     assert SqlStorage(Settings(database_url=PG)).replica is None
+
+
+def test_wal_positions_compare_as_postgresql_orders_them() -> None:
+    assert parse_lsn("0/0") == 0
+    assert parse_lsn("0/3000060") == 0x3000060
+    assert parse_lsn("1/0") > parse_lsn("0/FFFFFFFF")
+    assert parse_lsn("16/B374D848") == (0x16 << 32) | 0xB374D848

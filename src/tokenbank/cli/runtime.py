@@ -28,7 +28,7 @@ from tokenbank.settings import Settings, StorageMode
 
 T = TypeVar("T")
 
-_URL_VARIABLES = ("DATABASE_URL", "REDIS_URL")
+_URL_VARIABLES = ("DATABASE_URL", "DATABASE_READ_URL", "REDIS_URL")
 _log_handler: logging.Handler | None = None
 
 
