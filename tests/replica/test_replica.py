@@ -4,10 +4,12 @@ the way back once it resumes, and a replica that is down (reads answer from the 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from tests.replica.cluster import ReplicatedCluster
@@ -77,8 +79,9 @@ async def test_the_reads_a_replica_serves_come_from_it(
 
 
 async def test_a_bank_reads_its_own_writes_while_replay_is_paused(
-    running: ReplicatedCluster, replica_settings: SettingsFactory, open_banks: Opener
+    running: ReplicatedCluster, replica_settings: SettingsFactory, open_banks: Opener, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="tokenbank")
     writer = await open_banks(replica_settings(replica_wait_ms=100, decimals=0))
     reader = await open_banks(replica_settings(replica_wait_ms=100, decimals=0))  # same token, never writes
     first = await writer.transfer("treasury", "alice", 10)
@@ -102,6 +105,7 @@ async def test_a_bank_reads_its_own_writes_while_replay_is_paused(
         w1 = stats(writer)
         assert w1.lag_fallbacks == w0.lag_fallbacks + 3 and w1.reads == w0.reads
         assert waited >= 0.1
+        assert sum("replica behind this bank's last write" in r.getMessage() for r in caplog.records) == 3
 
         # A bank with no writes of its own is served by the paused replica: it sees the stale ledger, which is
         # what the writer would have seen without the wait.
@@ -124,7 +128,7 @@ async def test_a_bank_reads_its_own_writes_while_replay_is_paused(
 
 
 async def test_a_replica_that_is_down_leaves_reads_to_the_primary(
-    running: ReplicatedCluster, replica_settings: SettingsFactory, open_banks: Opener
+    running: ReplicatedCluster, replica_settings: SettingsFactory, open_banks: Opener, caplog: pytest.LogCaptureFixture
 ) -> None:
     bank = await open_banks(replica_settings(replica_wait_ms=10_000, decimals=0))
     tx = await bank.transfer("treasury", "alice", 10)
@@ -138,6 +142,8 @@ async def test_a_replica_that_is_down_leaves_reads_to_the_primary(
         assert await bank.get_rank("alice") == 1
         assert stats(bank).down_fallbacks == before.down_fallbacks + 3
         assert stats(bank).reads == before.reads
+        failed = [r.levelno for r in caplog.records if "read replica failed" in r.getMessage()]
+        assert failed == [logging.WARNING]  # one per outage, not one per read
 
         report = await bank.health()
         [check] = [c for c in report.checks if c.name == "replica"]

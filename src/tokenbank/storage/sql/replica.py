@@ -117,29 +117,32 @@ class ReplicaReader:
             return await primary(fn)
         await self._cover_writes()
         try:
-            async with self.engine.connect() as conn:
-                if not await self._caught_up(conn):
-                    self.stats.lag_fallbacks += 1
-                    logger.debug(
-                        "replica behind this bank's last write after %.0f ms: reading the primary",
-                        self.wait_seconds * 1000,
-                        extra={"operation": "replica.read"},
-                    )
-                    fresh = False
-                else:
-                    fresh = True
-                    if conn.in_transaction():
-                        await conn.rollback()  # fn's transaction starts clean (SET TRANSACTION must come first)
-                    result = await conn.run_sync(fn)
-                    await conn.commit()
+            answered = await self._on_replica(fn)
         except _translate.SQL_ERRORS.catches as exc:
             self._failed(exc)
             return await primary(fn)
-        if not fresh:
+        if answered is None:
+            self.stats.lag_fallbacks += 1
+            logger.debug(
+                "replica behind this bank's last write after %.0f ms: reading the primary",
+                self.wait_seconds * 1000,
+                extra={"operation": "replica.read"},
+            )
             return await primary(fn)
         self._answered()
         self.stats.reads += 1
-        return result
+        return answered[0]
+
+    async def _on_replica(self, fn: Callable[[Connection], T]) -> tuple[T] | None:
+        """``(fn's result,)`` from the replica once it has replayed this bank's writes; None if it did not in time."""
+        async with self.engine.connect() as conn:
+            if not await self._caught_up(conn):
+                return None
+            if conn.in_transaction():
+                await conn.rollback()  # fn's transaction starts clean (SET TRANSACTION must come first)
+            result = await conn.run_sync(fn)
+            await conn.commit()
+            return (result,)
 
     async def _cover_writes(self) -> None:
         """Make ``_needed`` cover every write committed so far: one primary query shared by concurrent readers."""
