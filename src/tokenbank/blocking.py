@@ -26,13 +26,16 @@ from tokenbank.bank import TokenBank as AsyncTokenBank
 from tokenbank.clock import Clock
 from tokenbank.events import BalanceUpdate
 from tokenbank.metrics import Metrics
-from tokenbank.models import SettingDrift
+from tokenbank.models import SettingDrift, Transaction
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
 from tokenbank.services.chain import ChainService
+from tokenbank.services.feed import EventsService, Handler
 from tokenbank.services.formatter import FormatterService
+from tokenbank.services.monitors import MonitorsService
 from tokenbank.services.pricing import PriceProvider, PricingService
 from tokenbank.services.transactions import TransactionsService
+from tokenbank.services.webhooks import WebhooksService
 from tokenbank.settings import Settings
 from tokenbank.storage.base import Storage
 
@@ -40,8 +43,11 @@ __all__ = [
     "BlockingAnalytics",
     "BlockingBalances",
     "BlockingChain",
+    "BlockingEvents",
+    "BlockingMonitors",
     "BlockingPricing",
     "BlockingTransactions",
+    "BlockingWebhooks",
     "TokenBank",
 ]
 
@@ -319,6 +325,70 @@ class BlockingChain(_Wrapper[ChainService]):
     proof = _Method(ChainService.proof)
 
 
+def _off_the_loop(handler: Handler) -> Handler:
+    """A plain handler runs on a worker thread, so it may block and call the blocking bank itself; an async
+    one runs on the bank's loop."""
+    if inspect.iscoroutinefunction(handler):
+        return handler
+
+    async def run(tx: Transaction) -> None:
+        await asyncio.to_thread(handler, tx)
+
+    return run
+
+
+class BlockingEvents(_Wrapper[EventsService]):
+    """:class:`~tokenbank.services.feed.EventsService` (the durable ledger feed), blocking. A plain handler runs
+    on a worker thread, one transaction at a time, in seq order."""
+
+    read = _Method(EventsService.read)
+    cursor = _Method(EventsService.cursor)
+
+    def consume_once(self, name: str, handler: Handler, *, batch: int = 100) -> int:
+        """See the async method: one batch after the consumer's cursor; how many were handled."""
+        return self._loop.run(self._target.consume_once, name, _off_the_loop(handler), batch=batch)
+
+    def consume(
+        self,
+        name: str,
+        handler: Handler,
+        *,
+        batch: int = 100,
+        poll_interval: float = 0.5,
+        max_batches: int | None = None,
+    ) -> int:
+        """See the async method: blocks until ``max_batches`` (or Ctrl-C, which stops the consumer)."""
+        return self._loop.run(
+            self._target.consume,
+            name,
+            _off_the_loop(handler),
+            batch=batch,
+            poll_interval=poll_interval,
+            max_batches=max_batches,
+        )
+
+
+class BlockingWebhooks(_Wrapper[WebhooksService]):
+    """:class:`~tokenbank.services.webhooks.WebhooksService`, blocking."""
+
+    add = _Method(WebhooksService.add)
+    list = _Method(WebhooksService.list)
+    remove = _Method(WebhooksService.remove)
+    deliveries = _Method(WebhooksService.deliveries)
+    attempts = _Method(WebhooksService.attempts)
+    redeliver = _Method(WebhooksService.redeliver)
+    run_once = _Method(WebhooksService.run_once)
+
+
+class BlockingMonitors(_Wrapper[MonitorsService]):
+    """:class:`~tokenbank.services.monitors.MonitorsService`, blocking."""
+
+    add = _Method(MonitorsService.add)
+    list = _Method(MonitorsService.list)
+    remove = _Method(MonitorsService.remove)
+    events = _Method(MonitorsService.events)
+
+
 class BlockingPricing(_Wrapper[PricingService]):
     """:class:`~tokenbank.services.pricing.PricingService`, blocking."""
 
@@ -385,6 +455,21 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
     def analytics(self) -> BlockingAnalytics:
         """Volumes, active accounts, distributions, supply over time (SQL stores)."""
         return BlockingAnalytics(self._target.analytics, self._loop)
+
+    @functools.cached_property
+    def events(self) -> BlockingEvents:
+        """The durable ledger feed and its named consumers."""
+        return BlockingEvents(self._target.events, self._loop)
+
+    @functools.cached_property
+    def webhooks(self) -> BlockingWebhooks:
+        """Webhook endpoints, their deliveries and redelivery."""
+        return BlockingWebhooks(self._target.webhooks, self._loop)
+
+    @functools.cached_property
+    def monitors(self) -> BlockingMonitors:
+        """Balance monitors and their threshold events."""
+        return BlockingMonitors(self._target.monitors, self._loop)
 
     @property
     def async_bank(self) -> AsyncTokenBank:

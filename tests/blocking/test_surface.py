@@ -12,8 +12,11 @@ from tokenbank import blocking
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
 from tokenbank.services.chain import ChainService
+from tokenbank.services.feed import EventsService
+from tokenbank.services.monitors import MonitorsService
 from tokenbank.services.pricing import PricingService
 from tokenbank.services.transactions import TransactionsService
+from tokenbank.services.webhooks import WebhooksService
 
 PAIRS: list[tuple[type[Any], type[Any]]] = [
     (tokenbank.TokenBank, blocking.TokenBank),
@@ -22,6 +25,9 @@ PAIRS: list[tuple[type[Any], type[Any]]] = [
     (PricingService, blocking.BlockingPricing),
     (AnalyticsService, blocking.BlockingAnalytics),
     (ChainService, blocking.BlockingChain),
+    (EventsService, blocking.BlockingEvents),
+    (WebhooksService, blocking.BlockingWebhooks),
+    (MonitorsService, blocking.BlockingMonitors),
 ]
 
 
@@ -57,7 +63,7 @@ def test_every_service_of_the_async_bank_is_there(tmp_path: Any) -> None:
         name
         for name, value in vars(async_bank).items()
         if not name.startswith("_") and type(value).__module__.startswith("tokenbank.services")
-    } | {"analytics"}
+    } | {"analytics", "events", "webhooks", "monitors"}
     assert services >= {"balances", "transactions", "formatter", "pricing"}
     with blocking.TokenBank(tokenbank.Settings(database_url=url)) as bank:
         for name in services:
