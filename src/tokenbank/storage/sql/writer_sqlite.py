@@ -105,6 +105,7 @@ class _Writer:
         # The chain continues from the token's head; one writer at a time, so seq order is write order.
         self._head: tuple[int, str] | None = None
         self._head_moved = False
+        self._next_seq: int | None = None
 
     def _one(self, sql: str, *params: Any) -> Any:
         return self.conn.exec_driver_sql(sql, params).first()
@@ -166,8 +167,11 @@ class _Writer:
             )
 
     def _insert_tx(self, op: WriteOp, now: str, kind: str, amount: int, *, keyed: bool = True, **f: Any) -> TxRecord:
-        # The seq is taken here rather than by SQLite so the row's chain hash is written with it.
-        seq = self._one("SELECT coalesce(max(seq), 0) + 1 FROM tb_transactions")[0]
+        # The seq is taken here rather than by SQLite so the row's chain hash is written with it; read once per
+        # write transaction (it holds the database's write lock, so only this writer adds rows until it ends).
+        if self._next_seq is None:
+            self._next_seq = int(self._one("SELECT coalesce(max(seq), 0) + 1 FROM tb_transactions")[0])
+        seq, self._next_seq = self._next_seq, self._next_seq + 1
         tx = TxRecord(
             seq=seq, id=op.tx_id, type=kind, from_user_id=f.get("from_user_id"), to_user_id=f.get("to_user_id"),
             amount=amount, timestamp=datetime.fromisoformat(now).replace(tzinfo=UTC), metadata=op.metadata,
