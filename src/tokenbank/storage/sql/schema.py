@@ -232,7 +232,8 @@ monitor_events = sa.Table(
 sa.Index("ux_tb_monitor_events_event", monitor_events.c.token, monitor_events.c.event_id, unique=True)
 sa.Index("ix_tb_monitor_events_token", monitor_events.c.token, monitor_events.c.id)
 
-# The last hashed journal entry per token: where the SQLite writer or the PostgreSQL sealer continues the chain.
+# The last hashed journal entry per token: where PostgreSQL's sealer continues the chain (SQLite's writer continues
+# from the token's last row).
 chain_heads = sa.Table(
     "tb_chain_heads",
     metadata,

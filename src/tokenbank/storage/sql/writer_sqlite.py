@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -70,11 +71,22 @@ class AtomicAbort(Exception):
         self.result = result
 
 
-def apply_ops(conn: Connection, token: str, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
+@dataclass
+class ChainCursor:
+    """The token's chain head as this process last wrote it: checked against the journal at the start of each
+    write transaction (one statement with the seq counter), so only a write from elsewhere costs a lookup."""
+
+    seq: int = 0
+    hash: str | None = None
+
+
+def apply_ops(
+    conn: Connection, token: str, ops: Sequence[WriteOp], atomic: bool, cursor: ChainCursor | None = None
+) -> list[OpResult]:
     """Apply ``ops`` in order on an open write transaction. Atomic failures raise :class:`AtomicAbort`."""
     if conn.exec_driver_sql("SELECT 1 FROM tb_tokens WHERE symbol = ?", (token,)).first() is None:
         return [OpResult(Status.TOKEN_NOT_INITIALIZED) for _ in ops]
-    writer = _Writer(conn, token)
+    writer = _Writer(conn, token, cursor or ChainCursor())
     results = []
     for index, op in enumerate(ops):
         result = writer.apply_one(op)
@@ -90,7 +102,7 @@ def aborted_results(count: int, abort: AtomicAbort) -> list[OpResult]:
 
 
 class _Writer:
-    def __init__(self, conn: Connection, token: str) -> None:
+    def __init__(self, conn: Connection, token: str, cursor: ChainCursor) -> None:
         self.conn = conn
         self.token = token
         self.handlers: dict[OpKind, Callable[[WriteOp, str], OpResult]] = {
@@ -103,9 +115,10 @@ class _Writer:
             OpKind.REVERSE: self._reverse,
         }
         # The chain continues from the token's head; one writer at a time, so seq order is write order.
+        self._cursor = cursor
         self._head: tuple[int, str] | None = None
         self._head_moved = False
-        self._next_seq: int | None = None
+        self._next_seq = 0
 
     def _one(self, sql: str, *params: Any) -> Any:
         return self.conn.exec_driver_sql(sql, params).first()
@@ -153,24 +166,31 @@ class _Writer:
         return 0 if row is None else int(row[0])
 
     def _chain_head(self) -> tuple[int, str]:
+        """(seq, hash) of the token's last journal row, and the next free seq, read once per write transaction
+        (it holds the database's write lock: only this writer adds rows until it ends)."""
         if self._head is None:
-            row = self._one("SELECT seq, hash FROM tb_chain_heads WHERE token = ?", self.token)
-            self._head = (0, GENESIS) if row is None else (int(row[0]), row[1])
+            top, cached = self._one(
+                "SELECT coalesce(max(seq), 0), (SELECT hash FROM tb_transactions WHERE seq = ? AND token = ?) "
+                "FROM tb_transactions", self._cursor.seq, self.token,
+            )  # fmt: skip
+            self._next_seq = int(top) + 1
+            if cached is not None and cached == self._cursor.hash:
+                self._head = (self._cursor.seq, cached)
+            else:  # first write of this process, or rows written elsewhere: the token's last row
+                row = self._one("SELECT seq, hash FROM tb_transactions WHERE token = ? ORDER BY seq DESC LIMIT 1",
+                                self.token)  # fmt: skip
+                # No row, or rows older than the chain (no hash): the chain starts here.
+                self._head = (0, GENESIS) if row is None or row[1] is None else (int(row[0]), row[1])
         return self._head
 
     def save_chain_head(self) -> None:
+        """Remember the head for the next write transaction (only once this one's ops all ran)."""
         if self._head_moved and self._head is not None:
-            self.conn.exec_driver_sql(
-                "INSERT INTO tb_chain_heads (token, seq, hash) VALUES (?, ?, ?) "
-                "ON CONFLICT (token) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-                (self.token, *self._head),
-            )
+            self._cursor.seq, self._cursor.hash = self._head
 
     def _insert_tx(self, op: WriteOp, now: str, kind: str, amount: int, *, keyed: bool = True, **f: Any) -> TxRecord:
-        # The seq is taken here rather than by SQLite so the row's chain hash is written with it; read once per
-        # write transaction (it holds the database's write lock, so only this writer adds rows until it ends).
-        if self._next_seq is None:
-            self._next_seq = int(self._one("SELECT coalesce(max(seq), 0) + 1 FROM tb_transactions")[0])
+        # The seq is taken here rather than by SQLite so the row's chain hash is written with it.
+        prev = self._chain_head()[1]
         seq, self._next_seq = self._next_seq, self._next_seq + 1
         tx = TxRecord(
             seq=seq, id=op.tx_id, type=kind, from_user_id=f.get("from_user_id"), to_user_id=f.get("to_user_id"),
@@ -179,7 +199,7 @@ class _Writer:
             reverses_id=f.get("reverses_id"), from_balance_after=f.get("from_balance_after"),
             to_balance_after=f.get("to_balance_after"),
         )  # fmt: skip
-        digest = chain_hash(self._chain_head()[1], self.token, tx)
+        digest = chain_hash(prev, self.token, tx)
         self.conn.exec_driver_sql(
             _INSERT_TX,
             (seq, tx.id, self.token, kind, tx.from_user_id, tx.to_user_id, amount, tx.from_balance_after,
@@ -314,6 +334,7 @@ class SqliteWriter(SqlWriter):
     def __init__(self, url: URL, token: str) -> None:
         self.token = token
         self._thread = SqliteThread(url)
+        self._chain = ChainCursor()
 
     async def close(self) -> None:
         await self._thread.close()
@@ -323,7 +344,9 @@ class SqliteWriter(SqlWriter):
 
     async def send(self, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         try:
-            return await self._thread.run(lambda conn: apply_ops(conn, self.token, ops, atomic), write=True)
+            return await self._thread.run(
+                lambda conn: apply_ops(conn, self.token, ops, atomic, self._chain), write=True
+            )
         except AtomicAbort as abort:  # the transaction was rolled back
             return aborted_results(len(ops), abort)
 
@@ -331,4 +354,4 @@ class SqliteWriter(SqlWriter):
         return raw
 
     def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
-        return apply_ops(conn, self.token, ops, atomic)
+        return apply_ops(conn, self.token, ops, atomic, self._chain)

@@ -8,7 +8,8 @@ Revises: 0005
   PostgreSQL leaves it NULL at write time and a sealer fills it in seq order once no write below is in flight
   (a write path that waited for the previous hash would serialise every write of a token); hybrid copies the hash
   Redis gave the entry.
-- ``tb_chain_heads``: the last hashed (seq, hash) per token: where the writer or the sealer continues.
+- ``tb_chain_heads``: the last hashed (seq, hash) per token: where PostgreSQL's sealer continues (its row lock
+  also lets checkpointing processes take turns).
 - ``tb_checkpoints``: signed Merkle roots over the entries since the previous checkpoint.
 
 The immutability trigger of ``tb_transactions`` keeps refusing every change but one on PostgreSQL: setting a
