@@ -73,8 +73,9 @@ class AtomicAbort(Exception):
 
 @dataclass
 class ChainCursor:
-    """The token's chain head as this process last wrote it: checked against the journal at the start of each
-    write transaction (one statement with the seq counter), so only a write from elsewhere costs a lookup."""
+    """The token's chain head as this writer last wrote it: still the head if the journal's last row is that row
+    (checked at the start of each write transaction in the statement that reads the seq counter); after any
+    write from elsewhere (another process, another token's writer) the token's last row is looked up."""
 
     seq: int = 0
     hash: str | None = None
@@ -174,9 +175,9 @@ class _Writer:
                 "FROM tb_transactions", self._cursor.seq, self.token,
             )  # fmt: skip
             self._next_seq = int(top) + 1
-            if cached is not None and cached == self._cursor.hash:
-                self._head = (self._cursor.seq, cached)
-            else:  # first write of this process, or rows written elsewhere: the token's last row
+            if top == self._cursor.seq and cached is not None and cached == self._cursor.hash:
+                self._head = (self._cursor.seq, cached)  # nothing was written since this writer's last row
+            else:  # this writer's first write, or rows written since by another: the token's last row
                 row = self._one("SELECT seq, hash FROM tb_transactions WHERE token = ? ORDER BY seq DESC LIMIT 1",
                                 self.token)  # fmt: skip
                 # No row, or rows older than the chain (no hash): the chain starts here.
