@@ -188,6 +188,9 @@ def _print_report(state: CliState, report: ReconcileReport, decimals: int, as_js
         f"postgresql {report.postgres_transactions:,}; missing in redis {len(report.missing_in_redis)}, "
         f"missing in postgresql {len(report.missing_in_postgres)}; quarantined conflicts {report.conflicts}"
     )
+    if report.chain_mismatches:
+        shown = ", ".join(str(seq) for seq in report.chain_mismatches[:20])
+        out.print(Text(f"hash chain: postgresql rows differ from redis's chain at seq {shown}", style="bold red"))
     if report.drifted:
         table = Table("account", "redis balance", "postgresql balance", "redis held", "postgresql held")
         for d in report.drifted[:200]:

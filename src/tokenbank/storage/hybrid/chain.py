@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from tokenbank.chain.encoding import GENESIS, chain_hash
 from tokenbank.storage.sql import chain as sql_chain
 from tokenbank.storage.sql.schema import transactions
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.backend import HybridStorage
+    from tokenbank.storage.hybrid.pair import StorePair
 
 BATCH = 5000
 
@@ -44,3 +46,47 @@ async def carry_hashes(store: HybridStorage) -> int:
         carried += moved
         if len(hashes) < len(seqs) or not moved:
             return carried
+
+
+RECENT = 10_000
+"""Entries compared by a reconcile that is not ``full``: the newest ones, where a copy is most likely to differ."""
+
+
+async def compare_chains(store: StorePair, *, full: bool = False) -> list[int]:
+    """Seqs whose PostgreSQL row does not hash to Redis's hash for that seq (each row on its own: its content after
+    Redis's previous hash), and seqs Redis hashed that PostgreSQL lacks. Only entries both stores could hold
+    (sealed in Redis, up to PostgreSQL's newest row); with ``full`` all of them, else the newest :data:`RECENT`."""
+    await store.redis.chain_seal()
+    token = store.redis.settings.symbol
+    after = 0
+    if not full:
+        count = await store.redis.client.llen(store.redis.keys.chain_hashes)
+        if count > RECENT:
+            first = await store.redis.chain.entries_at(count - RECENT - 1, 1)
+            after = first[0].tx.seq if first else 0
+    newest_pg = await store.sql.run_sync(
+        lambda conn: conn.scalar(sa.select(sa.func.max(transactions.c.seq)).where(transactions.c.token == token))
+    )
+    redis_side = [e for e in await store.redis.chain_entries(after, 1_000_000) if e.hash is not None]
+    if not redis_side or newest_pg is None:
+        return []
+    pg_rows = {e.tx.seq: e.tx for e in await store.sql.chain_entries(redis_side[0].tx.seq - 1, len(redis_side) * 2)}
+    prev = await _hash_before(store, redis_side[0].tx.seq)
+    differing = []
+    for item in redis_side:
+        if item.tx.seq > newest_pg:
+            break
+        row = pg_rows.get(item.tx.seq)
+        if row is None or chain_hash(prev, token, row) != item.hash:
+            differing.append(item.tx.seq)
+        prev = item.hash or prev
+    return differing
+
+
+async def _hash_before(store: StorePair, seq: int) -> str:
+    """Redis's hash of the entry before ``seq`` (genesis for the chain's first)."""
+    position = await store.redis.chain.position(seq - 1)
+    if position == 0:
+        return GENESIS
+    before = await store.redis.chain.entries_at(position - 1, 1)
+    return before[0].hash if before and before[0].hash else GENESIS

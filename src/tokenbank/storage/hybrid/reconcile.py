@@ -17,6 +17,7 @@ from sqlalchemy import Connection
 
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backfill import Progress
+from tokenbank.storage.hybrid.chain import compare_chains
 from tokenbank.storage.hybrid.checks import store_figures
 from tokenbank.storage.hybrid.records import fetch
 from tokenbank.storage.hybrid.repair import repair_redis
@@ -71,6 +72,7 @@ async def reconcile(
         redis_total_supply=r_supply, postgres_total_supply=p_supply, redis_transactions=r_count,
         postgres_transactions=p_count, missing_in_redis=missing_redis, missing_in_postgres=missing_pg,
         transactions_compared=mode, conflicts=await conflict_count(store.sql),
+        chain_mismatches=await compare_chains(store, full=full),
     )  # fmt: skip
     if repair:
         report.repairs = await repair_redis(store, report)

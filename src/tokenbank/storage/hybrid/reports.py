@@ -33,6 +33,8 @@ class ReconcileReport:
     transactions_compared: str
     """``full`` (every id on both sides) or ``sampled`` (counts equal: a random sample checked both ways)."""
     conflicts: int
+    chain_mismatches: list[int] = field(default_factory=list)
+    """Seqs whose PostgreSQL row does not hash to the hash Redis's chain gave that seq (see docs/chain.md)."""
     repaired: bool = False
     repairs: list[str] = field(default_factory=list)
 
@@ -43,7 +45,12 @@ class ReconcileReport:
     @property
     def ok(self) -> bool:
         return not (
-            self.drifted or self.supply_drift or self.missing_in_redis or self.missing_in_postgres or self.conflicts
+            self.drifted
+            or self.supply_drift
+            or self.missing_in_redis
+            or self.missing_in_postgres
+            or self.conflicts
+            or self.chain_mismatches
         )
 
 

@@ -70,7 +70,7 @@ class RedisChain:
                 hashes.append(prev)
             await self.scripts.chain_seal(keys=[self.keys.chain_hashes], args=[done, *hashes])
 
-    async def _position(self, after_seq: int) -> int:
+    async def position(self, after_seq: int) -> int:
         """The first list position whose seq is above ``after_seq`` (binary search: positions are in seq order)."""
         lo, hi = 0, await self.client.llen(self.keys.chain)
         while lo < hi:
@@ -83,7 +83,10 @@ class RedisChain:
         return lo
 
     async def entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
-        start = await self._position(after_seq)
+        return await self.entries_at(await self.position(after_seq), limit)
+
+    async def entries_at(self, start: int, limit: int) -> list[ChainEntry]:
+        """Up to ``limit`` entries from list position ``start`` on."""
         items = await self.client.lrange(self.keys.chain, start, start + limit - 1)
         hashes = await self.client.lrange(self.keys.chain_hashes, start, start + len(items) - 1) if items else []
         out = []
