@@ -23,7 +23,7 @@ from typing import Protocol
 
 from tokenbank.bank import TokenBank
 from tokenbank.errors import TokenBankError
-from tokenbank.services.delivery import Dispatcher
+from tokenbank.services.delivery import Backoff, Dispatcher
 from tokenbank.storage.durable import EventState
 
 logger = logging.getLogger("tokenbank")
@@ -50,8 +50,8 @@ class DeliveryJob:
 
     name = "webhooks"
 
-    def __init__(self, bank: TokenBank) -> None:
-        self._dispatcher: Dispatcher = bank.webhooks.dispatcher()
+    def __init__(self, bank: TokenBank, *, backoff: Backoff | None = None) -> None:
+        self._dispatcher: Dispatcher = bank.webhooks.dispatcher(backoff=backoff)
 
     async def start(self) -> None:
         await self._dispatcher.__aenter__()
@@ -72,8 +72,9 @@ class WorkerOptions:
     """Sleep between rounds in which no job did anything."""
 
 
-def default_jobs(bank: TokenBank) -> list[Job]:
-    return [DeliveryJob(bank)]
+def default_jobs(bank: TokenBank, *, backoff: Backoff | None = None) -> list[Job]:
+    """The jobs ``tokenbank worker`` runs; ``backoff``: the webhook retry delays (5 s doubling up to 1 h)."""
+    return [DeliveryJob(bank, backoff=backoff)]
 
 
 class Worker:

@@ -9,8 +9,8 @@ import typer
 
 from tokenbank.bank import TokenBank
 from tokenbank.cli.runtime import state_of
-from tokenbank.services.delivery import EVENTS_CURSOR
-from tokenbank.worker import Worker, WorkerOptions
+from tokenbank.services.delivery import EVENTS_CURSOR, Backoff
+from tokenbank.worker import Worker, WorkerOptions, default_jobs
 
 
 def worker(
@@ -23,6 +23,12 @@ def worker(
     idle_seconds: Annotated[
         float, typer.Option("--idle-seconds", min=0, help="Sleep when there is nothing to do.")
     ] = 1.0,
+    retry_base_seconds: Annotated[
+        float, typer.Option("--retry-base-seconds", min=0.001, help="First webhook retry delay; doubles per attempt.")
+    ] = 5.0,
+    retry_cap_seconds: Annotated[
+        float, typer.Option("--retry-cap-seconds", min=0.001, help="Longest delay between two webhook retries.")
+    ] = 3600.0,
 ) -> None:
     """Deliver webhooks and evaluate balance monitors for the token, leader-elected through a lease in the store,
     so any number of workers can run. SIGTERM (or Ctrl-C) finishes the current batch and exits 0."""
@@ -32,7 +38,8 @@ def worker(
         raise typer.Exit(0 if healthy else 1)
 
     async def work(bank: TokenBank) -> None:
-        runner = Worker(bank, options=WorkerOptions(lease_seconds=lease_seconds, idle_seconds=idle_seconds))
+        jobs = default_jobs(bank, backoff=Backoff(base=retry_base_seconds, cap=retry_cap_seconds))
+        runner = Worker(bank, jobs, WorkerOptions(lease_seconds=lease_seconds, idle_seconds=idle_seconds))
         await runner.run(once=once, handle_signals=True)
         state.err.print(f"worker stopped after {runner.batches} batches")
 
