@@ -23,14 +23,14 @@ async def main() -> None:
     dsn = settings.database_url.replace("+asyncpg", "")
     conn = await asyncpg.connect(dsn, server_settings={"search_path": settings.database_schema or "public"})
 
+    # One statement, so one transaction and one round trip: the log row and the effect commit together or not.
+    handled = (
+        f"WITH seen AS (INSERT INTO {table}_seen (seq) VALUES ($1)) "
+        f"INSERT INTO {table}_effects (seq, amount) VALUES ($1, $2) ON CONFLICT (seq) DO NOTHING"
+    )
+
     async def handle(tx: Transaction) -> None:
-        async with conn.transaction():
-            await conn.execute(f"INSERT INTO {table}_seen (seq) VALUES ($1)", tx.seq)
-            await conn.execute(
-                f"INSERT INTO {table}_effects (seq, amount) VALUES ($1, $2) ON CONFLICT (seq) DO NOTHING",
-                tx.seq,
-                int(tx.amount * 100),
-            )
+        await conn.execute(handled, tx.seq, int(tx.amount * 100))
 
     async with TokenBank(settings) as bank:
         await bank.events.consume("kill-test", handle, batch=500, poll_interval=0.05)
