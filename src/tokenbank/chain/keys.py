@@ -1,52 +1,46 @@
 """Ed25519 keys as PEM files: PKCS#8 for the private key (``TOKEN_SIGNING_KEY``), SubjectPublicKeyInfo for the
-public one, the same files ``openssl genpkey -algorithm ed25519`` and the ``cryptography`` package write."""
+public one, the files ``openssl genpkey -algorithm ed25519`` writes; read and written by ``cryptography``."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+    load_pem_private_key,
+    load_pem_public_key,
+)
+
 from tokenbank.chain import ed25519
 from tokenbank.errors import ConfigurationError, InvalidRequestError
 
-# DER prefixes of an Ed25519 key (OID 1.3.101.112): the 32 key bytes follow.
-_PKCS8_PREFIX = bytes.fromhex("302e020100300506032b657004220420")
-_SPKI_PREFIX = bytes.fromhex("302a300506032b6570032100")
 
-
-def _pem(label: str, der: bytes) -> str:
-    body = base64.b64encode(der).decode()
-    lines = [body[i : i + 64] for i in range(0, len(body), 64)]
-    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----", ""])
-
-
-def _der(pem: bytes | str, label: str) -> bytes:
-    text = pem.decode("ascii", "replace") if isinstance(pem, bytes) else pem
-    begin, end = f"-----BEGIN {label}-----", f"-----END {label}-----"
-    start, stop = text.find(begin), text.find(end)
-    if start == -1 or stop < start:
-        raise InvalidRequestError(f"not a PEM {label.lower()} (no '{begin}' block)")
-    try:
-        return base64.b64decode("".join(text[start + len(begin) : stop].split()), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidRequestError(f"the PEM {label.lower()} is not valid base64") from None
+def _as_bytes(pem: bytes | str) -> bytes:
+    return pem.encode() if isinstance(pem, str) else pem
 
 
 def public_key_bytes(public_key_pem: bytes | str) -> bytes:
     """The 32 raw bytes of a PEM Ed25519 public key. Raises InvalidRequestError for anything else."""
-    der = _der(public_key_pem, "PUBLIC KEY")
-    if len(der) != len(_SPKI_PREFIX) + 32 or not der.startswith(_SPKI_PREFIX):
+    try:
+        key = load_pem_public_key(_as_bytes(public_key_pem))
+    except ValueError:
+        raise InvalidRequestError("not a PEM public key") from None
+    if not isinstance(key, Ed25519PublicKey):
         raise InvalidRequestError("the public key is not an Ed25519 key")
-    return der[len(_SPKI_PREFIX) :]
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def public_key_pem(raw: bytes) -> str:
-    return _pem("PUBLIC KEY", _SPKI_PREFIX + raw)
+    key = Ed25519PublicKey.from_public_bytes(raw)
+    return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def key_id(raw_public: bytes) -> str:
@@ -67,10 +61,13 @@ class SigningKey:
     @classmethod
     def from_pem(cls, pem: bytes | str) -> SigningKey:
         """Raises InvalidRequestError unless ``pem`` is an unencrypted PKCS#8 Ed25519 private key."""
-        der = _der(pem, "PRIVATE KEY")
-        if len(der) != len(_PKCS8_PREFIX) + 32 or not der.startswith(_PKCS8_PREFIX):
-            raise InvalidRequestError("the private key is not an unencrypted PKCS#8 Ed25519 key")
-        return cls(der[len(_PKCS8_PREFIX) :])
+        try:
+            key = load_pem_private_key(_as_bytes(pem), password=None)
+        except (ValueError, TypeError):
+            raise InvalidRequestError("not a PEM private key (unencrypted PKCS#8)") from None
+        if not isinstance(key, Ed25519PrivateKey):
+            raise InvalidRequestError("the private key is not an Ed25519 key")
+        return cls(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption()))
 
     @classmethod
     def from_file(cls, path: str | os.PathLike[str]) -> SigningKey:
@@ -91,7 +88,8 @@ class SigningKey:
         return key_id(self.public_bytes)
 
     def private_pem(self) -> str:
-        return _pem("PRIVATE KEY", _PKCS8_PREFIX + self.seed)
+        key = Ed25519PrivateKey.from_private_bytes(self.seed)
+        return key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
 
     def public_pem(self) -> str:
         return public_key_pem(self.public_bytes)
