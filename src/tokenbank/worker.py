@@ -3,9 +3,9 @@
 A :class:`Worker` runs a list of :class:`Job`\\ s in a loop. Before each batch of a job it takes (or renews) the
 job's lease in the store, so any number of worker processes can run: one leads each job, the others stand by
 and take over within ``lease_seconds`` of the leader's death. A job is a small object with a name and a
-``run_once`` that does one bounded batch; adding one (the hybrid sync, a hold sweeper) is adding an object to the
-list. Stopping (SIGTERM, SIGINT, or the ``stop`` event) lets the batch in progress finish, gives the leases back
-and returns.
+``run_once`` that does one bounded batch: webhook delivery (with balance monitors) and sealing the hash chain;
+adding one (the hybrid sync, a hold sweeper) is adding an object to the list. Stopping (SIGTERM, SIGINT, or the
+``stop`` event) lets the batch in progress finish, gives the leases back and returns.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from tokenbank.bank import TokenBank
-from tokenbank.errors import TokenBankError
+from tokenbank.errors import TokenBankError, TransactionStateError
 from tokenbank.services.delivery import Backoff, Dispatcher
 from tokenbank.storage.durable import EventState
 
@@ -64,6 +64,34 @@ class DeliveryJob:
         await self._dispatcher.__aexit__(None, None, None)
 
 
+class ChainJob:
+    """Seals the hash chain (PostgreSQL and Redis hash entries after their write), so the window in which a fresh
+    entry has no hash yet is one worker round; with ``TOKEN_SIGNING_KEY`` set it also signs a checkpoint every
+    ``checkpoint_seconds``."""
+
+    name = "chain"
+
+    def __init__(self, bank: TokenBank, *, checkpoint_seconds: float | None = 3600.0) -> None:
+        self._bank = bank
+        self._every = checkpoint_seconds if bank.settings.signing_key else None
+        self._next_checkpoint = 0.0
+
+    async def start(self) -> None:
+        return None
+
+    async def run_once(self) -> int:
+        await self._bank.chain.seal()
+        now = asyncio.get_running_loop().time()
+        if self._every is not None and now >= self._next_checkpoint:
+            with contextlib.suppress(TransactionStateError):  # no entry to sign yet
+                await self._bank.chain.checkpoint()
+            self._next_checkpoint = now + self._every
+        return 0  # sealing is cheap and bounded by what was written: it never keeps the worker from sleeping
+
+    async def stop(self) -> None:
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerOptions:
     lease_seconds: float = 30.0
@@ -74,7 +102,7 @@ class WorkerOptions:
 
 def default_jobs(bank: TokenBank, *, backoff: Backoff | None = None) -> list[Job]:
     """The jobs ``tokenbank worker`` runs; ``backoff``: the webhook retry delays (5 s doubling up to 1 h)."""
-    return [DeliveryJob(bank, backoff=backoff)]
+    return [DeliveryJob(bank, backoff=backoff), ChainJob(bank)]
 
 
 class Worker:
