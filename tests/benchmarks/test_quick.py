@@ -1,61 +1,28 @@
-"""Smoke-runs the PostgreSQL benchmark (``--quick``): it must finish, verify the ledgers and print (and write as
-JSON) its figures, ratios and target verdicts: the asyncpg targets (vs plain asyncpg) and the pgbench targets
-(vs pgbench on plain tables)."""
+"""The PostgreSQL benchmark's ``--quick`` run (inside the session's ``tokenbank bench --quick``): it must finish,
+verify the ledgers and print (and write as JSON) its figures, ratios and target verdicts: the asyncpg targets (vs
+plain asyncpg) and the pgbench targets (vs pgbench on plain tables)."""
 
 from __future__ import annotations
 
-import json
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.benchmarks.conftest import BenchRun
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "pg_transfers.py"
-PG_HOST, PG_PORT = "127.0.0.1", 5432
 WORKLOADS = ("uniform", "hot-source")
 TASKS = (1, 8, 32, 128)
 
 
-def _postgres_up() -> bool:
-    try:
-        with socket.create_connection((PG_HOST, PG_PORT), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def postgres() -> None:
-    if not _postgres_up():
-        message = f"PostgreSQL is not reachable at {PG_HOST}:{PG_PORT}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.mark.postgres
-def test_pg_transfers_quick(postgres: None, tmp_path: Path) -> None:
-    out = tmp_path / "results.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-
-    stdout = proc.stdout
+@pytest.mark.redis
+@pytest.mark.slow
+def test_pg_transfers_quick(bench_quick: BenchRun) -> None:
+    stdout = bench_quick.stdout
     _check_asyncpg_output(stdout)
     _check_pgbench_output(stdout)
     assert "verify: ok" in stdout
 
-    results = json.loads(out.read_text())
+    results = bench_quick.raw["postgres"]
     _check_asyncpg_json(results)
     _check_pgbench_json(results)
     assert results["verify_problems"] == []

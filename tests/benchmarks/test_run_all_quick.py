@@ -4,15 +4,10 @@ table), then writes a PNG per benchmark and results.json with ours / baseline / 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
+from tests.benchmarks.conftest import BenchRun
 from tests.pictures import assert_png
 
-ROOT = Path(__file__).resolve().parents[2]
 HEADLINES = (
     "PostgreSQL uniform, 32 tasks", "PostgreSQL uniform, 128 tasks", "PostgreSQL hot-source, 32 tasks",
     "PostgreSQL hot-source, 128 tasks", "PostgreSQL transfer_many x1000", "Redis transfer()/s 200 tasks",
@@ -25,28 +20,20 @@ GROUPS = ("postgres", "postgres-asyncpg", "redis", "low_load")
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.slow
-def test_bench_quick_prints_every_target_and_charts_every_figure(tmp_path: Path) -> None:
-    out = tmp_path / "charts"
-    proc = subprocess.run(
-        [sys.executable, "-m", "tokenbank", "bench", "--quick", "--out", str(out)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    table = proc.stdout.split("=== targets", 1)[1]
+def test_bench_quick_prints_every_target_and_charts_every_figure(bench_quick: BenchRun) -> None:
+    out, stdout = bench_quick.out, bench_quick.stdout
+    table = stdout.split("=== targets", 1)[1]
     for figure in HEADLINES:
         assert figure in table, table
-    assert "ratio low-load p50 batching on/off postgres" in proc.stdout
+    assert "ratio low-load p50 batching on/off postgres" in stdout
 
-    raw = json.loads((out / "run_all.json").read_text())
+    raw = bench_quick.raw
     assert raw["quick"] is True
     assert len(raw["targets"]) == len(HEADLINES)
     assert {"postgres", "redis", "low_load"} <= raw.keys()
     assert all(raw["low_load"]["verified"].values())
 
-    results = json.loads((out / "results.json").read_text())
+    results = bench_quick.results
     figures = results["figures"]
     assert {row["group"] for row in figures} == set(GROUPS)
     assert len(figures) > len(HEADLINES)  # the informational figures are charted too
@@ -59,4 +46,4 @@ def test_bench_quick_prints_every_target_and_charts_every_figure(tmp_path: Path)
 
     for group in GROUPS:
         assert_png(out / f"bench-{group}.png", min_width=800, min_height=400)
-        assert f"wrote {out / f'bench-{group}.png'}" in proc.stdout
+        assert f"wrote {out / f'bench-{group}.png'}" in stdout
