@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, ModelWrapValidatorHandler, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from tokenbank.errors import ConfigurationError, InvalidAmountError
 
@@ -174,6 +174,26 @@ class Settings(BaseSettings):
         """Build settings from the environment and ``overrides`` (the same as ``Settings(**overrides)``).
         Raises ConfigurationError naming the variable."""
         return cls(**overrides)
+
+    @classmethod
+    def from_arguments(cls, **values: Any) -> Settings:
+        """Settings from ``values`` and the defaults alone: no environment variable and no ``.env`` file is read
+        (for demos and tests, which must never reach the ledger the environment points at). Raises
+        ConfigurationError."""
+        return _ArgumentsOnly(**values)
+
+
+class _ArgumentsOnly(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 def _url_family(url: str) -> str:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -106,26 +105,11 @@ def register(app: typer.Typer) -> None:
     app.command()(demo)
 
 
-class _ArgumentsOnly(Settings):
-    """Settings from arguments alone: no environment variable and no ``.env`` file is read."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
-
-
 def _settings(state: CliState, redis_url: str | None) -> Settings:
     """The demo's settings come from its command line only. TOKEN_*, DATABASE_URL and REDIS_URL describe the
     user's real ledger; a demo that read them would write its DEMO token there. Raises ConfigurationError."""
     given: dict[str, Any] = {"storage_mode": state.mode, "redis_url": redis_url}
-    return _ArgumentsOnly(
+    return Settings.from_arguments(
         database_url=state.database_url or f"sqlite+aiosqlite:///{DEMO_FILE}",
         symbol=state.symbol or "DEMO",
         name="Demo Token",

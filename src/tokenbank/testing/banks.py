@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
-
 from tokenbank.bank import TokenBank
 from tokenbank.clock import Clock
 from tokenbank.settings import Settings
@@ -26,25 +24,9 @@ TEST_DEFAULTS: dict[str, Any] = {
 ``treasury``, and no background hold sweeper, so holds expire exactly when a test calls ``expire_holds()``."""
 
 
-class _ArgumentsOnly(Settings):
-    """Settings built from arguments alone: a ``TOKEN_*`` or ``DATABASE_URL`` of the shell running the tests
-    (pointing at a real database, say) never reaches a test bank."""
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
-
-
 def isolated_settings(**overrides: Any) -> Settings:
     """:data:`TEST_DEFAULTS` with ``overrides``, ignoring the environment. Raises ConfigurationError."""
-    return _ArgumentsOnly(**{**TEST_DEFAULTS, **overrides})
+    return Settings.from_arguments(**{**TEST_DEFAULTS, **overrides})
 
 
 @asynccontextmanager
