@@ -17,6 +17,7 @@ from tokenbank.bank import TokenBank
 from tokenbank.cli import render, token
 from tokenbank.cli.runtime import mask_url, parse_amount, state_of
 from tokenbank.models import Check, Hold, TokenInfo, Transaction, TransactionType, VerifyReport
+from tokenbank.services.event_payloads import transaction_data
 
 T = TypeVar("T")
 
@@ -244,7 +245,7 @@ def history(
         render.emit_json(
             {
                 "user_id": user,
-                "items": [render.transaction_dict(tx) for tx in page.items],
+                "items": [transaction_data(tx) for tx in page.items],
                 "next_cursor": page.next_cursor,
             }
         )
@@ -338,6 +339,6 @@ def _show_hold(ctx: typer.Context, shown: tuple[Hold, str], as_json: bool) -> No
 def _show_transaction(ctx: typer.Context, shown: tuple[Transaction, str], as_json: bool) -> None:
     tx, symbol = shown
     if as_json:
-        render.emit_json(render.transaction_dict(tx))
+        render.emit_json(transaction_data(tx))
         return
     state_of(ctx).out.print(render.transaction_table(tx, symbol))

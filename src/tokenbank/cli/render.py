@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from tokenbank.models import Hold, Holder, TokenInfo, Transaction, VerifyReport
+from tokenbank.services.event_payloads import transaction_data
 
 
 def plain(amount: Decimal) -> str:
@@ -34,28 +35,11 @@ def iso_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def transaction_dict(tx: Transaction) -> dict[str, Any]:
-    return {
-        "id": tx.id,
-        "seq": tx.seq,
-        "type": tx.type.value,
-        "from_user_id": tx.from_user_id,
-        "to_user_id": tx.to_user_id,
-        "amount": plain(tx.amount),
-        "timestamp": iso_time(tx.timestamp),
-        "metadata": tx.metadata,
-        "idempotency_key": tx.idempotency_key,
-        "reason": tx.reason,
-        "hold_id": tx.hold_id,
-        "reverses_id": tx.reverses_id,
-    }
-
-
 def transaction_table(tx: Transaction, symbol: str) -> Table:
     table = Table(title=f"{tx.type.value} #{tx.seq}", show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for name, value in transaction_dict(tx).items():
+    for name, value in transaction_data(tx).items():
         if value is None or name in ("seq", "type"):
             continue
         if name == "amount":

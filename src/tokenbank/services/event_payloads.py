@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from tokenbank.models import Transaction
@@ -14,14 +14,16 @@ EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_THRESHOLD)
 
 
 def transaction_data(tx: Transaction) -> dict[str, Any]:
+    """A transaction as JSON carries it (webhook payloads, the CLI's ``--json``, ``events tail``): amounts exact
+    as strings, never scientific; timestamps UTC to the microsecond the ledger stores."""
     return {
         "id": tx.id,
         "seq": tx.seq,
         "type": tx.type.value,
         "from_user_id": tx.from_user_id,
         "to_user_id": tx.to_user_id,
-        "amount": str(tx.amount),
-        "timestamp": tx.timestamp.isoformat(),
+        "amount": format(tx.amount, "f"),
+        "timestamp": tx.timestamp.astimezone(UTC).isoformat(timespec="microseconds"),
         "metadata": tx.metadata,
         "idempotency_key": tx.idempotency_key,
         "reason": tx.reason,
