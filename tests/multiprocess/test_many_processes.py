@@ -19,7 +19,7 @@ from tests.support import history
 from tokenbank import HoldStatus, Settings, TokenBank, Transaction, TransactionType
 
 ROOT = Path(__file__).resolve().parents[2]
-PROCESSES, OPERATIONS, FUNDING = 4, 150, 200
+PROCESSES, OPERATIONS, FUNDING = 4, 100, 200
 
 
 def _run_writers(options: dict[str, Any]) -> list[dict[str, Any]]:
