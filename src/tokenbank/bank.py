@@ -182,7 +182,7 @@ class TokenBank:
         except BaseException:
             await self.storage.close()  # release connections of a half-opened store
             raise
-        if self.settings.hold_sweep_interval > 0 and self._sweeper is None:
+        if self.settings.background == "inline" and self.settings.hold_sweep_interval > 0 and self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_holds_forever(), name="tokenbank-hold-sweeper")
 
     async def close(self) -> None:

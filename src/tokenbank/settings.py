@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     enable_synchronization: bool = Field(
         True, validation_alias=_env("TOKEN_ENABLE_SYNCHRONIZATION", "enable_synchronization")
     )
+    background: Literal["inline", "none"] = Field("inline", validation_alias=_env("TOKEN_BACKGROUND", "background"))
+    """``inline``: the bank runs its background loops (hold sweeper, hybrid sync) in the app's process. ``none``:
+    it runs none of them; ``tokenbank worker`` does, in a process of its own."""
     hold_sweep_interval: float = Field(
         1.0, ge=0, le=3600, validation_alias=_env("TOKEN_HOLD_SWEEP_INTERVAL", "hold_sweep_interval")
     )

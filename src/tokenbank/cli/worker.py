@@ -1,4 +1,5 @@
-"""``tokenbank worker``: run the token's background jobs (webhook delivery and balance monitors) until SIGTERM."""
+"""``tokenbank worker``: run the token's background jobs (webhooks and monitors, chain sealing, the hold sweeper,
+the hybrid sync) until SIGTERM."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ def worker(
         float, typer.Option("--retry-cap-seconds", min=0.001, help="Longest delay between two webhook retries.")
     ] = 3600.0,
 ) -> None:
-    """Deliver webhooks and evaluate balance monitors for the token, leader-elected through a lease in the store,
-    so any number of workers can run. SIGTERM (or Ctrl-C) finishes the current batch and exits 0."""
+    """Run the token's background jobs: webhook delivery and balance monitors, chain sealing, the hold expiry
+    sweep and, in hybrid mode, the sync into PostgreSQL. Each is leader-elected through a lease in the store, so
+    any number of workers can run. SIGTERM (or Ctrl-C) finishes the current batches and exits 0. Run the app with
+    TOKEN_BACKGROUND=none to leave this work to the worker."""
     state = state_of(ctx)
     if check:
         healthy = state.run(lambda bank: _check(bank, lambda text: state.out.print(text, soft_wrap=True)))
@@ -43,7 +46,9 @@ def worker(
         await runner.run(once=once, handle_signals=True)
         state.err.print(f"worker stopped after {runner.batches} batches")
 
-    state.run(work)
+    with state.handled():
+        settings = state.settings(background="none")  # the jobs run here, not as the bank's own loops
+    state.run(work, settings=settings)
 
 
 async def _check(bank: TokenBank, say: Callable[..., None]) -> bool:

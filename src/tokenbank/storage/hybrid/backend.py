@@ -78,7 +78,8 @@ def check_database_url(settings: Settings) -> None:
 class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, ChainStore):
     """Redis (``.redis``) for writes and hot reads, PostgreSQL (``.sql``) as the durable ledger of record.
 
-    ``sync_options`` tune the in-app worker, started by :meth:`open` when ``settings.enable_synchronization``.
+    ``sync_options`` tune the in-app worker, started by :meth:`open` when ``settings.enable_synchronization`` and
+    ``settings.background`` is ``inline`` (with ``none``, ``tokenbank worker`` syncs).
     """
 
     def __init__(self, settings: Settings, *, sync_options: SyncOptions | None = None) -> None:
@@ -105,7 +106,7 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
         if floor:
             await stream.fence_seq(self.redis.client, self.redis.keys, floor)
         await stream.ensure_group(self.redis.client, self.redis.keys)
-        if self.settings.enable_synchronization:
+        if self.settings.enable_synchronization and self.settings.background == "inline":
             self.start_worker()
 
     def start_worker(self, options: SyncOptions | None = None) -> SyncWorker:

@@ -95,29 +95,47 @@ class SyncWorker:
         try:
             while not stop.is_set():
                 try:
-                    if not await self._hold_lease():
-                        self.status.role = "standby"
-                        self.status.backlog = await stream.read_backlog(self.client, self.keys)
-                        await _sleep_unless(stop, min(1.0, self.options.lease_ms / 3000))
+                    if await self.turn() is None:
+                        await _sleep_unless(stop, self.standby_pause)
                         continue
-                    self.status.role = "active"
-                    if not self._prepared:
-                        await self.prepare()
-                    await self.step()
                     pause.reset()
-                except (TokenBankError, OSError) as exc:
-                    self._failed(exc)
-                    with contextlib.suppress(TokenBankError, OSError):  # keep the figures fresh during an outage
-                        self.status.backlog = await stream.read_backlog(self.client, self.keys)
+                except (TokenBankError, OSError):  # recorded by turn()
                     await _sleep_unless(stop, pause.next())
                 except Exception as exc:  # a bug must not kill the loop silently: log it and carry on
                     logger.exception("sync worker: unexpected error", extra={"operation": "sync"})
                     self._failed(exc)
                     await _sleep_unless(stop, pause.next())
         finally:
-            self.status.role = "stopped"
-            with contextlib.suppress(Exception):
-                await layout.release_lease(self.client, self.keys, self.consumer)
+            await self.release()
+
+    @property
+    def standby_pause(self) -> float:
+        """How long a standby waits before asking for the lease again."""
+        return min(1.0, self.options.lease_ms / 3000)
+
+    async def turn(self) -> int | None:
+        """Take or renew the lease, then one :meth:`step`: the entries handled, or None when another consumer
+        holds the lease. Raises what :meth:`step` raises, after recording it in the status."""
+        try:
+            if not await self._hold_lease():
+                self.status.role = "standby"
+                self.status.backlog = await stream.read_backlog(self.client, self.keys)
+                return None
+            self.status.role = "active"
+            if not self._prepared:
+                await self.prepare()
+            return await self.step()
+        except (TokenBankError, OSError) as exc:
+            self._failed(exc)
+            with contextlib.suppress(TokenBankError, OSError):  # keep the figures fresh during an outage
+                self.status.backlog = await stream.read_backlog(self.client, self.keys)
+            raise
+
+    async def release(self) -> None:
+        """Give the lease back (best effort), so a standby takes over at once."""
+        self.status.role = "stopped"
+        with contextlib.suppress(Exception):
+            await layout.release_lease(self.client, self.keys, self.consumer)
 
     async def finish(self, within: float = 2.0) -> None:
         """After ``run()`` ended: write what this consumer still holds (read but not acknowledged) and leave the
