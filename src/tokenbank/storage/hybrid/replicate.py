@@ -25,20 +25,25 @@ _REPLICATE = sa.text(
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One ledger stream entry: its stream id and the transaction's fields exactly as the Lua wrote them."""
+    """One ledger stream entry: its stream id, the transaction's fields exactly as the Lua wrote them, and the
+    same as JSON text (the script's own text: PostgreSQL gets it as it is, never decoded and encoded again)."""
 
     stream_id: str
-    fields: Mapping[str, str]
+    fields: Mapping[str, Any]
+    text: str
 
     @classmethod
     def from_stream(cls, stream_id: str, fields: Mapping[str, str]) -> Entry:
         """An entry as the write scripts append it: one field ``tx``, the transaction JSON (entries written by
         earlier versions carry the transaction's fields as stream fields, and are read as they are)."""
-        return cls(stream_id, json.loads(fields["tx"]) if "tx" in fields else fields)
+        if "tx" in fields:
+            text = fields["tx"]
+            return cls(stream_id, json.loads(text), text)
+        return cls(stream_id, fields, json.dumps(dict(fields), separators=(",", ":"), ensure_ascii=False))
 
     @property
     def tx_id(self) -> str:
-        return self.fields["id"]
+        return str(self.fields["id"])
 
     @property
     def seq(self) -> int:
@@ -50,7 +55,8 @@ class Entry:
 
     @property
     def hold_id(self) -> str | None:
-        return self.fields.get("hold_id")
+        hold_id = self.fields.get("hold_id")
+        return None if hold_id is None else str(hold_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +78,23 @@ class ReplicateResult:
     audited: int
 
 
+def batch_json(entries: Sequence[Entry], holds: Mapping[str, str]) -> str:
+    """What tb_replicate reads for a batch: a JSON array of the entries' own texts; an entry that concerns a hold
+    gets the hold's JSON from Redis (``holds``: hold id -> its JSON text) added, see :func:`entry_payload`."""
+    parts = []
+    for entry in entries:
+        hold_id = entry.hold_id
+        if hold_id is None:
+            parts.append(entry.text)
+        else:
+            hold = holds.get(hold_id)
+            payload = entry_payload(entry, json.loads(hold) if hold is not None else None)
+            parts.append(json.dumps(payload, separators=(",", ":"), ensure_ascii=False))
+    return "[" + ",".join(parts) + "]"
+
+
 def entry_payload(entry: Entry, hold: Mapping[str, Any] | None) -> dict[str, Any]:
-    """What tb_replicate reads for one entry: the stream fields, plus the hold's JSON for hold-related ones.
+    """What tb_replicate reads for one hold-related entry: the stream fields, plus the hold's JSON.
 
     A ``hold`` entry whose hold Redis no longer has (only after data loss) gets one built from the entry; its
     expiry is then unknown and recorded as its creation time, so the sweeper voids it at once."""
@@ -94,17 +115,18 @@ def entry_payload(entry: Entry, hold: Mapping[str, Any] | None) -> dict[str, Any
 
 async def replicate(
     sql: SqlStorage,
-    payloads: Sequence[Mapping[str, Any]],
+    entries_json: str,
     audit: Sequence[AuditItem],
     token_fields: Mapping[str, str | None] | None,
     *,
     strict: bool = True,
 ) -> ReplicateResult:
-    """Write one batch into PostgreSQL in one transaction. Raises StorageUnavailableError (PostgreSQL down) or
-    StorageError (e.g. a balance check failed in strict mode, or the token row is missing: TB010)."""
+    """Write one batch (``entries_json``: from :func:`batch_json`) into PostgreSQL in one transaction. Raises
+    StorageUnavailableError (PostgreSQL down) or StorageError (e.g. a balance check failed in strict mode, or the
+    token row is missing: TB010)."""
     params = {
         "token": sql.token,
-        "entries": json.dumps(list(payloads), separators=(",", ":"), ensure_ascii=False),
+        "entries": entries_json,
         "audit": json.dumps([_audit_dict(item) for item in audit], ensure_ascii=False) if audit else None,
         "fields": json.dumps(dict(token_fields), ensure_ascii=False) if token_fields is not None else None,
         "strict": strict,
