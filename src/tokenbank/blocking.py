@@ -555,6 +555,7 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
     expire_holds = _Method(AsyncTokenBank.expire_holds)
     reverse = _Method(AsyncTokenBank.reverse)
     transfer_many = _Method(AsyncTokenBank.transfer_many)
+    transfer_split = _Method(AsyncTokenBank.transfer_split)
     health = _Method(AsyncTokenBank.health)
     reconcile = _Method(AsyncTokenBank.reconcile)
     rebuild_cache = _Method(AsyncTokenBank.rebuild_cache)

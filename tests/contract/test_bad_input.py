@@ -31,6 +31,10 @@ def transfer(amount: Any = 1, sender: Any = "alice", receiver: Any = "bob", **kw
     return lambda bank: bank.transfer(sender, receiver, amount, **kwargs)
 
 
+def split(legs: Any = (("bob", "50%"), ("carol", "1")), amount: Any = 10, **kwargs: Any) -> Call:
+    return lambda bank: bank.transfer_split("alice", amount, legs, **kwargs)
+
+
 BAD_AMOUNTS: list[tuple[str, Any]] = [
     ("float", 1.5),
     ("float-integral", 1.0),
@@ -104,6 +108,11 @@ AMOUNT_CASES: list[Case] = [
     ("hold-amount-float", lambda b: b.hold("alice", "bob", 0.5, expires_in=60), InvalidAmountError),
     ("hold-amount-negative", lambda b: b.hold("alice", "bob", -5, expires_in=60), InvalidAmountError),
     ("capture-amount-float", lambda b: b.capture("00000000-0000-0000-0000-000000000000", 0.5), InvalidAmountError),
+    ("split-amount-zero", split(amount=0), InvalidAmountError),
+    ("split-share-float", split(legs=[("bob", 0.5)]), InvalidAmountError),
+    ("split-share-zero-percent", split(legs=[("bob", "0%")]), InvalidAmountError),
+    ("split-percentages-over-100", split(legs=[("bob", "60%"), ("carol", "41%")]), InvalidAmountError),
+    ("split-shares-over-amount", split(legs=[("bob", "95%"), ("carol", "0.51")]), InvalidAmountError),
 ]
 
 ACCOUNT_CASES: list[Case] = [
@@ -121,6 +130,9 @@ ACCOUNT_CASES: list[Case] = [
     ("get-rank-bad", lambda b: b.get_rank(""), InvalidAccountError),
     ("get-balance-at-bad", lambda b: b.get_balance_at("", datetime.now(UTC)), InvalidAccountError),
     ("history-bad", lambda b: b.transactions.get_transaction_history("a\nb"), InvalidAccountError),
+    ("split-leg-to-sender", split(legs=[("bob", "1"), ("alice", "1")]), InvalidAccountError),
+    ("split-receiver-twice", split(legs=[("bob", "1"), ("bob", "2")]), InvalidAccountError),
+    ("split-remainder-to-sender", split(remainder_to="alice"), InvalidAccountError),
 ]
 
 REQUEST_CASES: list[Case] = [
@@ -164,6 +176,10 @@ REQUEST_CASES: list[Case] = [
     ("balance-at-naive", lambda b: b.get_balance_at("alice", datetime(2024, 1, 1)), InvalidRequestError),
     ("history-types", lambda b: b.transactions.get_transaction_history("alice", types=["x"]), InvalidRequestError),
     ("history-cursor", lambda b: b.transactions.get_transaction_history("alice", cursor="x"), InvalidRequestError),
+    ("split-no-legs", split(legs=[]), InvalidRequestError),
+    ("split-101-legs", split(legs=[(f"u{n}", "0.01") for n in range(101)]), InvalidRequestError),
+    ("split-metadata-split-id", split(metadata={"split_id": "mine"}), InvalidRequestError),
+    ("split-idempotency-key-129", split(idempotency_key="k" * 129), InvalidRequestError),
 ]
 
 
