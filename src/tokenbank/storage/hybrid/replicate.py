@@ -8,6 +8,7 @@ twice therefore changes nothing the second time: that is the whole exactly-once 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,40 +24,46 @@ _REPLICATE = sa.text(
 )
 
 
+_CREATED_AT = re.compile(r'"created_at":"(\d+)"')
+"""The commit time (µs, a string of digits) in an entry's JSON. A quote inside a JSON string is escaped, so a
+quote followed by ``created_at":`` only ever starts the key itself."""
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One ledger stream entry: its stream id, the transaction's fields exactly as the Lua wrote them, and the
-    same as JSON text (the script's own text: PostgreSQL gets it as it is, never decoded and encoded again)."""
+    """One ledger stream entry: its stream id and the transaction as JSON text, as the Lua wrote it (PostgreSQL
+    gets that text as it is), with the two fields the worker needs: its commit time and hold id."""
 
     stream_id: str
-    fields: Mapping[str, Any]
     text: str
+    created_us: int
+    hold_id: str | None
 
     @classmethod
     def from_stream(cls, stream_id: str, fields: Mapping[str, str]) -> Entry:
         """An entry as the write scripts append it: one field ``tx``, the transaction JSON (entries written by
-        earlier versions carry the transaction's fields as stream fields, and are read as they are)."""
-        if "tx" in fields:
-            text = fields["tx"]
-            return cls(stream_id, json.loads(text), text)
-        return cls(stream_id, fields, json.dumps(dict(fields), separators=(",", ":"), ensure_ascii=False))
+        earlier versions carry the transaction's fields as stream fields, and are read as they are). Only a
+        hold's entries are decoded: for the others the commit time is read straight off the text."""
+        if "tx" not in fields:
+            return cls.from_fields(stream_id, fields)
+        text = fields["tx"]
+        created = _CREATED_AT.search(text)
+        if created is None or '"hold_id"' in text:
+            return cls.from_fields(stream_id, json.loads(text), text)
+        return cls(stream_id, text, int(created[1]), None)
+
+    @classmethod
+    def from_fields(cls, stream_id: str, fields: Mapping[str, Any], text: str | None = None) -> Entry:
+        hold_id = fields.get("hold_id")
+        if text is None:
+            text = json.dumps(dict(fields), separators=(",", ":"), ensure_ascii=False)
+        return cls(stream_id, text, int(fields["created_at"]), None if hold_id is None else str(hold_id))
 
     @property
-    def tx_id(self) -> str:
-        return str(self.fields["id"])
-
-    @property
-    def seq(self) -> int:
-        return int(self.fields["seq"])
-
-    @property
-    def created_us(self) -> int:
-        return int(self.fields["created_at"])
-
-    @property
-    def hold_id(self) -> str | None:
-        hold_id = self.fields.get("hold_id")
-        return None if hold_id is None else str(hold_id)
+    def fields(self) -> dict[str, Any]:
+        """The transaction's fields (decoded on each call)."""
+        fields: dict[str, Any] = json.loads(self.text)
+        return fields
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,17 +105,17 @@ def entry_payload(entry: Entry, hold: Mapping[str, Any] | None) -> dict[str, Any
 
     A ``hold`` entry whose hold Redis no longer has (only after data loss) gets one built from the entry; its
     expiry is then unknown and recorded as its creation time, so the sweeper voids it at once."""
-    payload: dict[str, Any] = dict(entry.fields)
+    payload = entry.fields
     if hold is not None:
         payload["hold"] = dict(hold)
-    elif entry.fields.get("type") == "hold" and entry.hold_id:
+    elif payload.get("type") == "hold" and entry.hold_id:
         payload["hold"] = {
-            "from_user_id": entry.fields.get("from_user_id"),
-            "to_user_id": entry.fields.get("to_user_id"),
-            "amount": entry.fields["amount"],
-            "created_at": entry.fields["created_at"],
-            "expires_at": entry.fields["created_at"],
-            "metadata": entry.fields.get("metadata"),
+            "from_user_id": payload.get("from_user_id"),
+            "to_user_id": payload.get("to_user_id"),
+            "amount": payload["amount"],
+            "created_at": payload["created_at"],
+            "expires_at": payload["created_at"],
+            "metadata": payload.get("metadata"),
         }
     return payload
 
