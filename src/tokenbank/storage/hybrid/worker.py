@@ -34,7 +34,7 @@ from tokenbank.settings import Settings
 from tokenbank.storage import _translate
 from tokenbank.storage.base import TOKEN_SETTINGS
 from tokenbank.storage.hybrid import stream
-from tokenbank.storage.hybrid.replicate import AuditItem, Entry, batch_json, max_seq, replicate, sync_state
+from tokenbank.storage.hybrid.replicate import AuditItem, Entry, Replicator, batch_json, max_seq, sync_state
 from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus, default_consumer
 from tokenbank.storage.hybrid.stream import GROUP
 from tokenbank.storage.redis import connect, layout
@@ -77,6 +77,7 @@ class SyncWorker:
         self.options = options or SyncOptions()
         self.keys = redis.keys
         self.sql = sql
+        self.replicator = Replicator(sql)
         self.consumer = self.options.consumer or default_consumer()
         self.client = client if client is not None else make_sync_client(redis.settings, self.options)
         self._own_client = client is None
@@ -169,6 +170,7 @@ class SyncWorker:
         return await self.step(read_ahead=False)
 
     async def close(self) -> None:
+        await self.replicator.close()
         if self._own_client:
             await connect.close_client(self.client)
 
@@ -221,7 +223,7 @@ class SyncWorker:
         strict = batch.check_failures < self.options.strict_attempts
         ahead = asyncio.ensure_future(self._read_ahead(batch)) if read_ahead and self._may_read_ahead(batch) else None
         try:
-            result = await replicate(self.sql, batch.payload, batch.audit, batch.token_fields, strict=strict)
+            result = await self.replicator.write(batch.payload, batch.audit, batch.token_fields, strict=strict)
         except BaseException:
             if ahead is not None:
                 self._drop(ahead)
