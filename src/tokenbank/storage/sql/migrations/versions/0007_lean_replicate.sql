@@ -6,8 +6,8 @@
 -- supply and hold-row changes of THOSE rows only, so a redelivered entry changes nothing. Locks are taken in one
 -- global order (journal by seq, accounts by id, holds by id, token, sync state). What changed: the inserted rows
 -- are summed per account in the INSERT's own statement (0002 turned them into jsonb and parsed it three times);
--- account rows are locked first and only missing ones inserted; the hold and supply statements run only for
--- batches that have such entries.
+-- account rows are locked first and only missing ones inserted, and only changed ones updated; the hold and
+-- supply statements run only for batches that have such entries.
 CREATE OR REPLACE FUNCTION tb_replicate_batch(p_token text, p_entries jsonb) RETURNS bigint
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -74,9 +74,10 @@ BEGIN
             INSERT INTO tb_accounts (token, user_id, balance, held)
                 SELECT p_token, u, 0, 0 FROM unnest(v_users) u ORDER BY u COLLATE "C" ON CONFLICT DO NOTHING;
         END IF;
+        -- an account whose entries cancel out keeps its row version (no new version, no index entries)
         UPDATE tb_accounts a SET balance = a.balance + x.b, held = a.held + x.h
             FROM unnest(v_users, v_balance, v_held) AS x(u, b, h)
-            WHERE a.token = p_token AND a.user_id = x.u;
+            WHERE a.token = p_token AND a.user_id = x.u AND (x.b <> 0 OR x.h <> 0);
     END IF;
 
     IF v_holds IS NOT NULL THEN
