@@ -15,7 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
+from tokenbank.storage.base import CONTROL_ACTIONS
 from tokenbank.storage.sql.backend import SqlStorage
+from tokenbank.storage.sql.controls import mirror_controls
 from tokenbank.storage.sql.schema import tokens, transactions
 
 _REPLICATE = sa.text(
@@ -120,6 +122,8 @@ async def replicate(
                 .where(tokens.c.symbol == sql.token)
                 .values(leaderboard_exclude=token_fields.get("leaderboard_exclude"))
             )
+        # Account controls live in Redis's ctrl hash; each change's audit entry carries it here.
+        mirror_controls(conn, sql.token, [item.details for item in audit if item.action in CONTROL_ACTIONS.values()])
         return answer
 
     raw = await sql.run_sync(call, write=True)

@@ -60,6 +60,71 @@ local function settle(op, now) -- capture (all or part, releasing the rest) or v
     return ST_OK, txs, hjs
 end
 
+-- account controls: checked before an op's first write, in the order of tb_controls_refusal (PostgreSQL) ------
+local ctrl_any = nil -- whether the token has any controls, read once per script call
+local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
+
+local function controls(user)
+    if user == nil then return nil end
+    if ctrl_any == nil then ctrl_any = redis.call('EXISTS', K_CTRL) == 1 end
+    if not ctrl_any then return nil end
+    local js = redis.call('HGET', K_CTRL, user)
+    return js and cjson.decode(js) or nil
+end
+
+local function frozen_now(c, now) return c['until'] == nil or tonumber(c['until']) > tonumber(now) end
+
+local function window_spent(user, c, now) -- members are "tx_id:amount", scored by time (microseconds)
+    local after = '(' .. string.format('%.0f', tonumber(now) - c.ws * 1000000)
+    local total = '0'
+    for _, m in ipairs(redis.call('ZRANGEBYSCORE', SPEND_PREFIX .. user, after, '+inf')) do
+        total = add(total, string.match(m, ':(%d+)$'))
+    end
+    return total
+end
+
+local function refusal(op, now) -- the status refusing op under its accounts' controls, or nil
+    local kind, debit, credit, amount = op.kind, nil, nil, op.amount
+    if kind == 'transfer' then
+        debit, credit = op.from, op.to
+    elseif kind == 'hold' or kind == 'burn' then
+        debit = op.from
+    elseif kind == 'mint' then
+        credit = op.to
+    elseif kind == 'capture' then
+        local hjs = redis.call('HGET', K_HOLDS, op.hold_id)
+        if not hjs then return nil end
+        local h = cjson.decode(hjs)
+        if h.status ~= 'pending' then return nil end
+        credit, amount = h.to_user_id, op.amount or h.amount
+    elseif kind == 'reversal' then
+        local ojs = redis.call('HGET', K_TX, op.reverses_id)
+        if not ojs then return nil end
+        local o = cjson.decode(ojs)
+        debit, credit, amount = o.to_user_id, o.from_user_id, o.amount
+    else
+        return nil -- a void releases held funds to their owner: never refused
+    end
+    local d, c = controls(debit), controls(credit)
+    if (d and d.closed) or (c and c.closed) then return ST_ACCOUNT_CLOSED end
+    if d and d.df and frozen_now(d, now) then return ST_DEBITS_FROZEN end
+    if c and c.cf and frozen_now(c, now) then return ST_CREDITS_FROZEN end
+    if d and d.wa and COUNTED[kind] and cmp(add(window_spent(debit, d, now), amount), d.wa) > 0 then
+        return ST_SPEND_LIMIT_EXCEEDED
+    end
+    if c and c.max and cmp(add(balance(credit), amount), c.max) > 0 then return ST_MAX_BALANCE_EXCEEDED end
+    return nil
+end
+
+local function record_spend(op, now) -- after a counted debit: remember it, forget what left the window
+    if not COUNTED[op.kind] then return end
+    local d = controls(op.from)
+    if not (d and d.wa) then return end
+    local key = SPEND_PREFIX .. op.from
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', tonumber(now) - d.ws * 1000000))
+    zset(key, op.id .. ':' .. op.amount, now)
+end
+
 local function apply_one(op, default_now)
     if op.key then
         local tx_id = redis.call('HGET', K_IDEM, op.key)
@@ -75,6 +140,8 @@ local function apply_one(op, default_now)
         return stored(ST_REPLAYED, op.id)
     end
     local now, kind, txs, hold = op.ts or default_now, op.kind, nil, nil
+    local refused = refusal(op, now)
+    if refused then return refused end
     if kind == 'transfer' then
         local from_after = debit(op.from, op.amount)
         if not from_after then return ST_INSUFFICIENT_BALANCE end
@@ -120,6 +187,7 @@ local function apply_one(op, default_now)
         hset(K_REV, o.id, op.id)
         txs = { t }
     end
+    record_spend(op, now)
     local first = txs[1]
     for i, t in ipairs(txs) do txs[i] = put_tx(t) end
     if op.audit then
