@@ -87,6 +87,22 @@ SQL_SITES: dict[tuple[str, str], tuple[Status, ...]] = {
         (Status.INSUFFICIENT_BALANCE,),
     ("""SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN '{"s": #}'::json""",
      "ELSE json_build_object('s', #, 't', json_build_array(row_to_json(ins)), 'h', NULL)"): (Status.OK,),
+    # tb_controls_refusal (0007): the refusals of account controls, in the order they are checked
+    ("AND user_id IN (v_debit, v_credit)) THEN", "RETURN jsonb_build_object('s', #);"): (Status.ACCOUNT_CLOSED,),
+    ("IF FOUND AND c.debits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > p_now) THEN",
+     "RETURN jsonb_build_object('s', #);"): (Status.DEBITS_FROZEN,),
+    ("IF FOUND AND c.credits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > p_now) THEN",
+     "RETURN jsonb_build_object('s', #);"): (Status.CREDITS_FROZEN,),
+    ("IF v_spent + v_amount > c.window_amount THEN", "RETURN jsonb_build_object('s', #);"):
+        (Status.SPEND_LIMIT_EXCEEDED,),
+    ("IF COALESCE(v_balance, 0)::numeric + v_amount > c.max_balance THEN", "RETURN jsonb_build_object('s', #);"):
+        (Status.MAX_BALANCE_EXCEEDED,),
+    # tb_apply_controlled: a debit written (OK) is counted in its sender's spend window
+    ("v_res := tb_apply_one(p_token, p_op);",
+     "IF (v_res->>'s')::int = # AND p_op->>'kind' IN ('transfer', 'burn', 'hold') THEN"): (Status.OK,),
+    # tb_apply (0007), atomic: as in 0001/0003, with the controlled path
+    ("v_res := CASE WHEN v_controlled THEN tb_apply_controlled(p_token, v_op) ELSE tb_apply_one(p_token, v_op) END;",
+     "IF (v_res->>'s')::int > # THEN"): (Status.REPLAYED,),
 }  # fmt: skip
 
 

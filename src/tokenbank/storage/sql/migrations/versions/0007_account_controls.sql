@@ -3,13 +3,13 @@
 -- take the same paths as before at the cost of one index probe; the others run op by op through
 -- tb_apply_controlled. This file is read by migration 0007 only.
 
--- tb_controls_refusal(token, op, now) -> status | NULL: the status that refuses ``op`` under its accounts'
+-- tb_controls_refusal(token, op, now) -> {s} | NULL: the status that refuses ``op`` under its accounts'
 -- controls, or NULL (allowed; a replay or resend is always allowed: it answers what was written). Debits: a
 -- transfer's, burn's and hold's sender and a reversal's original receiver; credits: a transfer's and mint's
 -- receiver, a capture's hold receiver, a reversal's original sender. A void releases held funds to their owner
 -- and is never refused. Checked in this order: closed (17), debits frozen (15), credits frozen (16), spend per
 -- window (19: transfers, burns and holds count; reversals do not), max balance (18).
-CREATE OR REPLACE FUNCTION tb_controls_refusal(p_token text, p_op jsonb, p_now timestamptz) RETURNS int
+CREATE OR REPLACE FUNCTION tb_controls_refusal(p_token text, p_op jsonb, p_now timestamptz) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_kind text := p_op->>'kind';
@@ -49,18 +49,18 @@ BEGIN
     END IF;
     IF EXISTS (SELECT 1 FROM tb_account_controls WHERE token = p_token AND closed
                                                   AND user_id IN (v_debit, v_credit)) THEN
-        RETURN 17;
+        RETURN jsonb_build_object('s', 17);
     END IF;
     IF v_debit IS NOT NULL THEN
         SELECT * INTO c FROM tb_account_controls WHERE token = p_token AND user_id = v_debit;
         IF FOUND AND c.debits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > p_now) THEN
-            RETURN 15;
+            RETURN jsonb_build_object('s', 15);
         END IF;
     END IF;
     IF v_credit IS NOT NULL THEN
         SELECT * INTO c FROM tb_account_controls WHERE token = p_token AND user_id = v_credit;
         IF FOUND AND c.credits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > p_now) THEN
-            RETURN 16;
+            RETURN jsonb_build_object('s', 16);
         END IF;
     END IF;
     IF v_debit IS NOT NULL AND v_counted THEN
@@ -68,14 +68,18 @@ BEGIN
         IF FOUND AND c.window_amount IS NOT NULL THEN
             SELECT COALESCE(sum(amount), 0) INTO v_spent FROM tb_account_spends
                 WHERE token = p_token AND user_id = v_debit AND at > p_now - make_interval(secs => c.window_seconds);
-            IF v_spent + v_amount > c.window_amount THEN RETURN 19; END IF;
+            IF v_spent + v_amount > c.window_amount THEN
+                RETURN jsonb_build_object('s', 19);
+            END IF;
         END IF;
     END IF;
     IF v_credit IS NOT NULL THEN
         SELECT * INTO c FROM tb_account_controls WHERE token = p_token AND user_id = v_credit;
         IF FOUND AND c.max_balance IS NOT NULL THEN
             SELECT balance INTO v_balance FROM tb_accounts WHERE token = p_token AND user_id = v_credit;
-            IF COALESCE(v_balance, 0)::numeric + v_amount > c.max_balance THEN RETURN 18; END IF;
+            IF COALESCE(v_balance, 0)::numeric + v_amount > c.max_balance THEN
+                RETURN jsonb_build_object('s', 18);
+            END IF;
         END IF;
     END IF;
     RETURN NULL;
@@ -89,13 +93,12 @@ CREATE OR REPLACE FUNCTION tb_apply_controlled(p_token text, p_op jsonb) RETURNS
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_now timestamptz := COALESCE((p_op->>'ts')::timestamptz, clock_timestamp());
-    v_status int;
     v_res jsonb;
     v_seconds int;
 BEGIN
-    v_status := tb_controls_refusal(p_token, p_op, v_now);
-    IF v_status IS NOT NULL THEN
-        RETURN jsonb_build_object('s', v_status);
+    v_res := tb_controls_refusal(p_token, p_op, v_now);
+    IF v_res IS NOT NULL THEN
+        RETURN v_res;
     END IF;
     v_res := tb_apply_one(p_token, p_op);
     IF (v_res->>'s')::int = 0 AND p_op->>'kind' IN ('transfer', 'burn', 'hold') THEN
