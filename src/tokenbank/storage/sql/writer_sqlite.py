@@ -167,8 +167,8 @@ class _Writer:
             debit, credit, amount = None, hold.to_user_id, hold.amount if op.amount is None else op.amount
         elif op.kind is OpKind.REVERSE:
             original = self._one("SELECT * FROM tb_transactions WHERE id = ? AND token = ?", op.reverses_id, self.token)
-            if original is None:
-                return None
+            if original is None or original.type != "transfer" or self._reversed(original.id):
+                return None  # not reversible: the reversal itself reports why
             debit, credit, amount = original.to_user_id, original.from_user_id, int(original.amount)
         elif op.kind is OpKind.VOID:
             return None  # releasing held funds to their owner is never refused
@@ -337,7 +337,7 @@ class _Writer:
             return OpResult(Status.TRANSACTION_NOT_FOUND)
         if original.type != "transfer":
             return OpResult(Status.NOT_REVERSIBLE)
-        if self._one("SELECT 1 FROM tb_transactions WHERE token = ? AND reverses_id = ?", self.token, original.id):
+        if self._reversed(original.id):
             return OpResult(Status.ALREADY_REVERSED)
         from_balance = self._debit(original.to_user_id, original.amount)
         if from_balance is None:
@@ -349,6 +349,12 @@ class _Writer:
             reverses_id=original.id,
         )  # fmt: skip
         return OpResult(Status.OK, (tx,))
+
+    def _reversed(self, tx_id: str) -> bool:
+        return (
+            self._one("SELECT 1 FROM tb_transactions WHERE token = ? AND reverses_id = ?", self.token, tx_id)
+            is not None
+        )
 
     def _get_hold(self, hold_id: str) -> HoldRecord | None:
         row = self._one("SELECT * FROM tb_holds WHERE id = ? AND token = ?", hold_id, self.token)

@@ -101,6 +101,7 @@ local function refusal(op, now) -- the status refusing op under its accounts' co
         local ojs = redis.call('HGET', K_TX, op.reverses_id)
         if not ojs then return nil end
         local o = cjson.decode(ojs)
+        if o.type ~= 'transfer' or redis.call('HEXISTS', K_REV, o.id) == 1 then return nil end -- apply_one says why
         debit, credit, amount = o.to_user_id, o.from_user_id, o.amount
     else
         return nil -- a void releases held funds to their owner: never refused

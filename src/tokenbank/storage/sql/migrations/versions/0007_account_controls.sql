@@ -7,7 +7,8 @@
 -- controls, or NULL (allowed; a replay or resend is always allowed: it answers what was written). Debits: a
 -- transfer's, burn's and hold's sender and a reversal's original receiver; credits: a transfer's and mint's
 -- receiver, a capture's hold receiver, a reversal's original sender. A void releases held funds to their owner
--- and is never refused. Checked in this order: closed (17), debits frozen (15), credits frozen (16), spend per
+-- and is never refused; a capture of a settled hold and a reversal that cannot be made are left to tb_apply_one,
+-- which says why. Checked in this order: closed (17), debits frozen (15), credits frozen (16), spend per
 -- window (19: transfers, burns and holds count; reversals do not), max balance (18).
 CREATE OR REPLACE FUNCTION tb_controls_refusal(p_token text, p_op jsonb, p_now timestamptz) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
@@ -40,7 +41,10 @@ BEGIN
         v_amount := COALESCE(v_amount, v_hold.amount);
     ELSIF v_kind = 'reversal' THEN
         SELECT * INTO v_tx FROM tb_transactions WHERE id = p_op->>'reverses_id' AND token = p_token;
-        IF NOT FOUND THEN RETURN NULL; END IF;
+        IF NOT FOUND OR v_tx.type <> 'transfer'
+           OR EXISTS (SELECT 1 FROM tb_transactions WHERE token = p_token AND reverses_id = v_tx.id) THEN
+            RETURN NULL;  -- not reversible: tb_apply_one says why
+        END IF;
         v_debit := v_tx.to_user_id;
         v_credit := v_tx.from_user_id;
         v_amount := v_tx.amount;
