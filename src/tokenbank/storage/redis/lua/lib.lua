@@ -15,7 +15,6 @@
 local K_TOKEN, K_SEQ, K_BAL, K_HELD, K_LB, K_TX, K_IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_REV, K_HOLDS, K_HEXP, K_STREAM, K_AUDIT, K_AUDITSEQ = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_HTRIM, K_CHAIN, K_CTRL = KEYS[14], KEYS[15], KEYS[16]
-local SPEND_PREFIX = string.sub(K_CTRL, 1, -5) .. 'sp:' -- "{tag}:ctrl" -> "{tag}:sp:" (keys.py: spends())
 local HIST_PREFIX, RETENTION, STREAM_MAXLEN = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local MAX_UNITS = '9223372036854775807'
 local NULL = cjson.null

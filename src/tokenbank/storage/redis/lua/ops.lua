@@ -62,6 +62,7 @@ end
 
 -- account controls: checked before an op's first write, in the order of tb_controls_refusal (PostgreSQL) ------
 local ctrl_any = nil -- whether the token has any controls, read once per script call
+local SPEND_PREFIX = string.sub(K_CTRL, 1, -5) .. 'sp:' -- "{tag}:ctrl" -> "{tag}:sp:" (keys.py: spends())
 local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
 
 local function controls(user)
