@@ -362,6 +362,7 @@ class TokenBank:
             await asyncio.sleep(self.settings.hold_sweep_interval)
             try:
                 await self.ledger.expire_holds()  # not the public method: no span every sweep interval
+                await self.ledger.prune_spends()
             except TokenBankError as exc:
                 logger.warning("hold expiry sweep failed: %s", exc, extra={"operation": "expire_holds"})
 

@@ -350,6 +350,11 @@ class Storage(ABC):
     async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:
         """The account's controls (None: it has none), with what its window ending at ``now`` has spent."""
 
+    async def prune_spends(self, now: datetime) -> int:
+        """Forget the spends that left their account's window; how many. Stores that prune as they write
+        (Redis) have nothing to do here."""
+        return 0
+
     @abstractmethod
     async def verify(self) -> list[CheckRecord]:
         """Check the ledger invariants inside the store; one record per check."""

@@ -91,6 +91,11 @@ class TokenKeys:
         """The debits one account's spend window counts (a sorted set; the id is data after a fixed segment)."""
         return self.tag + ":sp:" + user_id
 
+    @property
+    def spent(self) -> str:
+        """The running total of each account's spend set (a hash), kept by the write scripts."""
+        return self.tag + ":spent"
+
     def write_keys(self) -> list[str]:
         """KEYS of the write scripts, in the order lib.lua expects."""
         return [getattr(self, name) for name in _FIXED]

@@ -35,7 +35,7 @@ from tokenbank.storage.base import (
 from tokenbank.storage.capabilities import ChainEntry, ChainStore, HealthCheck, HealthChecks, SqlLedgerAccess
 from tokenbank.storage.sql import chain, reads, verify
 from tokenbank.storage.sql.connection import parse_url
-from tokenbank.storage.sql.controls import read_controls, write_controls
+from tokenbank.storage.sql.controls import prune_spends, read_controls, write_controls
 from tokenbank.storage.sql.migrate import (
     current_revision,
     head_revision,
@@ -243,6 +243,9 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks):
         return await self.run_sync(
             lambda conn: write_controls(conn, self.token, user_id, change, groups, action, now), write=True
         )
+
+    async def prune_spends(self, now: datetime) -> int:
+        return await self.run_sync(lambda conn: prune_spends(conn, self.token, now), write=True)
 
     async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:
         return await self.run_sync(lambda conn: read_controls(conn, self.token, user_id, now))

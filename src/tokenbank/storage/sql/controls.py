@@ -110,6 +110,29 @@ def write_controls(
     return Status.OK
 
 
+def prune_spends(conn: Connection, token: str, now: datetime) -> int:
+    """Forget the spends that left their account's window (or whose account has no window any more); run by the
+    hold sweeper. The checks never need it (a window sums its own time range): it only keeps the table small."""
+    windows = sa.select(account_controls.c.user_id, account_controls.c.window_seconds).where(
+        account_controls.c.token == token, account_controls.c.window_seconds.is_not(None)
+    )
+    pruned = 0
+    kept = []
+    for user_id, seconds in conn.execute(windows).all():
+        kept.append(user_id)
+        pruned += conn.execute(
+            account_spends.delete().where(
+                account_spends.c.token == token,
+                account_spends.c.user_id == user_id,
+                account_spends.c.at <= now - timedelta(seconds=seconds),
+            )
+        ).rowcount
+    pruned += conn.execute(
+        account_spends.delete().where(account_spends.c.token == token, account_spends.c.user_id.not_in(kept))
+    ).rowcount
+    return pruned
+
+
 class SqliteControls:
     """The checks of SQLite's writer: the same rules and order as PostgreSQL's ``tb_controls_refusal``."""
 
@@ -178,17 +201,13 @@ class SqliteControls:
         return None
 
     def record_spend(self, op: WriteOp, now: str) -> None:
-        """After a counted debit was written: remember it for the sender's window, forget what left it."""
+        """After a counted debit was written: remember it for the sender's window (:func:`prune_spends` forgets
+        it once it left the window)."""
         if op.kind not in _COUNTED or op.from_user_id is None or op.amount is None:
             return
         debited = self._row(op.from_user_id)
-        if debited is None or debited.window_seconds is None or debited.window_amount is None:
+        if debited is None or debited.window_amount is None:
             return
-        cutoff = _text(datetime.fromisoformat(now) - timedelta(seconds=debited.window_seconds))
-        self.conn.exec_driver_sql(
-            "DELETE FROM tb_account_spends WHERE token = ? AND user_id = ? AND at <= ?",
-            (self.token, op.from_user_id, cutoff),
-        )
         self.conn.exec_driver_sql(
             "INSERT INTO tb_account_spends (token, user_id, tx_id, amount, at) VALUES (?, ?, ?, ?, ?)",
             (self.token, op.from_user_id, op.tx_id, op.amount, now),

@@ -62,7 +62,10 @@ end
 
 -- account controls: checked before an op's first write, in the order of tb_controls_refusal (PostgreSQL) ------
 local ctrl_any = nil -- whether the token has any controls, read once per script call
-local SPEND_PREFIX = string.sub(K_CTRL, 1, -5) .. 'sp:' -- "{tag}:ctrl" -> "{tag}:sp:" (keys.py: spends())
+-- Per account with a spend window: a sorted set of its counted debits ("tx_id:amount" scored by time) and their
+-- running total in a hash, both named after the token's tag ("{tag}:ctrl" -> "{tag}:sp:<id>", "{tag}:spent").
+local TAG = string.sub(K_CTRL, 1, -5)
+local SPEND_PREFIX, K_SPENT = TAG .. 'sp:', TAG .. 'spent'
 local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
 
 local function controls(user)
@@ -75,13 +78,16 @@ end
 
 local function frozen_now(c, now) return c['until'] == nil or tonumber(c['until']) > tonumber(now) end
 
-local function window_spent(user, c, now) -- members are "tx_id:amount", scored by time (microseconds)
-    local after = '(' .. string.format('%.0f', tonumber(now) - c.ws * 1000000)
-    local total = '0'
-    for _, m in ipairs(redis.call('ZRANGEBYSCORE', SPEND_PREFIX .. user, after, '+inf')) do
-        total = add(total, string.match(m, ':(%d+)$'))
+local function window_spent(user, c, now) -- what the window ending now holds, after forgetting what left it
+    local key = SPEND_PREFIX .. user
+    local gone = redis.call('ZRANGEBYSCORE', key, '-inf', string.format('%.0f', tonumber(now) - c.ws * 1000000))
+    if #gone == 0 then return redis.call('HGET', K_SPENT, user) or '0' end
+    local left = '0'
+    for _, member in ipairs(gone) do -- through the undo log: an atomic batch that fails puts them back
+        left = add(left, string.match(member, ':(%d+)$'))
+        zset(key, member, false)
     end
-    return total
+    return hincr(K_SPENT, user, '-' .. left)
 end
 
 local function refusal(op, now) -- the status refusing op under its accounts' controls, or nil
@@ -118,13 +124,12 @@ local function refusal(op, now) -- the status refusing op under its accounts' co
     return nil
 end
 
-local function record_spend(op, now) -- after a counted debit: remember it, forget what left the window
+local function record_spend(op, now) -- after a counted debit: the sender's window holds it
     if not COUNTED[op.kind] then return end
     local d = controls(op.from)
     if not (d and d.wa) then return end
-    local key = SPEND_PREFIX .. op.from
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', tonumber(now) - d.ws * 1000000))
-    zset(key, op.id .. ':' .. op.amount, now)
+    zset(SPEND_PREFIX .. op.from, op.id .. ':' .. op.amount, now)
+    hincr(K_SPENT, op.from, op.amount)
 end
 
 local function apply_one(op, default_now)

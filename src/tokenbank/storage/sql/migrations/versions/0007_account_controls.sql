@@ -91,14 +91,13 @@ END;
 $fn$;
 
 -- tb_apply_controlled(token, op) -> {s, t, h}: tb_apply_one under the op's accounts' controls (the caller holds
--- their row locks); a counted debit of an account with a spend window is recorded, and the spends that left the
--- window are pruned.
+-- their row locks); a counted debit of an account with a spend window is recorded (spends that left their window
+-- are pruned by the hold sweeper: a window only ever sums its own range).
 CREATE OR REPLACE FUNCTION tb_apply_controlled(p_token text, p_op jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $fn$
 DECLARE
     v_now timestamptz := COALESCE((p_op->>'ts')::timestamptz, clock_timestamp());
     v_res jsonb;
-    v_seconds int;
 BEGIN
     v_res := tb_controls_refusal(p_token, p_op, v_now);
     IF v_res IS NOT NULL THEN
@@ -106,11 +105,8 @@ BEGIN
     END IF;
     v_res := tb_apply_one(p_token, p_op);
     IF (v_res->>'s')::int = 0 AND p_op->>'kind' IN ('transfer', 'burn', 'hold') THEN
-        SELECT window_seconds INTO v_seconds FROM tb_account_controls
-            WHERE token = p_token AND user_id = p_op->>'from' AND window_amount IS NOT NULL;
-        IF FOUND THEN
-            DELETE FROM tb_account_spends WHERE token = p_token AND user_id = p_op->>'from'
-                AND at <= v_now - make_interval(secs => v_seconds);
+        IF EXISTS (SELECT 1 FROM tb_account_controls
+                   WHERE token = p_token AND user_id = p_op->>'from' AND window_amount IS NOT NULL) THEN
             INSERT INTO tb_account_spends (token, user_id, tx_id, amount, at)
                 VALUES (p_token, p_op->>'from', p_op->>'id', (p_op->>'amount')::bigint, v_now);
         END IF;
@@ -206,8 +202,9 @@ END;
 $fn$;
 
 -- tb_apply_transfers(token, ops, atomic) -> json | NULL: a call of plain transfers, set-based. NULL (nothing
--- written) if an id or idempotency key of the call is in the journal already or used twice in the call (those
--- are replays, conflicts or resends), or if one of its accounts has controls: tb_apply then runs op by op.
+-- written) if an id or idempotency key of the call is in the journal already or used twice in the call: those
+-- are replays, conflicts or resends, which tb_apply then runs op by op. The accounts' controls are checked here
+-- too, on arrays read once per call (after the locks), as tb_controls_refusal checks them op by op.
 -- Same outcome as tb_apply_one per op, in order: the ops run on the locked balances held in arrays (debit only if
 -- the balance covers it, then credit; the balances after each op are the journal's balance-after fields), then
 -- each changed account is written once, the journal rows are inserted in op order (seq follows the ops), and the
@@ -233,7 +230,17 @@ DECLARE
     v_f int;
     v_t int;
     v_a bigint;
+    v_s int;
+    v_st int[];        -- per op: the status that refused it
     v_results json;
+    v_now timestamptz := clock_timestamp();
+    v_ctl boolean;     -- whether an account of the call has controls; then, indexed like v_uid:
+    c_df boolean[];    -- debits frozen now
+    c_cf boolean[];    -- credits frozen now
+    c_closed boolean[];
+    c_max bigint[];    -- maximum balance
+    c_wa bigint[];     -- spend window amount
+    c_spent numeric[]; -- what the window has spent, as the ops add to it
 BEGIN
     -- (Aggregates below read sorted subqueries in their order: one sort each instead of one per array.)
     WITH o AS (
@@ -273,34 +280,73 @@ BEGIN
             SELECT ctid, balance FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
             ORDER BY user_id FOR UPDATE) s;
     END;
-    -- An account with controls (read after the locks, so a control set before them is seen): op by op instead.
-    IF EXISTS (SELECT 1 FROM tb_account_controls WHERE token = p_token AND user_id = ANY (v_uid)) THEN
-        RETURN NULL;
+    -- The controls of the call's accounts, read after the locks (so a control set before them is seen), as
+    -- arrays indexed like v_uid, with what each spend window has spent.
+    v_ctl := EXISTS (SELECT 1 FROM tb_account_controls WHERE token = p_token AND user_id = ANY (v_uid));
+    IF v_ctl THEN
+        SELECT array_agg(COALESCE(c.debits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > v_now), false)
+                         ORDER BY u.r),
+               array_agg(COALESCE(c.credits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > v_now), false)
+                         ORDER BY u.r),
+               array_agg(COALESCE(c.closed, false) ORDER BY u.r), array_agg(c.max_balance ORDER BY u.r),
+               array_agg(c.window_amount ORDER BY u.r),
+               array_agg(CASE WHEN c.window_amount IS NULL THEN 0 ELSE
+                             (SELECT COALESCE(sum(s.amount), 0) FROM tb_account_spends s
+                              WHERE s.token = p_token AND s.user_id = u.u
+                                AND s.at > v_now - make_interval(secs => c.window_seconds)) END ORDER BY u.r)
+            INTO c_df, c_cf, c_closed, c_max, c_wa, c_spent
+            FROM unnest(v_uid) WITH ORDINALITY AS u(u, r)
+                 LEFT JOIN tb_account_controls c ON c.token = p_token AND c.user_id = u.u;
     END IF;
 
+    -- Each op in order: the controls first (as tb_controls_refusal orders them), then the balance.
     v_bal := v_old;
     v_ok := array_fill(false, ARRAY[v_n]);
+    v_st := array_fill(NULL::int, ARRAY[v_n]);
     v_fb := array_fill(NULL::bigint, ARRAY[v_n]);
     v_tb := array_fill(NULL::bigint, ARRAY[v_n]);
     FOR v_i IN 1..v_n LOOP
         v_f := v_fi[v_i];
+        v_t := v_ti[v_i];
         v_a := v_amt[v_i];
-        IF v_bal[v_f] >= v_a THEN
-            v_t := v_ti[v_i];
+        v_s := NULL;
+        IF v_ctl THEN
+            IF c_closed[v_f] OR c_closed[v_t] THEN v_s := 17;
+            ELSIF c_df[v_f] THEN v_s := 15;
+            ELSIF c_cf[v_t] THEN v_s := 16;
+            ELSIF c_wa[v_f] IS NOT NULL AND c_spent[v_f] + v_a > c_wa[v_f] THEN v_s := 19;
+            ELSIF c_max[v_t] IS NOT NULL AND v_bal[v_t]::numeric + v_a > c_max[v_t] THEN v_s := 18;
+            END IF;
+        END IF;
+        IF v_s IS NULL AND v_bal[v_f] < v_a THEN v_s := 2; END IF;
+        IF v_s IS NULL THEN
             v_bal[v_f] := v_bal[v_f] - v_a;
             v_fb[v_i] := v_bal[v_f];
             v_bal[v_t] := v_bal[v_t] + v_a;
             v_tb[v_i] := v_bal[v_t];
             v_ok[v_i] := true;
-        ELSIF p_atomic THEN
-            v_fail := v_i;
-            EXIT;
+            IF v_ctl AND c_wa[v_f] IS NOT NULL THEN
+                c_spent[v_f] := c_spent[v_f] + v_a;
+            END IF;
+        ELSE
+            v_st[v_i] := v_s;
+            IF p_atomic THEN
+                v_fail := v_i;
+                EXIT;
+            END IF;
         END IF;
     END LOOP;
     IF v_fail IS NOT NULL THEN
-        SELECT json_agg(CASE WHEN n = v_fail THEN '{"s": 2}'::json ELSE '{"s": 14}'::json END ORDER BY n)
+        SELECT json_agg(CASE WHEN n = v_fail THEN json_build_object('s', v_st[n]) ELSE '{"s": 14}'::json END
+                        ORDER BY n)
             INTO v_results FROM generate_series(1, v_n) n;
         RETURN v_results;
+    END IF;
+    IF v_ctl THEN  -- the debits each sender's spend window counts from now on
+        INSERT INTO tb_account_spends (token, user_id, tx_id, amount, at)
+            SELECT p_token, v_uid[x.f], p_ops -> (x.n::int - 1) ->> 'id', x.a, v_now
+            FROM unnest(v_ok, v_fi, v_amt) WITH ORDINALITY AS x(ok, f, a, n)
+            WHERE x.ok AND c_wa[x.f] IS NOT NULL;
     END IF;
 
     -- One statement writes it all: each changed account once, the journal rows in op order (seq follows the ops),
@@ -324,7 +370,7 @@ BEGIN
             FROM ins JOIN jsonb_array_elements(p_ops) AS e(op) ON e.op->>'id' = ins.id
             WHERE e.op ? 'notify' ORDER BY ins.seq
     )
-    SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN '{"s": 2}'::json
+    SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN json_build_object('s', v_st[e.n])
                                  ELSE json_build_object('s', 0, 't', json_build_array(row_to_json(ins)), 'h', NULL)
                             END ORDER BY e.n)
             FROM jsonb_array_elements(p_ops) WITH ORDINALITY AS e(op, n) LEFT JOIN ins ON ins.id = e.op->>'id'),
