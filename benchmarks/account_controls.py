@@ -6,7 +6,8 @@ For SQLite (a file), PostgreSQL and Redis: ``bank.transfer()`` from 32 concurren
 accounts for a fixed time, first between accounts without controls ("plain"), then between accounts that each
 have a maximum balance and a spend limit per window, both far above what the load reaches ("limited": every
 transfer is checked against both, none is refused). Runs alternate plain / limited three times; the median of
-each is reported with the cost ratio plain tps / limited tps. Target: at most 1.2x on each store.
+each is reported with the cost ratio plain tps / limited tps. Target: at most 1.2x on each store. ``--quick``:
+one short run of each on 20 accounts (a smoke test, not a measurement).
 
 Uses the test services (PostgreSQL 127.0.0.1:5432 database ``test``, Redis 127.0.0.1:6379) under a unique
 schema / key prefix, removed at the end.
@@ -44,23 +45,23 @@ def settings_for(store: str, tag: str, folder: Path) -> Settings:
     return Settings(storage_mode="redis", redis_url=REDIS_URL, key_prefix=tag, **common)
 
 
-async def measure(store: str, seconds: float, tag: str, folder: Path) -> dict[str, Any]:
+async def measure(store: str, seconds: float, rounds: int, accounts: int, tag: str, folder: Path) -> dict[str, Any]:
     async with TokenBank(settings_for(store, tag, folder)) as bank:
-        groups = {"plain": [f"p{i}" for i in range(ACCOUNTS)], "limited": [f"l{i}" for i in range(ACCOUNTS)]}
+        groups = {"plain": [f"p{i}" for i in range(accounts)], "limited": [f"l{i}" for i in range(accounts)]}
         for users in groups.values():
             await bank.transfer_many([TransferRequest("treasury", user, 10_000) for user in users])
         for user in groups["limited"]:
             await bank.set_limits(user, max_balance=1_000_000, spend_per_window=(1_000_000, 3600))
         runs: dict[str, list[LoadResult]] = {"plain": [], "limited": []}
-        for _ in range(3):
+        for _ in range(rounds):
             for name, users in groups.items():
                 rng = random.Random(7)
 
-                async def one(users: list[str] = users) -> None:
+                async def one(users: list[str] = users, rng: random.Random = rng) -> None:
                     sender, receiver = rng.sample(users, 2)
                     await bank.transfer(sender, receiver, "0.01")
 
-                runs[name].append(await run_closed_loop(one, CONCURRENCY, seconds=seconds, warmup_seconds=0.3))
+                runs[name].append(await run_closed_loop(one, CONCURRENCY, seconds=seconds, warmup_seconds=seconds / 5))
         report = await bank.verify()
         assert report.ok, report
     plain, limited = median_run(runs["plain"]), median_run(runs["limited"])
@@ -92,13 +93,13 @@ async def main() -> int:
     options = parser.parse_args()
     if warning := busy_warning():
         print(warning)
-    seconds = 0.5 if options.quick else 5.0
+    seconds, rounds, accounts = (0.3, 1, 20) if options.quick else (5.0, 3, ACCOUNTS)
     tag = "tbbc_" + secrets.token_hex(4)
     results: dict[str, Any] = {}
     try:
         with tempfile.TemporaryDirectory() as folder:
             for store in ("sqlite", "postgres", "redis"):
-                results[store] = await measure(store, seconds, tag, Path(folder))
+                results[store] = await measure(store, seconds, rounds, accounts, tag, Path(folder))
     finally:
         await cleanup(tag)
     rows = [
@@ -106,7 +107,9 @@ async def main() -> int:
          "met" if r["cost_ratio"] <= TARGET else "NOT met"]
         for store, r in results.items()
     ]  # fmt: skip
-    print(f"bank.transfer(), {CONCURRENCY} tasks, {ACCOUNTS} accounts per group, median of 3 runs of {seconds} s each")
+    print(
+        f"bank.transfer(), {CONCURRENCY} tasks, {accounts} accounts per group, median of {rounds} run(s) of {seconds} s"
+    )
     print(format_table(["store", "plain tx/s", "with limits tx/s", "cost ratio", f"target <= {TARGET}x"], rows))
     if options.json:
         write_json(options.json, results)
