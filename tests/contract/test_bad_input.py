@@ -263,11 +263,6 @@ CONTROL_EDGES: list[Case] = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a NaN or infinite window raises ValueError/OverflowError (int(value) before the range check); an "
-    "until past year 9999 in UTC reaches the store (StorageError on SQL, OverflowError on Redis)",
-)
 @pytest.mark.parametrize(("label", "call", "error"), CONTROL_EDGES, ids=[case[0] for case in CONTROL_EDGES])
 async def test_control_edge_values_are_typed_errors(bank: TokenBank, label: str, call: Call, error: type) -> None:
     before = await _state(bank)
@@ -280,20 +275,8 @@ async def test_control_edge_values_are_typed_errors(bank: TokenBank, label: str,
     assert await _state(bank) == before
 
 
-async def test_a_freeze_until_the_last_microsecond_reads_back(
-    backend: BoundBackend, request: pytest.FixtureRequest
-) -> None:
+async def test_a_freeze_until_the_last_microsecond_reads_back(backend: BoundBackend) -> None:
     """The latest ``until`` a datetime can hold is stored and read back as given."""
-    if backend.backend.name == "hybrid":
-        pytest.skip("bug (see the Redis stores): the sync worker then fails on the audit entry forever")
-    if not backend.sql:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="bug: ControlsRecord.from_json divides microseconds by 1e6 as a float, so 9999-12-31 "
-                "23:59:59.999999 reads back as year 10000: ValueError from get_account, after the write applied",
-            )
-        )
     until = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
     async with open_bank(backend, initial_supply=10) as bank:
         frozen = (await bank.freeze("alice", reason="for good", until=until)).frozen

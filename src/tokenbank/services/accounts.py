@@ -7,8 +7,9 @@ to the store, which orders it with the account's writes and audits it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from tokenbank.amounts import AmountInput, from_base_units, to_base_units
@@ -40,8 +41,13 @@ class AccountsService:
                 raise InvalidRequestError("a freeze needs a reason")
         if until is not None and (not isinstance(until, datetime) or until.tzinfo is None):
             raise InvalidRequestError("until must be a timezone-aware datetime", param="until")
-        if until is not None and until <= self._ledger.ops.now():
-            raise InvalidRequestError("until must be in the future", param="until")
+        if until is not None:
+            try:
+                until = until.astimezone(UTC)
+            except OverflowError:
+                raise InvalidRequestError("until must be at most 9999-12-31 in UTC", param="until") from None
+            if until <= self._ledger.ops.now():
+                raise InvalidRequestError("until must be in the future", param="until")
         change = ControlsRecord(debits_frozen=debits, credits_frozen=credits, frozen_until=until, freeze_reason=reason)
         return await self._change(user_id, change, ("freeze",), "freeze")
 
@@ -120,7 +126,7 @@ class AccountsService:
 def _window_seconds(value: object) -> int:
     if isinstance(value, timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value != int(value):
         raise InvalidRequestError("the window must be a whole number of seconds", param="spend_per_window")
     if not 1 <= value <= MAX_WINDOW_SECONDS:
         raise InvalidRequestError(

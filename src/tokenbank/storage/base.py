@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -139,7 +139,7 @@ class ControlsRecord:
         until = d.get("until")
         return d["user_id"], cls(
             debits_frozen=bool(d.get("df")), credits_frozen=bool(d.get("cf")),
-            frozen_until=None if until is None else datetime.fromtimestamp(int(until) / 1_000_000, UTC),
+            frozen_until=None if until is None else _EPOCH + timedelta(microseconds=int(until)),
             freeze_reason=d.get("reason"), closed=bool(d.get("closed")),
             max_balance=None if d.get("max") is None else int(d["max"]),
             window_amount=None if d.get("wa") is None else int(d["wa"]),
@@ -165,8 +165,11 @@ CONTROL_FIELDS = {"freeze": ("df", "cf", "until", "reason"), "close": ("closed",
 """The JSON fields (:meth:`ControlsRecord.to_json`) of each group a change replaces."""
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _micros(moment: datetime) -> int:
-    delta = moment.astimezone(UTC) - datetime(1970, 1, 1, tzinfo=UTC)
+    delta = moment.astimezone(UTC) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
