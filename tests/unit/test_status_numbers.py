@@ -87,7 +87,7 @@ SQL_SITES: dict[tuple[str, str], tuple[Status, ...]] = {
         (Status.INSUFFICIENT_BALANCE,),
     ("""SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN '{"s": #}'::json""",
      "ELSE json_build_object('s', #, 't', json_build_array(row_to_json(ins)), 'h', NULL)"): (Status.OK,),
-    # tb_controls_refusal (0007): the refusals of account controls, in the order they are checked
+    # tb_controls_refusal (0008): the refusals of account controls, in the order they are checked
     ("AND user_id IN (v_debit, v_credit)) THEN", "RETURN jsonb_build_object('s', #);"): (Status.ACCOUNT_CLOSED,),
     ("IF FOUND AND c.debits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > p_now) THEN",
      "RETURN jsonb_build_object('s', #);"): (Status.DEBITS_FROZEN,),
@@ -100,10 +100,10 @@ SQL_SITES: dict[tuple[str, str], tuple[Status, ...]] = {
     # tb_apply_controlled: a debit written (OK) is counted in its sender's spend window
     ("v_res := tb_apply_one(p_token, p_op);",
      "IF (v_res->>'s')::int = # AND p_op->>'kind' IN ('transfer', 'burn', 'hold') THEN"): (Status.OK,),
-    # tb_apply (0007), atomic: as in 0001/0003, with the controlled path
+    # tb_apply (0008), atomic: as in 0001/0003, with the controlled path
     ("v_res := CASE WHEN v_controlled THEN tb_apply_controlled(p_token, v_op) ELSE tb_apply_one(p_token, v_op) END;",
      "IF (v_res->>'s')::int > # THEN"): (Status.REPLAYED,),
-    # tb_apply_transfers (0007): an op's refusal, controls first (in tb_controls_refusal's order), then balance
+    # tb_apply_transfers (0008): an op's refusal, controls first (in tb_controls_refusal's order), then balance
     ("IF v_ctl THEN", "IF c_closed[v_f] OR c_closed[v_t] THEN v_s := #;"): (Status.ACCOUNT_CLOSED,),
     ("IF c_closed[v_f] OR c_closed[v_t] THEN v_s := #;", "ELSIF c_df[v_f] THEN v_s := #;"): (Status.DEBITS_FROZEN,),
     ("ELSIF c_df[v_f] THEN v_s := #;", "ELSIF c_cf[v_t] THEN v_s := #;"): (Status.CREDITS_FROZEN,),

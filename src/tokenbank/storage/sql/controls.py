@@ -1,6 +1,6 @@
 """Account controls in a SQL store: reading and changing them, and SQLite's checks inside its writer.
 
-PostgreSQL checks the same rules in ``tb_apply`` (migration 0007's SQL); the behaviour suite keeps the two in step.
+PostgreSQL checks the same rules in ``tb_apply`` (migration 0008's SQL); the behaviour suite keeps the two in step.
 A change locks the account's row first (created if the account is new), so it is ordered with the account's
 writes: a write that starts after the change returns obeys it.
 """

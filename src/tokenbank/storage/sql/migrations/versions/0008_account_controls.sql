@@ -1,7 +1,7 @@
--- Account controls in the PostgreSQL write path (migration 0007): tb_apply and tb_apply_transfers as 0003 has them,
+-- Account controls in the PostgreSQL write path (migration 0008): tb_apply and tb_apply_transfers as 0003 has them,
 -- plus the checks of an account's controls, made after its row is locked. Calls whose accounts have no controls
 -- take the same paths as before at the cost of one index probe; the others run op by op through
--- tb_apply_controlled. This file is read by migration 0007 only.
+-- tb_apply_controlled. This file is read by migration 0008 only.
 
 -- tb_controls_refusal(token, op, now) -> {s} | NULL: the status that refuses ``op`` under its accounts'
 -- controls, or NULL (allowed; a replay or resend is always allowed: it answers what was written). Debits: a

@@ -1,11 +1,11 @@
 """Account controls: freezes, closed accounts, maximum balances and spend limits per rolling window.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 
 - ``tb_account_controls``: one row per account that has any control (none: no row). The write paths check them
   inside the write, after the account rows are locked: SQLite's writer in Python, PostgreSQL in ``tb_apply``
-  (0007_account_controls.sql), which keeps its set-based path for calls whose accounts have no controls.
+  (0008_account_controls.sql), which keeps its set-based path for calls whose accounts have no controls.
 - ``tb_account_spends``: the debits a spend window counts, per account, pruned as they leave the window.
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 from tokenbank.storage.sql.migrations.sqlfile import statements
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -53,7 +53,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_tb_account_spends_window", "tb_account_spends", ["token", "user_id", "at"])
     if op.get_context().dialect.name == "postgresql":
-        for statement in statements("0007_account_controls.sql"):
+        for statement in statements("0008_account_controls.sql"):
             op.execute(statement)
 
 
