@@ -251,7 +251,7 @@ def test_the_tables_are_big_enough() -> None:
     assert len(labels) == len(set(labels)) > 120
 
 
-# Known bugs of the controls (services/accounts.py, storage/base.py), kept as failing tests until fixed.
+# Edge values of the controls: a NaN or infinite window, an until beyond year 9999 once in UTC.
 CONTROL_EDGES: list[Case] = [
     ("spend-window-nan", lambda b: b.set_limits("alice", spend_per_window=(1, math.nan)), InvalidRequestError),
     ("spend-window-inf", lambda b: b.set_limits("alice", spend_per_window=(1, math.inf)), InvalidRequestError),
