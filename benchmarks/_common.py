@@ -6,6 +6,7 @@ Backend-neutral on purpose (the Redis benchmarks use it too). Timing uses ``time
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -180,3 +181,54 @@ def busy_warning(threshold: float = 0.5) -> str | None:
 
 def write_json(path: str | Path, data: dict[str, Any]) -> None:
     Path(path).write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+# CPU of other processes, from /proc (Linux): for figures per operation that count every process involved.
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds process ``pid`` has used so far (0.0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK  # utime, stime (fields 14 and 15 of stat(5))
+
+
+def processes_named(name: str) -> list[int]:
+    """Pids of the processes whose command name (``/proc/<pid>/comm``) is ``name``, e.g. ``postgres``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm") as comm:
+                    if comm.read().strip() == name:
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+def socket_ports(pid: int) -> set[int]:
+    """The local TCP ports of process ``pid``'s sockets: a server's view of its connections (e.g. PostgreSQL's
+    ``pg_stat_activity.client_port``) names the process on the other end by them."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                link = os.readlink(f"/proc/{pid}/fd/{fd}")
+                if link.startswith("socket:["):
+                    inodes.add(link[8:-1])
+    except OSError:
+        return set()
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as rows:
+            next(rows)
+            for row in rows:
+                parts = row.split()
+                if parts[9] in inodes:
+                    ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+    return ports

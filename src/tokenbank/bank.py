@@ -415,6 +415,43 @@ class TokenBank:
         the culprit with its own error, the rest with BatchAbortedError). Never raises for an item's failure."""
         return await self.ledger.transfer_many(requests, atomic=atomic)
 
+    async def transfer_split(
+        self,
+        from_user_id: str,
+        amount: AmountInput,
+        legs: Sequence[tuple[str, AmountInput]],
+        *,
+        remainder_to: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> list[Transaction]:
+        """Pay ``amount`` from ``from_user_id`` to many receivers in ONE atomic store call: exactly ``amount``
+        leaves the sender, or nothing moves. Each leg is ``(to_user_id, share)``, a share being an amount or a
+        percentage of ``amount`` such as ``"12.5%"`` (more than 0, at most 100); at most 100 legs, one per
+        receiver, none to the sender.
+
+        Rounding, in base units: a fixed leg gets its amount; a percentage leg gets
+        ``floor(amount * pct / 100)``; the ``floor(sum of exact quotas) - sum of those floors`` units still due go
+        one each to the percentage legs with the largest fractional parts (ties: the earlier leg), the largest
+        remainder method; whatever is left of ``amount`` goes to ``remainder_to`` (added to its leg if it has one),
+        else to the first leg. A leg that comes to 0 units writes no transaction.
+
+        Returns one ``transfer`` transaction per paid leg, in leg order (the remainder's own, if any, last), each
+        with the caller's ``metadata`` plus ``"split_id"`` (the same new id on every leg, also
+        ``Transaction.split_id``). With ``idempotency_key``, the n-th transaction (from 0) is keyed
+        ``f"{key}:{n}"`` (a key over 124 characters is replaced by its SHA-256 hex digest first); the same request
+        again returns the same transactions with ``replayed=True``, another request with the same key raises
+        IdempotencyConflictError and writes nothing.
+
+        Raises InvalidAmountError, InvalidAccountError, InvalidRequestError (``param`` names the argument, e.g.
+        ``legs.2.share``; a ``split_id`` key in ``metadata`` is refused), InsufficientBalanceError (for the whole
+        ``amount``), IdempotencyConflictError, StorageError; a refused leg fails the whole split with its own
+        error."""
+        return await self.ledger.transfer_split(
+            from_user_id, amount, legs, remainder_to, idempotency_key, metadata, reason
+        )
+
     # operations --------------------------------------------------------------------------------------------
     @property
     def metrics(self) -> Metrics:

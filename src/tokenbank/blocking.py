@@ -573,6 +573,7 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
     close_account = _Method(AsyncTokenBank.close_account)
     set_limits = _Method(AsyncTokenBank.set_limits)
     transfer_many = _Method(AsyncTokenBank.transfer_many)
+    transfer_split = _Method(AsyncTokenBank.transfer_split)
     health = _Method(AsyncTokenBank.health)
     reconcile = _Method(AsyncTokenBank.reconcile)
     rebuild_cache = _Method(AsyncTokenBank.rebuild_cache)

@@ -36,6 +36,7 @@ from tokenbank.ids import check_account_id
 from tokenbank.models import Hold, SettingDrift, TokenInfo, Transaction, TransferRequest, TransferResult
 from tokenbank.operations import OpBuilder
 from tokenbank.settings import Settings
+from tokenbank.splits import plan_split
 from tokenbank.status import Status
 from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
 from tokenbank.token_config import changes_for, check_decimals, find_drift
@@ -353,6 +354,41 @@ class Ledger:
             else:
                 out.append(TransferResult(request, error=next(refused)))
         return out
+
+    async def transfer_split(
+        self,
+        from_user_id: Any,
+        amount: Any,
+        legs: Any,
+        remainder_to: Any,
+        idempotency_key: Any,
+        metadata: Any,
+        reason: Any,
+    ) -> list[Transaction]:
+        """One payment shared among receivers, every leg in ONE atomic store call (see
+        :meth:`TokenBank.transfer_split`). Raises the first refused leg's error; an insufficient balance is the
+        sender's for the whole amount."""
+        plan = plan_split(from_user_id, amount, legs, remainder_to, idempotency_key, metadata, reason, self.decimals)
+        ops = []
+        for n, leg in enumerate(plan.legs):
+            op = self.ops.transfer(
+                plan.from_user_id, leg.to_user_id, from_base_units(leg.units, self.decimals), plan.leg_key(n),
+                plan.metadata, reason,
+            )  # fmt: skip
+            # The split's own fingerprint: the same request replays even though its split id is new.
+            ops.append(op if plan.idempotency_key is None else replace(op, fingerprint=plan.leg_fingerprint(n)))
+        results = await self.apply(ops, atomic=True)
+        refused = [(op, result.status) for op, result in zip(ops, results, strict=True) if not result.status.ok]
+        if refused:
+            op, status = next((r for r in refused if r[1] is not Status.BATCH_ABORTED), refused[0])
+            if status is Status.INSUFFICIENT_BALANCE:
+                op = replace(op, amount=plan.units)  # what the sender cannot cover is the split, not one leg
+            [error] = await self.refusals([(op, status)])
+            logger.info(
+                "transfer_split refused: %s", error.code, extra={"operation": "transfer_split", "code": error.code}
+            )
+            raise error
+        return [self.transaction(result, op) for op, result in zip(ops, results, strict=True)]
 
     async def refusals(self, refused: Sequence[tuple[WriteOp, Status]]) -> list[TokenBankError]:
         """The errors of refused ops, in order. An insufficient balance says the amount requested and what the

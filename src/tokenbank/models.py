@@ -79,6 +79,12 @@ class Transaction:
     """True when this call was answered from an earlier write with the same idempotency key (nothing new
     was applied); set on what ``transfer``, ``mint``, ``burn``, ``reverse`` and ``transfer_many`` return."""
 
+    @property
+    def split_id(self) -> str | None:
+        """The split this transaction is a leg of (``metadata["split_id"]``, set by ``transfer_split``), else None."""
+        value = (self.metadata or {}).get("split_id")
+        return value if isinstance(value, str) else None
+
 
 @dataclass(frozen=True, slots=True)
 class TransactionPage:

@@ -31,6 +31,10 @@ def transfer(amount: Any = 1, sender: Any = "alice", receiver: Any = "bob", **kw
     return lambda bank: bank.transfer(sender, receiver, amount, **kwargs)
 
 
+def split(legs: Any = (("bob", "50%"), ("carol", "1")), amount: Any = 10, **kwargs: Any) -> Call:
+    return lambda bank: bank.transfer_split("alice", amount, legs, **kwargs)
+
+
 BAD_AMOUNTS: list[tuple[str, Any]] = [
     ("float", 1.5),
     ("float-integral", 1.0),
@@ -111,6 +115,11 @@ AMOUNT_CASES: list[Case] = [
     ("spend-window-amount-float", lambda b: b.set_limits("alice", spend_per_window=(0.5, 60)), InvalidAmountError),
     ("spend-window-amount-none", lambda b: b.set_limits("alice", spend_per_window=(None, 60)), InvalidAmountError),
     ("spend-window-amount-zero", lambda b: b.set_limits("alice", spend_per_window=(0, 60)), InvalidAmountError),
+    ("split-amount-zero", split(amount=0), InvalidAmountError),
+    ("split-share-float", split(legs=[("bob", 0.5)]), InvalidAmountError),
+    ("split-share-zero-percent", split(legs=[("bob", "0%")]), InvalidAmountError),
+    ("split-percentages-over-100", split(legs=[("bob", "60%"), ("carol", "41%")]), InvalidAmountError),
+    ("split-shares-over-amount", split(legs=[("bob", "95%"), ("carol", "0.51")]), InvalidAmountError),
 ]
 
 ACCOUNT_CASES: list[Case] = [
@@ -133,6 +142,9 @@ ACCOUNT_CASES: list[Case] = [
     ("unfreeze-129-chars", lambda b: b.unfreeze("x" * 129), InvalidAccountError),
     ("close-control-char", lambda b: b.close_account("a\x00b"), InvalidAccountError),
     ("set-limits-int", lambda b: b.set_limits(7, max_balance=5), InvalidAccountError),
+    ("split-leg-to-sender", split(legs=[("bob", "1"), ("alice", "1")]), InvalidAccountError),
+    ("split-receiver-twice", split(legs=[("bob", "1"), ("bob", "2")]), InvalidAccountError),
+    ("split-remainder-to-sender", split(remainder_to="alice"), InvalidAccountError),
 ]
 
 REQUEST_CASES: list[Case] = [
@@ -201,6 +213,10 @@ REQUEST_CASES: list[Case] = [
         lambda b: b.set_limits("alice", spend_per_window=(1, timedelta(days=367))),
         InvalidRequestError,
     ),
+    ("split-no-legs", split(legs=[]), InvalidRequestError),
+    ("split-101-legs", split(legs=[(f"u{n}", "0.01") for n in range(101)]), InvalidRequestError),
+    ("split-metadata-split-id", split(metadata={"split_id": "mine"}), InvalidRequestError),
+    ("split-idempotency-key-129", split(idempotency_key="k" * 129), InvalidRequestError),
 ]
 
 

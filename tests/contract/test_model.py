@@ -51,6 +51,8 @@ MAX_SUPPLY = 300_00
 accounts = st.sampled_from(ACCOUNTS)
 units = st.integers(min_value=1, max_value=60_00)
 forms = st.sampled_from(["str", "decimal", "int"])
+SHARES = ["10%", "33.33%", "50%", "0.5%", "1.25", "20.00"]
+"""Split shares: percentages that round, and fixed amounts that may exceed a small split."""
 
 
 def tokens(amount: int) -> Decimal:
@@ -201,6 +203,38 @@ class LedgerMachine(RuleBasedStateMachine):
             balance = self.balance
         assert [type(r.error) if r.error else None for r in results] == expected
         self.balance = balance
+
+    @rule(
+        target=transfers,
+        sender=accounts,
+        amount=units,
+        legs=st.lists(st.tuples(accounts, st.sampled_from(SHARES)), min_size=1, max_size=3),
+        remainder_to=st.none() | accounts,
+    )
+    def split(self, sender: str, amount: int, legs: list[tuple[str, str]], remainder_to: str | None) -> Any:
+        call = self.bank.transfer_split(sender, tokens(amount), legs, remainder_to=remainder_to)
+        receivers = [receiver for receiver, _ in legs]
+        if sender in (*receivers, remainder_to) or len(set(receivers)) < len(receivers):
+            self.refused(call, InvalidAccountError)
+            return multiple()
+        percent = sum(Decimal(share[:-1]) for _, share in legs if share.endswith("%"))
+        fixed = sum(int(Decimal(share).scaleb(DECIMALS)) for _, share in legs if not share.endswith("%"))
+        if percent > 100 or fixed + amount * percent / 100 > amount:
+            self.refused(call, InvalidAmountError)
+            return multiple()
+        if self.balance[sender] < amount:
+            self.refused(call, InsufficientBalanceError)
+            return multiple()
+        txs = self.run(call)
+        assert sum(tx.amount for tx in txs) == tokens(amount) and len({tx.split_id for tx in txs}) == 1
+        moved = []
+        for tx in txs:
+            assert tx.from_user_id == sender and tx.to_user_id is not None
+            leg = int(tx.amount.scaleb(DECIMALS))
+            self.balance[sender] -= leg
+            self.balance[tx.to_user_id] += leg
+            moved.append(ModelTransfer(tx.id, sender, tx.to_user_id, leg))
+        return multiple(*moved)
 
     # holds ----------------------------------------------------------------------------------------------
     @rule(target=holds, sender=accounts, receiver=accounts, amount=units)

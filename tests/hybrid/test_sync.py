@@ -14,7 +14,7 @@ from tests.hybrid.support import assert_stores_equal, drain, fund, postgres_acco
 from tokenbank import ConfigurationError, TokenBank, TransferRequest
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
-from tokenbank.storage.hybrid.replicate import replicate, sync_state
+from tokenbank.storage.hybrid.replicate import sync_state
 from tokenbank.storage.hybrid.status import SyncOptions
 from tokenbank.storage.hybrid.stream import GROUP
 from tokenbank.storage.hybrid.worker import SyncWorker
@@ -85,8 +85,8 @@ async def test_the_same_entries_delivered_twice_apply_once(make_bank: BankFactor
     await worker.prepare()
     entries = await worker._next_entries()
     payloads = await worker._payloads(entries)
-    first = await replicate(store.sql, payloads, [], None)
-    second = await replicate(store.sql, payloads, [], None)  # redelivered after a lost XACK
+    first = await worker.replicator.write(payloads, [], None)
+    second = await worker.replicator.write(payloads, [], None)  # redelivered after a lost XACK
     assert first.inserted == len(entries) == 35 and second.inserted == 0
     assert await postgres_accounts(store) == await redis_accounts(store)
     await worker.ack([e.stream_id for e in entries])
@@ -101,7 +101,7 @@ async def test_a_crash_between_commit_and_ack_does_not_apply_twice(make_bank: Ba
     crashed = SyncWorker(store.redis, store.sql, SyncOptions(consumer="w1"))
     await crashed.prepare()
     entries = await crashed._next_entries()
-    await replicate(store.sql, await crashed._payloads(entries), [], None)  # committed; then "killed": no XACK
+    await crashed.replicator.write(await crashed._payloads(entries), [], None)  # committed; then "killed": no XACK
     await crashed.close()
     before = await postgres_accounts(store)
 

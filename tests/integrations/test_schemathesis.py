@@ -12,6 +12,8 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -70,11 +72,12 @@ def _close_bank() -> Iterator[None]:
 
 def _beyond_the_schema(path: str, body: object) -> bool:
     """Whether a request breaks a rule JSON Schema cannot state (the schema says it in words, and the answer is a
-    documented 422), so it is not held to "schema-valid means accepted": a transfer to oneself; a freeze of
-    neither debits nor credits, or until a time that is not in the future."""
+    documented 422), so it is not held to "schema-valid means accepted": a transfer to oneself, a split that
+    breaks its cross-field rules; a freeze of neither debits nor credits, or until a time that is not in the
+    future."""
     if not isinstance(body, dict):
         return False
-    if "from_user_id" in body and body["from_user_id"] == body.get("to_user_id"):
+    if _breaks_a_cross_field_rule(body):
         return True
     if path.endswith("/freeze"):
         if not body.get("debits", True) and not body.get("credits", False):
@@ -96,6 +99,29 @@ def test_api_conforms_to_its_schema(case: Any) -> None:
         checks=ALL_CHECKS,
         excluded_checks=[positive_data_acceptance] if _beyond_the_schema(case.path, case.body) else None,
     )
+
+
+def _breaks_a_cross_field_rule(body: object) -> bool:
+    """Sender and receiver differ; a split pays neither the sender nor one receiver twice, and its shares fit."""
+    if not isinstance(body, dict) or "from_user_id" not in body:
+        return False
+    sender = body["from_user_id"]
+    if sender == body.get("to_user_id"):
+        return True
+    legs = body.get("legs")
+    if not isinstance(legs, list):
+        return False
+    try:
+        receivers = [leg["to_user_id"] for leg in legs]
+        if sender in receivers or sender == body.get("remainder_to") or len(set(receivers)) < len(receivers):
+            return True
+        shares = [leg["share"] for leg in legs]
+        percent = sum(Fraction(Decimal(s[:-1])) for s in shares if s.endswith("%"))
+        fixed = sum(Fraction(Decimal(s)) for s in shares if not s.endswith("%"))
+        amount = Fraction(Decimal(body["amount"]))
+        return bool(percent > 100 or fixed + amount * percent / 100 > amount)
+    except (KeyError, TypeError, AttributeError, ArithmeticError, ValueError):
+        return False
 
 
 def test_every_check_runs() -> None:

@@ -29,8 +29,8 @@ from tokenbank.errors import StorageError, TokenBankError
 
 logger = logging.getLogger("tokenbank")
 
-AMOUNT_FIELDS = frozenset({"amount", "max_balance"})
-ACCOUNT_FIELDS = frozenset({"user_id", "from_user_id", "to_user_id"})
+AMOUNT_FIELDS = frozenset({"amount", "share", "max_balance"})
+ACCOUNT_FIELDS = frozenset({"user_id", "from_user_id", "to_user_id", "remainder_to"})
 _MAX_REPORTED = 3
 
 # What a client sees for a server-side failure: driver messages can quote SQL, so they stay in the log.

@@ -42,6 +42,7 @@ from tokenbank.integrations.fastapi.schemas import (
     LimitsBody,
     MintBody,
     ReverseBody,
+    SplitBody,
     TransferBody,
     VoidBody,
     amount_text,
@@ -65,12 +66,12 @@ class Action(StrEnum):
     Reads of one account (``user_id``: that account): ``balance.read``, ``history.read``, ``rank.read``,
     ``events.subscribe``, ``account.read`` (its balances and controls). Writes (``user_id``: the account whose
     tokens move): ``transfer`` (the sender; also once per item of a batch, after one ``transfer.batch`` with
-    ``None``), ``mint`` (the receiver), ``burn``, ``hold.create``, ``hold.capture`` and ``hold.void`` (the hold's
-    payer), ``reverse`` (the receiver of the transfer being undone: its tokens go back). ``account.control``
-    (the account): a freeze, unfreeze, close or change of limits; an operator's action, so a hook that lets users
-    act on their own account must refuse it (``request.url.path`` says which change it is).
-    ``transaction.read``: the transaction's sender (its receiver for a mint). Token-wide (``None``):
-    ``token.read``, ``leaderboard.read``, ``health.read``, ``metrics.read``.
+    ``None``; once for a split, ``POST /splits``), ``mint`` (the receiver), ``burn``, ``hold.create``,
+    ``hold.capture`` and ``hold.void`` (the hold's payer), ``reverse`` (the receiver of the transfer being undone:
+    its tokens go back). ``account.control`` (the account): a freeze, unfreeze, close or change of limits; an
+    operator's action, so a hook that lets users act on their own account must refuse it (``request.url.path``
+    says which change it is). ``transaction.read``: the transaction's sender (its receiver for a mint).
+    Token-wide (``None``): ``token.read``, ``leaderboard.read``, ``health.read``, ``metrics.read``.
     The hook sees everything else on ``request`` (headers, ``request.path_params``, ``await request.json()``).
     """
 
@@ -349,6 +350,27 @@ def create_router(
             )
             return JSONResponse(aborted.model_dump(mode="json"), status_code=409)
         return api.BatchResult(results=results)
+
+    @router.post(
+        "/splits", status_code=201, response_model=list[api.Transaction], dependencies=writes,
+        responses={**_WRITE, **_replay_doc(list[api.Transaction])},
+    )  # fmt: skip
+    @_accepts(bodies.split)
+    async def transfer_split(
+        request: Request, response: Response, bank: Bank, body: SplitBody, idempotency_key: IdempotencyKey = None
+    ) -> list[api.Transaction]:
+        """Pay many receivers from one account by percentages and amounts, all or nothing: one transaction per
+        paid leg, sharing ``metadata.split_id`` (201; 200 for a replayed Idempotency-Key). Rounding: see
+        docs/splits.md."""
+        await allow(request, Action.TRANSFER, body.from_user_id)
+        txs = await bank.transfer_split(
+            body.from_user_id, body.amount, [(leg.to_user_id, leg.share) for leg in body.legs],
+            remainder_to=body.remainder_to, idempotency_key=idempotency_key, metadata=body.metadata,
+            reason=body.reason,
+        )  # fmt: skip
+        if txs[0].replayed:
+            _mark_replay(response, txs[0])
+        return [api.Transaction.of(tx) for tx in txs]
 
     @router.post(
         "/mint", status_code=201, response_model=api.Transaction, dependencies=writes,

@@ -24,6 +24,7 @@ from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX
 from tokenbank.models import HoldStatus, TransactionType
 from tokenbank.operations import MAX_HOLD_SECONDS
 from tokenbank.services.accounts import MAX_WINDOW_SECONDS
+from tokenbank.splits import MAX_LEGS as MAX_SPLIT_LEGS
 
 MAX_DECIMALS = 18
 MAX_LOOKUP_ID_LENGTH = 64
@@ -275,6 +276,68 @@ class LimitsBody(_Request):
     )
 
 
+PERCENT_PATTERN = r"(?:100(?:\.0{1,18})?|[1-9][0-9]?(?:\.[0-9]{1,18})?|0\.[0-9]{0,17}[1-9][0-9]{0,17})%"
+"""A percentage share: more than 0, at most 100, then ``%`` (``"12.5%"``)."""
+
+
+@functools.cache
+def share_type(decimals: int | None) -> Any:
+    """The ``share`` field type of a split leg: an amount of the token's decimals, or a percentage."""
+    pattern = f"^(?:{amount_pattern(decimals)[1:-1]}|{PERCENT_PATTERN})$"
+    matches = re.compile(pattern).match
+    message = f'share must be a percentage such as "12.5%" (more than 0, at most 100) or {amount_rule(decimals)}'
+
+    def check(value: object) -> object:
+        if not isinstance(value, str) or not matches(value):
+            raise PydanticCustomError("share_format", message)
+        return value
+
+    return Annotated[
+        str,
+        BeforeValidator(check),
+        Field(
+            description='A percentage of the split\'s amount such as "12.5%", or a fixed amount '
+            f"({amount_rule(decimals)}).",
+            examples=["12.5%", _example(decimals)],
+            json_schema_extra={"pattern": pattern},
+        ),
+    ]
+
+
+if TYPE_CHECKING:
+    Share = str
+else:
+    Share = share_type(None)
+
+
+class SplitLegBody(_Request):
+    to_user_id: Annotated[
+        str,
+        Field(
+            min_length=1, max_length=MAX_ACCOUNT_ID_LENGTH, pattern=ID_PATTERN, examples=["platform"],
+            description="Differs from `from_user_id` and from every other leg's (422 `invalid_account`).",
+        ),
+    ]  # fmt: skip
+    share: Share
+
+
+_LEGS = (
+    "Percentages add up to at most 100 and, with the fixed amounts, to at most `amount` (else 422 "
+    "`invalid_amount` with `param` `legs`)."
+)
+
+
+class SplitBody(_Request):
+    from_user_id: AccountId
+    amount: Amount
+    legs: Annotated[list[SplitLegBody], Field(min_length=1, max_length=MAX_SPLIT_LEGS, description=_LEGS)]
+    remainder_to: AccountId | None = Field(
+        None, description="Receives what the legs leave of `amount` (default: the first leg); not the sender."
+    )
+    metadata: Metadata | None = None
+    reason: Reason | None = None
+
+
 @dataclass(frozen=True)
 class RequestBodies:
     """The request bodies with amounts in one token's decimals (subclasses of the classes above)."""
@@ -286,6 +349,7 @@ class RequestBodies:
     hold: type[HoldBody]
     capture: type[CaptureBody]
     limits: type[LimitsBody]
+    split: type[SplitBody]
 
 
 @functools.cache
@@ -293,7 +357,7 @@ def request_bodies(decimals: int | None) -> RequestBodies:
     """The request bodies whose amount pattern allows exactly what a token with ``decimals`` accepts; the
     same classes for the same decimals (so one app's schema names each once)."""
     if decimals is None:
-        return RequestBodies(TransferBody, BatchBody, MintBody, BurnBody, HoldBody, CaptureBody, LimitsBody)
+        return RequestBodies(TransferBody, BatchBody, MintBody, BurnBody, HoldBody, CaptureBody, LimitsBody, SplitBody)
     amount = amount_type(decimals)
 
     def derive(base: type[_Request], **fields: Any) -> Any:
@@ -301,6 +365,8 @@ def request_bodies(decimals: int | None) -> RequestBodies:
 
     item = derive(BatchItem, amount=(amount, ...))
     window = derive(SpendWindowBody, amount=(amount, ...))
+    leg = derive(SplitLegBody, share=(share_type(decimals), ...))
+    legs = Annotated[list[leg], Field(min_length=1, max_length=MAX_SPLIT_LEGS, description=_LEGS)]  # type: ignore[valid-type]
     transfers = Annotated[list[item], Field(min_length=1, max_length=MAX_BATCH)]  # type: ignore[valid-type]
     return RequestBodies(
         transfer=derive(TransferBody, amount=(amount, ...)),
@@ -314,6 +380,7 @@ def request_bodies(decimals: int | None) -> RequestBodies:
             max_balance=(amount | None, LimitsBody.model_fields["max_balance"]),
             spend_per_window=(window | None, LimitsBody.model_fields["spend_per_window"]),
         ),
+        split=derive(SplitBody, amount=(amount, ...), legs=(legs, ...)),
     )
 
 

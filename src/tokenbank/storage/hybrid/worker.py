@@ -8,6 +8,12 @@ inserted. At most once + at least once = exactly once; docs/hybrid.md has the fu
 
 One worker per token is active at a time (a lease in Redis), so batches commit in stream order; correctness
 does not depend on the lease, only efficiency: two workers racing still apply every entry once.
+
+Behind on a backlog (the last read filled a whole batch), the worker reads the next batch while PostgreSQL
+writes the current one, so Redis reads and PostgreSQL writes overlap. That changes nothing above: batches still
+commit one after the other in stream order, each acknowledged after its commit; an entry read ahead is pending
+for this consumer like any other, so after a crash or a failed write it is read again (``XREADGROUP 0``).
+Caught up, it reads only after the commit, so an entry waits for at most the batch in flight before its own.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +34,7 @@ from tokenbank.settings import Settings
 from tokenbank.storage import _translate
 from tokenbank.storage.base import TOKEN_SETTINGS
 from tokenbank.storage.hybrid import stream
-from tokenbank.storage.hybrid.replicate import AuditItem, Entry, entry_payload, max_seq, replicate, sync_state
+from tokenbank.storage.hybrid.replicate import AuditItem, Entry, Replicator, batch_json, max_seq, sync_state
 from tokenbank.storage.hybrid.status import SyncOptions, SyncStatus, default_consumer
 from tokenbank.storage.hybrid.stream import GROUP
 from tokenbank.storage.redis import connect, layout
@@ -46,7 +52,8 @@ _TRIM_EVERY = 5.0
 @dataclass
 class _Batch:
     entries: list[Entry]
-    payloads: list[dict[str, Any]]
+    payload: str
+    """The entries as tb_replicate reads them (one JSON array)."""
     audit: list[AuditItem]
     token_fields: dict[str, str | None] | None
     check_failures: int = 0
@@ -70,6 +77,7 @@ class SyncWorker:
         self.options = options or SyncOptions()
         self.keys = redis.keys
         self.sql = sql
+        self.replicator = Replicator(sql)
         self.consumer = self.options.consumer or default_consumer()
         self.client = client if client is not None else make_sync_client(redis.settings, self.options)
         self._own_client = client is None
@@ -83,6 +91,8 @@ class SyncWorker:
         self._audit_synced = 0
         self._run_id: str | None = None
         self._inflight: _Batch | None = None
+        self._ahead: _Batch | None = None
+        """Read while the batch before it was being written; the next one in flight."""
         self.waiting = False
         """True while blocked waiting for new entries: nothing in flight, so cancelling now loses nothing."""
 
@@ -144,7 +154,8 @@ class SyncWorker:
         with contextlib.suppress(TokenBankError, OSError, TimeoutError):
             async with asyncio.timeout(within):
                 if self._inflight is not None:
-                    await self.step()
+                    await self.step(read_ahead=False)
+                self._ahead = None  # read, not written: pending for us, so the reads below take it again
                 self._own_pending = True
                 while self._own_pending and await self._finish_own():
                     pass
@@ -156,9 +167,10 @@ class SyncWorker:
         if not own:
             return 0
         self._inflight = _Batch(own, await self._payloads(own), [], None)
-        return await self.step()
+        return await self.step(read_ahead=False)
 
     async def close(self) -> None:
+        await self.replicator.close()
         if self._own_client:
             await connect.close_client(self.client)
 
@@ -198,19 +210,24 @@ class SyncWorker:
         self._prepared = True
 
     # one step ----------------------------------------------------------------------------------------------
-    async def step(self) -> int:
+    async def step(self, *, read_ahead: bool = True) -> int:
         """Read one batch (or retry the one in flight), write it to PostgreSQL, acknowledge it. Returns the
-        number of stream entries handled. Raises StorageError / StorageUnavailableError (batch kept)."""
+        number of stream entries handled. Raises StorageError / StorageUnavailableError (batch kept).
+        ``read_ahead``: when behind (the batch is full), read the next batch during the write (see above)."""
         await self._maintain()
         if self._inflight is None:
-            entries = await self._next_entries()
-            audit, fields = await self._new_audit()
-            if not entries and not audit:
+            self._inflight, self._ahead = self._ahead or await self._read_batch(), None
+            if self._inflight is None:
                 return 0
-            self._inflight = _Batch(entries, await self._payloads(entries), audit, fields)
         batch = self._inflight
         strict = batch.check_failures < self.options.strict_attempts
-        result = await replicate(self.sql, batch.payloads, batch.audit, batch.token_fields, strict=strict)
+        ahead = asyncio.ensure_future(self._read_ahead(batch)) if read_ahead and self._may_read_ahead(batch) else None
+        try:
+            result = await self.replicator.write(batch.payload, batch.audit, batch.token_fields, strict=strict)
+        except BaseException:
+            if ahead is not None:
+                self._drop(ahead)
+            raise
         self._inflight = None
         if batch.audit:
             self._audit_synced = max(self._audit_synced, batch.audit[-1].rid)
@@ -221,8 +238,54 @@ class SyncWorker:
                 "tb_sync_conflicts: %s", len(result.conflicts), ", ".join(result.conflicts[:10]),
                 extra={"operation": "sync.conflict"},
             )  # fmt: skip
+        if ahead is not None:
+            self._ahead = await self._settle(ahead)
         await self.ack([entry.stream_id for entry in batch.entries])
         return len(batch.entries)
+
+    def _may_read_ahead(self, batch: _Batch) -> bool:
+        """Behind (a full batch), and the next read would be a plain one: not our own pending entries (read with
+        ``0``, they would include the batch in flight), nor a claim that is due."""
+        return (
+            len(batch.entries) >= self.options.batch_size
+            and not self._own_pending
+            and time.monotonic() < self._next_claim
+        )
+
+    async def _read_ahead(self, batch: _Batch) -> _Batch | None:
+        """The next batch: new entries without waiting for any, and the audit entries after ``batch``'s unless
+        it carries some (then the count of those in PostgreSQL is not known before its commit)."""
+        entries = await self._parse(await self._read({self.keys.stream: ">"}, block=None))
+        audit, fields = await self._new_audit() if not batch.audit else ([], None)
+        if not entries and not audit:
+            return None
+        return _Batch(entries, await self._payloads(entries), audit, fields)
+
+    async def _settle(self, ahead: asyncio.Future[_Batch | None]) -> _Batch | None:
+        """The batch read ahead; None if the read failed (whatever it took is pending for us: read it again)."""
+        try:
+            return await ahead
+        except (TokenBankError, OSError) as exc:
+            logger.info("sync: read-ahead failed (%s); reading again", exc, extra={"operation": "sync"})
+            self._own_pending = True
+            return None
+        except BaseException:  # cancelled: the same, for whoever resumes (finish, or a restart)
+            self._own_pending = True
+            raise
+
+    def _drop(self, ahead: asyncio.Future[_Batch | None]) -> None:
+        """Abandon a read ahead (the write before it failed or was cancelled): whatever it read is pending for
+        this consumer and is read again, in stream order, once the batch in flight is written."""
+        ahead.cancel()
+        ahead.add_done_callback(_retrieve)
+        self._own_pending = True
+
+    async def _read_batch(self) -> _Batch | None:
+        entries = await self._next_entries()
+        audit, fields = await self._new_audit()
+        if not entries and not audit:
+            return None
+        return _Batch(entries, await self._payloads(entries), audit, fields)
 
     async def ack(self, ids: Sequence[str]) -> None:
         for start in range(0, len(ids), 1000):
@@ -288,15 +351,15 @@ class SyncWorker:
             await self.ack(gone)
         return entries
 
-    async def _payloads(self, entries: Sequence[Entry]) -> list[dict[str, Any]]:
+    async def _payloads(self, entries: Sequence[Entry]) -> str:
         """The entries as tb_replicate reads them, with each referenced hold's JSON read from Redis."""
-        hold_ids = sorted({entry.hold_id for entry in entries if entry.hold_id})
-        holds: dict[str, Mapping[str, Any]] = {}
+        hold_ids = sorted({hold_id for entry in entries if (hold_id := entry.hold_id)})
+        holds: dict[str, str] = {}
         if hold_ids:
             async with translated():
                 rows = await self.client.hmget(self.keys.holds, hold_ids)
-            holds = {hold_id: json.loads(row) for hold_id, row in zip(hold_ids, rows, strict=True) if row}
-        return [entry_payload(entry, holds.get(entry.hold_id or "")) for entry in entries]
+            holds = {hold_id: str(row) for hold_id, row in zip(hold_ids, rows, strict=True) if row}
+        return batch_json(entries, holds)
 
     async def _new_audit(self) -> tuple[list[AuditItem], dict[str, str | None] | None]:
         """Audit entries Redis has beyond what PostgreSQL has (with the token settings they may change)."""
@@ -353,6 +416,12 @@ class _Backoff:
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Collect an abandoned read's outcome, so asyncio does not report it as never retrieved."""
+    if not future.cancelled():
+        future.exception()
 
 
 def _text(value: object) -> str | None:

@@ -69,14 +69,6 @@ def _upsert(conn: Connection, token: str, user_id: str, controls: ControlsRecord
     )
 
 
-def mirror_controls(conn: Connection, token: str, audit_details: Sequence[str]) -> None:
-    """Copy control changes (the details of their audit entries, in order) as another store made them: hybrid
-    mode's sync brings Redis's changes into PostgreSQL this way, in the batch's transaction."""
-    for details in audit_details:
-        user_id, controls = ControlsRecord.from_json(details)
-        _upsert(conn, token, user_id, controls)
-
-
 def write_controls(
     conn: Connection,
     token: str,
