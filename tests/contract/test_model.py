@@ -41,6 +41,7 @@ from tokenbank import (
     TransactionStateError,
     TransferRequest,
 )
+from tokenbank.splits import plan_split
 
 T = TypeVar("T")
 ACCOUNTS = ("treasury", "alice", "bob", "carol")
@@ -222,9 +223,19 @@ class LedgerMachine(RuleBasedStateMachine):
         if percent > 100 or fixed + amount * percent / 100 > amount:
             self.refused(call, InvalidAmountError)
             return multiple()
-        if self.balance[sender] < amount:
-            self.refused(call, InsufficientBalanceError)
-            return multiple()
+        # One atomic batch of a transfer per leg (as the split plans them): the first leg refused, by the
+        # accounts' controls or by the balance left, refuses the split.
+        balance = dict(self.balance)
+        plan = plan_split(sender, tokens(amount), legs, remainder_to, None, None, None, DECIMALS)
+        for leg in plan.legs:
+            refusal = self.controls_refuse(sender, leg.to_user_id, leg.units, balance)
+            if refusal is None and balance[sender] < leg.units:
+                refusal = InsufficientBalanceError
+            if refusal is not None:
+                self.refused(call, refusal)
+                return multiple()
+            balance[sender] -= leg.units
+            balance[leg.to_user_id] += leg.units
         txs = self.run(call)
         assert sum(tx.amount for tx in txs) == tokens(amount) and len({tx.split_id for tx in txs}) == 1
         moved = []
