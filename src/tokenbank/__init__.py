@@ -3,6 +3,8 @@
 from tokenbank._version import __version__
 from tokenbank.bank import TokenBank
 from tokenbank.errors import (
+    AccountClosedError,
+    AccountFrozenError,
     BatchAbortedError,
     ConfigurationError,
     FeedGapError,
@@ -13,6 +15,7 @@ from tokenbank.errors import (
     InvalidAccountError,
     InvalidAmountError,
     InvalidRequestError,
+    LimitExceededError,
     MonitorNotFoundError,
     PriceUnavailableError,
     StorageError,
@@ -26,6 +29,7 @@ from tokenbank.errors import (
 )
 from tokenbank.events import BalanceUpdate
 from tokenbank.models import (
+    AccountInfo,
     AuditEntry,
     Check,
     Hold,
@@ -45,6 +49,9 @@ from tokenbank.services.transactions import TransactionImport
 from tokenbank.settings import Settings, StorageMode
 
 __all__ = [
+    "AccountClosedError",
+    "AccountFrozenError",
+    "AccountInfo",
     "AuditEntry",
     "BalanceUpdate",
     "BatchAbortedError",
@@ -62,6 +69,7 @@ __all__ = [
     "InvalidAccountError",
     "InvalidAmountError",
     "InvalidRequestError",
+    "LimitExceededError",
     "MonitorNotFoundError",
     "PriceUnavailableError",
     "SettingDrift",

@@ -26,6 +26,7 @@ from tokenbank.ledger import Ledger
 from tokenbank.logs import use_json_logs
 from tokenbank.metrics import Metrics, metrics_available
 from tokenbank.models import (
+    AccountInfo,
     AuditEntry,
     Check,
     Hold,
@@ -38,6 +39,7 @@ from tokenbank.models import (
     VerifyReport,
 )
 from tokenbank.operations import check_page
+from tokenbank.services.accounts import AccountsService
 from tokenbank.services.balances import BalancesService
 from tokenbank.services.chain import ChainService
 from tokenbank.services.formatter import FormatterService
@@ -94,6 +96,7 @@ class TokenBank:
         self.balances = BalancesService(self.ledger, self.formatter, self.pricing)
         self.transactions = TransactionsService(self.ledger)
         self.chain = ChainService(self.ledger)
+        self.accounts = AccountsService(self.ledger)
         self._metrics: Metrics | None = Metrics.for_ledger(self.ledger) if metrics_available() else None
         self.ledger.observer = self._metrics
 
@@ -359,6 +362,7 @@ class TokenBank:
             await asyncio.sleep(self.settings.hold_sweep_interval)
             try:
                 await self.ledger.expire_holds()  # not the public method: no span every sweep interval
+                await self.ledger.prune_spends()
             except TokenBankError as exc:
                 logger.warning("hold expiry sweep failed: %s", exc, extra={"operation": "expire_holds"})
 
@@ -373,6 +377,38 @@ class TokenBank:
         """Undo a transfer with a correcting transaction (history is never edited; at most once).
         Raises TransactionNotFoundError, TransactionStateError, InsufficientBalanceError."""
         return await self.ledger.write(self.ledger.ops.reverse(transaction_id, idempotency_key, metadata, reason))
+
+    # account controls ------------------------------------------------------------------------------------
+    async def get_account(self, user_id: str) -> AccountInfo:
+        """The account's balances and controls (freeze, closed, limits, what its spend window has spent)."""
+        return await self.accounts.get_account(user_id)
+
+    async def freeze(
+        self, user_id: str, *, debits: bool = True, credits: bool = False, reason: str, until: datetime | None = None
+    ) -> AccountInfo:
+        """Stop the account's debits (default), credits or both until ``until`` or :meth:`unfreeze`; writes then
+        fail with AccountFrozenError. A void (or expiry) of its holds still returns held funds to it."""
+        return await self.accounts.freeze(user_id, debits=debits, credits=credits, reason=reason, until=until)
+
+    async def unfreeze(self, user_id: str) -> AccountInfo:
+        """End the account's freeze."""
+        return await self.accounts.unfreeze(user_id)
+
+    async def close_account(self, user_id: str) -> AccountInfo:
+        """Close an account that holds nothing, for good: later writes to or from it fail with
+        AccountClosedError. Raises TransactionStateError while it holds funds."""
+        return await self.accounts.close_account(user_id)
+
+    async def set_limits(
+        self,
+        user_id: str,
+        *,
+        max_balance: AmountInput | None = None,
+        spend_per_window: tuple[AmountInput, int | float | timedelta] | None = None,
+    ) -> AccountInfo:
+        """Replace the account's limits (None: none): a maximum spendable balance, and at most an amount spent
+        in any rolling window of so many seconds. Writes that would break one fail with LimitExceededError."""
+        return await self.accounts.set_limits(user_id, max_balance=max_balance, spend_per_window=spend_per_window)
 
     async def transfer_many(self, requests: Sequence[TransferRequest], *, atomic: bool = False) -> list[TransferResult]:
         """Apply many transfers in one store call, in order. ``atomic``: all or nothing (every item then fails,

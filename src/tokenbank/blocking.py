@@ -27,6 +27,7 @@ from tokenbank.clock import Clock
 from tokenbank.events import BalanceUpdate
 from tokenbank.metrics import Metrics
 from tokenbank.models import SettingDrift, Transaction
+from tokenbank.services.accounts import AccountsService
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
 from tokenbank.services.chain import ChainService
@@ -40,6 +41,7 @@ from tokenbank.settings import Settings
 from tokenbank.storage.base import Storage
 
 __all__ = [
+    "BlockingAccounts",
     "BlockingAnalytics",
     "BlockingBalances",
     "BlockingChain",
@@ -315,6 +317,16 @@ class BlockingTransactions(_Wrapper[TransactionsService]):
     record_transaction = _Method(TransactionsService.record_transaction)
 
 
+class BlockingAccounts(_Wrapper[AccountsService]):
+    """:class:`~tokenbank.services.accounts.AccountsService` (freezes, closing, limits), blocking."""
+
+    get_account = _Method(AccountsService.get_account)
+    freeze = _Method(AccountsService.freeze)
+    unfreeze = _Method(AccountsService.unfreeze)
+    close_account = _Method(AccountsService.close_account)
+    set_limits = _Method(AccountsService.set_limits)
+
+
 class BlockingChain(_Wrapper[ChainService]):
     """:class:`~tokenbank.services.chain.ChainService`, blocking."""
 
@@ -443,6 +455,7 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
         self.transactions = BlockingTransactions(target.transactions, loop)
         self.pricing = BlockingPricing(target.pricing, loop)
         self.chain = BlockingChain(target.chain, loop)
+        self.accounts = BlockingAccounts(target.accounts, loop)
         self.formatter: FormatterService = target.formatter
         """Formatting is synchronous already: the async bank's formatter itself."""
 
@@ -554,6 +567,11 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
     get_hold = _Method(AsyncTokenBank.get_hold)
     expire_holds = _Method(AsyncTokenBank.expire_holds)
     reverse = _Method(AsyncTokenBank.reverse)
+    get_account = _Method(AsyncTokenBank.get_account)
+    freeze = _Method(AsyncTokenBank.freeze)
+    unfreeze = _Method(AsyncTokenBank.unfreeze)
+    close_account = _Method(AsyncTokenBank.close_account)
+    set_limits = _Method(AsyncTokenBank.set_limits)
     transfer_many = _Method(AsyncTokenBank.transfer_many)
     transfer_split = _Method(AsyncTokenBank.transfer_split)
     health = _Method(AsyncTokenBank.health)

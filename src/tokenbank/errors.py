@@ -11,6 +11,9 @@
     ├── IdempotencyConflictError      idempotency_conflict    (409)
     ├── HoldStateError                hold_state              (409)
     ├── TransactionStateError         transaction_state       (409)
+    ├── AccountFrozenError            account_frozen          (423)
+    ├── AccountClosedError            account_closed          (409)
+    ├── LimitExceededError            limit_exceeded          (409)
     ├── BatchAbortedError             batch_aborted           (409)
     ├── TokenNotInitializedError      token_not_initialized   (409)
     ├── TransactionNotFoundError      transaction_not_found   (404)
@@ -128,6 +131,28 @@ class TransactionStateError(TokenBankError):
     http_status = 409
 
 
+class AccountFrozenError(TokenBankError):
+    """The account is frozen for this direction (debits or credits) until it is unfrozen or its freeze ends."""
+
+    code = "account_frozen"
+    http_status = 423
+
+
+class AccountClosedError(TokenBankError):
+    """The account is closed: every write to or from it is refused, for good."""
+
+    code = "account_closed"
+    http_status = 409
+
+
+class LimitExceededError(TokenBankError):
+    """The write would break one of the account's limits (the message names it: max_balance or
+    spend_per_window)."""
+
+    code = "limit_exceeded"
+    http_status = 409
+
+
 class BatchAbortedError(TokenBankError):
     """This item of an atomic batch was not applied because another item failed."""
 
@@ -210,6 +235,12 @@ STATUS_TO_ERROR: dict[Status, type[TokenBankError]] = {
     Status.TOKEN_NOT_INITIALIZED: TokenNotInitializedError,
     Status.DUPLICATE_TRANSACTION: IdempotencyConflictError,
     Status.BATCH_ABORTED: BatchAbortedError,
+    Status.DEBITS_FROZEN: AccountFrozenError,
+    Status.CREDITS_FROZEN: AccountFrozenError,
+    Status.ACCOUNT_CLOSED: AccountClosedError,
+    Status.MAX_BALANCE_EXCEEDED: LimitExceededError,
+    Status.SPEND_LIMIT_EXCEEDED: LimitExceededError,
+    Status.ACCOUNT_NOT_EMPTY: TransactionStateError,
 }
 
 STATUS_MESSAGES: dict[Status, str] = {
@@ -226,6 +257,12 @@ STATUS_MESSAGES: dict[Status, str] = {
     Status.TOKEN_NOT_INITIALIZED: "token is not initialized",
     Status.DUPLICATE_TRANSACTION: "a transaction with this id already exists",
     Status.BATCH_ABORTED: "not applied: another item of the atomic batch failed",
+    Status.DEBITS_FROZEN: "account frozen: the debited account may not send",
+    Status.CREDITS_FROZEN: "account frozen: the credited account may not receive",
+    Status.ACCOUNT_CLOSED: "account closed",
+    Status.MAX_BALANCE_EXCEEDED: "limit exceeded: max_balance of the credited account",
+    Status.SPEND_LIMIT_EXCEEDED: "limit exceeded: spend_per_window of the debited account",
+    Status.ACCOUNT_NOT_EMPTY: "the account still holds funds (balance or held): move them out before closing",
 }
 
 
@@ -243,6 +280,12 @@ STATUS_PARAMS: dict[Status, str | None] = {
     Status.TOKEN_NOT_INITIALIZED: None,
     Status.DUPLICATE_TRANSACTION: "id",
     Status.BATCH_ABORTED: None,
+    Status.DEBITS_FROZEN: "from_user_id",
+    Status.CREDITS_FROZEN: "to_user_id",
+    Status.ACCOUNT_CLOSED: None,
+    Status.MAX_BALANCE_EXCEEDED: "amount",
+    Status.SPEND_LIMIT_EXCEEDED: "amount",
+    Status.ACCOUNT_NOT_EMPTY: "user_id",
 }
 """The argument a refused op's status blames (an insufficient reversal blames its ``transaction_id``: the
 caller gave no amount)."""

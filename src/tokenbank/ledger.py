@@ -455,6 +455,10 @@ class Ledger:
                 break
         return count
 
+    async def prune_spends(self) -> int:
+        """Forget spends that left their account's spend window (the hold sweeper runs it with the holds)."""
+        return await self.storage.prune_spends(self.ops.now())
+
     def transaction(self, result: OpResult, op: WriteOp | None = None) -> Transaction:
         """The public model of the transaction an applied op wrote; ``replayed`` for an idempotent replay of
         ``op`` (without ``op``, never)."""

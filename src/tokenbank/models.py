@@ -162,3 +162,39 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return all(check.ok for check in self.checks)
+
+
+@dataclass(frozen=True, slots=True)
+class Freeze:
+    """A freeze in force: which directions it stops, why, and until when (None: until unfrozen)."""
+
+    debits: bool
+    credits: bool
+    reason: str | None
+    until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpendLimit:
+    """At most ``amount`` spent (transfers, burns, holds) in any ``seconds`` long rolling window."""
+
+    amount: Decimal
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    """One account: its balances and controls (:meth:`TokenBank.get_account`)."""
+
+    user_id: str
+    balance: Decimal
+    """Spendable now."""
+    held: Decimal
+    """Reserved by pending holds."""
+    frozen: Freeze | None
+    """The freeze in force now (one whose ``until`` has passed is over: None)."""
+    closed: bool
+    max_balance: Decimal | None
+    spend_limit: SpendLimit | None
+    spent_in_window: Decimal
+    """What the account's current window has spent (0 without a spend limit)."""

@@ -23,6 +23,12 @@ class Status(IntEnum):
     TOKEN_NOT_INITIALIZED = 12
     DUPLICATE_TRANSACTION = 13
     BATCH_ABORTED = 14
+    DEBITS_FROZEN = 15
+    CREDITS_FROZEN = 16
+    ACCOUNT_CLOSED = 17
+    MAX_BALANCE_EXCEEDED = 18
+    SPEND_LIMIT_EXCEEDED = 19
+    ACCOUNT_NOT_EMPTY = 20
 
     @property
     def ok(self) -> bool:

@@ -102,7 +102,8 @@ class ChainJob:
 
 
 class HoldSweepJob:
-    """Voids holds past their expiry, every ``TOKEN_HOLD_SWEEP_INTERVAL`` seconds (1 s when that is 0)."""
+    """Voids holds past their expiry (and forgets spends that left their account's spend window), every
+    ``TOKEN_HOLD_SWEEP_INTERVAL`` seconds (1 s when that is 0)."""
 
     name = "holds"
 
@@ -114,7 +115,9 @@ class HoldSweepJob:
         return None
 
     async def run_once(self) -> int:
-        return await self._bank.ledger.expire_holds()
+        voided = await self._bank.ledger.expire_holds()
+        await self._bank.ledger.prune_spends()
+        return voided
 
     async def stop(self) -> None:
         return None

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 
 from tests.backends import BoundBackend
-from tokenbank import BalanceUpdate, InsufficientBalanceError, Settings, TransferRequest
+from tokenbank import (
+    AccountFrozenError,
+    BalanceUpdate,
+    InsufficientBalanceError,
+    LimitExceededError,
+    Settings,
+    TransferRequest,
+)
 from tokenbank.blocking import TokenBank
 
 
@@ -35,6 +42,20 @@ def test_reads_writes_and_errors(sync_bank: TokenBank) -> None:
     assert sync_bank.analytics.get_last_seq() >= 1
     chunks = list(sync_bank.analytics.iter_transaction_chunks(chunk_size=2))
     assert sum(len(chunk) for chunk in chunks) == sync_bank.analytics.count_transactions()
+
+
+def test_account_controls(sync_bank: TokenBank) -> None:
+    sync_bank.transfer("treasury", "alice", "10")
+    assert sync_bank.freeze("alice", reason="review").frozen is not None
+    with pytest.raises(AccountFrozenError):
+        sync_bank.transfer("alice", "bob", "1")
+    assert sync_bank.accounts.unfreeze("alice").frozen is None
+    info = sync_bank.set_limits("bob", max_balance="1", spend_per_window=("5", 60))
+    assert info.max_balance == Decimal(1) and info.spend_limit is not None and info.spend_limit.seconds == 60
+    with pytest.raises(LimitExceededError):
+        sync_bank.transfer("alice", "bob", "2")
+    assert sync_bank.close_account("carol").closed
+    assert sync_bank.get_account("alice").balance == Decimal(10)
 
 
 def test_every_thread_and_many_requests_share_one_loop(sync_bank: TokenBank) -> None:

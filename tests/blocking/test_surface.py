@@ -9,6 +9,7 @@ import pytest
 
 import tokenbank
 from tokenbank import blocking
+from tokenbank.services.accounts import AccountsService
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
 from tokenbank.services.chain import ChainService
@@ -28,6 +29,7 @@ PAIRS: list[tuple[type[Any], type[Any]]] = [
     (EventsService, blocking.BlockingEvents),
     (WebhooksService, blocking.BlockingWebhooks),
     (MonitorsService, blocking.BlockingMonitors),
+    (AccountsService, blocking.BlockingAccounts),
 ]
 
 

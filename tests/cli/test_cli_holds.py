@@ -120,7 +120,8 @@ def test_unknown_options_are_still_usage_errors(cli: Cli) -> None:
 @pytest.mark.parametrize(
     "command",
     ["init", "balance", "transfer", "mint", "burn", "hold", "capture", "void", "reverse", "top", "history", "supply",
-     "verify", "reconcile", "rebuild-cache", "token show", "token configure"],
+     "verify", "reconcile", "rebuild-cache", "token show", "token configure", "account show", "account freeze",
+     "account unfreeze", "account close", "account limits"],
 )  # fmt: skip
 def test_json_flag_is_where_the_docs_say(cli: Cli, command: str) -> None:
     assert "--json" in cli(*command.split(), "--help").stdout

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -108,6 +108,13 @@ AMOUNT_CASES: list[Case] = [
     ("hold-amount-float", lambda b: b.hold("alice", "bob", 0.5, expires_in=60), InvalidAmountError),
     ("hold-amount-negative", lambda b: b.hold("alice", "bob", -5, expires_in=60), InvalidAmountError),
     ("capture-amount-float", lambda b: b.capture("00000000-0000-0000-0000-000000000000", 0.5), InvalidAmountError),
+    *(
+        (f"max-balance-{label}", lambda b, a=amount: b.set_limits("alice", max_balance=a), InvalidAmountError)
+        for label, amount in BAD_AMOUNTS[:10]
+    ),
+    ("spend-window-amount-float", lambda b: b.set_limits("alice", spend_per_window=(0.5, 60)), InvalidAmountError),
+    ("spend-window-amount-none", lambda b: b.set_limits("alice", spend_per_window=(None, 60)), InvalidAmountError),
+    ("spend-window-amount-zero", lambda b: b.set_limits("alice", spend_per_window=(0, 60)), InvalidAmountError),
     ("split-amount-zero", split(amount=0), InvalidAmountError),
     ("split-share-float", split(legs=[("bob", 0.5)]), InvalidAmountError),
     ("split-share-zero-percent", split(legs=[("bob", "0%")]), InvalidAmountError),
@@ -130,6 +137,11 @@ ACCOUNT_CASES: list[Case] = [
     ("get-rank-bad", lambda b: b.get_rank(""), InvalidAccountError),
     ("get-balance-at-bad", lambda b: b.get_balance_at("", datetime.now(UTC)), InvalidAccountError),
     ("history-bad", lambda b: b.transactions.get_transaction_history("a\nb"), InvalidAccountError),
+    ("get-account-empty", lambda b: b.get_account(""), InvalidAccountError),
+    ("freeze-none", lambda b: b.freeze(None, reason="x"), InvalidAccountError),
+    ("unfreeze-129-chars", lambda b: b.unfreeze("x" * 129), InvalidAccountError),
+    ("close-control-char", lambda b: b.close_account("a\x00b"), InvalidAccountError),
+    ("set-limits-int", lambda b: b.set_limits(7, max_balance=5), InvalidAccountError),
     ("split-leg-to-sender", split(legs=[("bob", "1"), ("alice", "1")]), InvalidAccountError),
     ("split-receiver-twice", split(legs=[("bob", "1"), ("bob", "2")]), InvalidAccountError),
     ("split-remainder-to-sender", split(remainder_to="alice"), InvalidAccountError),
@@ -176,6 +188,31 @@ REQUEST_CASES: list[Case] = [
     ("balance-at-naive", lambda b: b.get_balance_at("alice", datetime(2024, 1, 1)), InvalidRequestError),
     ("history-types", lambda b: b.transactions.get_transaction_history("alice", types=["x"]), InvalidRequestError),
     ("history-cursor", lambda b: b.transactions.get_transaction_history("alice", cursor="x"), InvalidRequestError),
+    ("freeze-no-reason", lambda b: b.freeze("alice", reason=""), InvalidRequestError),
+    ("freeze-reason-none", lambda b: b.freeze("alice", reason=None), InvalidRequestError),
+    ("freeze-reason-too-long", lambda b: b.freeze("alice", reason="r" * 501), InvalidRequestError),
+    ("freeze-reason-nul", lambda b: b.freeze("alice", reason="a\x00b"), InvalidRequestError),
+    ("freeze-neither-direction", lambda b: b.freeze("alice", debits=False, reason="x"), InvalidRequestError),
+    ("freeze-debits-str", lambda b: b.freeze("alice", debits="yes", reason="x"), InvalidRequestError),
+    ("freeze-credits-int", lambda b: b.freeze("alice", credits=1, reason="x"), InvalidRequestError),
+    ("freeze-until-naive", lambda b: b.freeze("alice", reason="x", until=datetime(2999, 1, 1)), InvalidRequestError),
+    (
+        "freeze-until-past",
+        lambda b: b.freeze("alice", reason="x", until=datetime(2000, 1, 1, tzinfo=UTC)),
+        InvalidRequestError,
+    ),
+    ("freeze-until-str", lambda b: b.freeze("alice", reason="x", until="2999-01-01T00:00:00Z"), InvalidRequestError),
+    ("spend-window-not-a-pair", lambda b: b.set_limits("alice", spend_per_window=10), InvalidRequestError),
+    ("spend-window-triple", lambda b: b.set_limits("alice", spend_per_window=(1, 2, 3)), InvalidRequestError),
+    ("spend-window-0s", lambda b: b.set_limits("alice", spend_per_window=(1, 0)), InvalidRequestError),
+    ("spend-window-fraction", lambda b: b.set_limits("alice", spend_per_window=(1, 1.5)), InvalidRequestError),
+    ("spend-window-bool", lambda b: b.set_limits("alice", spend_per_window=(1, True)), InvalidRequestError),
+    ("spend-window-str", lambda b: b.set_limits("alice", spend_per_window=(1, "60")), InvalidRequestError),
+    (
+        "spend-window-367-days",
+        lambda b: b.set_limits("alice", spend_per_window=(1, timedelta(days=367))),
+        InvalidRequestError,
+    ),
     ("split-no-legs", split(legs=[]), InvalidRequestError),
     ("split-101-legs", split(legs=[(f"u{n}", "0.01") for n in range(101)]), InvalidRequestError),
     ("split-metadata-split-id", split(metadata={"split_id": "mine"}), InvalidRequestError),
@@ -203,7 +240,7 @@ async def test_bad_input_is_refused_and_changes_nothing(bank: TokenBank, table: 
     and backend; the ledger is compared after every row, so a row that changes anything is named)."""
     await bank.transfer("treasury", "alice", 100)
     await bank.transfer("treasury", "bob", 10)
-    expected_state = await snapshot(bank)
+    expected_state = await _state(bank)
     problems = []
     for label, call, error in TABLES[table]:
         raised: BaseException | None = None
@@ -213,16 +250,53 @@ async def test_bad_input_is_refused_and_changes_nothing(bank: TokenBank, table: 
             raised = exc
         if (problem := _outcome(raised, error)) is not None:
             problems.append(f"{label}: {problem}")
-        state = await snapshot(bank)
+        state = await _state(bank)
         if state != expected_state:
             problems.append(f"{label}: the ledger changed")
             expected_state = state
     assert not problems, f"{len(problems)} of {len(TABLES[table])} bad inputs mishandled:\n" + "\n".join(problems)
 
 
+async def _state(bank: TokenBank) -> tuple[object, ...]:
+    """The ledger, and the controls of the accounts the rows name (a control change also writes an audit entry)."""
+    return await snapshot(bank), await bank.get_account("alice"), await bank.get_account("bob")
+
+
 def test_the_tables_are_big_enough() -> None:
     labels = [label for table in TABLES.values() for label, _, _ in table]
     assert len(labels) == len(set(labels)) > 120
+
+
+# Edge values of the controls: a NaN or infinite window, an until beyond year 9999 once in UTC.
+CONTROL_EDGES: list[Case] = [
+    ("spend-window-nan", lambda b: b.set_limits("alice", spend_per_window=(1, math.nan)), InvalidRequestError),
+    ("spend-window-inf", lambda b: b.set_limits("alice", spend_per_window=(1, math.inf)), InvalidRequestError),
+    (
+        "freeze-until-beyond-9999-in-utc",
+        lambda b: b.freeze("alice", reason="x", until=datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))),
+        InvalidRequestError,
+    ),
+]
+
+
+@pytest.mark.parametrize(("label", "call", "error"), CONTROL_EDGES, ids=[case[0] for case in CONTROL_EDGES])
+async def test_control_edge_values_are_typed_errors(bank: TokenBank, label: str, call: Call, error: type) -> None:
+    before = await _state(bank)
+    raised: BaseException | None = None
+    try:
+        await call(bank)
+    except Exception as exc:
+        raised = exc
+    assert _outcome(raised, error) is None, f"{label}: {_outcome(raised, error)}"
+    assert await _state(bank) == before
+
+
+async def test_a_freeze_until_the_last_microsecond_reads_back(backend: BoundBackend) -> None:
+    """The latest ``until`` a datetime can hold is stored and read back as given."""
+    until = datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    async with open_bank(backend, initial_supply=10) as bank:
+        frozen = (await bank.freeze("alice", reason="for good", until=until)).frozen
+        assert frozen is not None and frozen.until == until
 
 
 NUL_TEXT = "line\x00two"

@@ -1,7 +1,8 @@
 """A random walk of ledger operations, checked after every step against a plain in-memory model.
 
 The account set is small and amounts are large relative to balances, so refusals (insufficient balance,
-supply cap, settled holds, second reversals) happen as often as successes. Runs on every backend.
+supply cap, settled holds, second reversals, frozen accounts, maximum balances) happen as often as successes.
+Runs on every backend.
 """
 
 from __future__ import annotations
@@ -26,18 +27,21 @@ from hypothesis.stateful import (
 
 from tests.backends import BoundBackend, unique
 from tokenbank import (
+    AccountFrozenError,
     BatchAbortedError,
     HoldStateError,
     HoldStatus,
     InsufficientBalanceError,
     InvalidAccountError,
     InvalidAmountError,
+    LimitExceededError,
     SupplyCapExceededError,
     TokenBank,
     TokenBankError,
     TransactionStateError,
     TransferRequest,
 )
+from tokenbank.splits import plan_split
 
 T = TypeVar("T")
 ACCOUNTS = ("treasury", "alice", "bob", "carol")
@@ -100,6 +104,20 @@ class LedgerMachine(RuleBasedStateMachine):
         self.supply = INITIAL
         self.model_holds: dict[str, ModelHold] = {}
         self.reversed: set[str] = set()
+        self.frozen_debits: set[str] = set()
+        self.frozen_credits: set[str] = set()
+        self.max_balance: dict[str, int] = {}
+
+    def controls_refuse(
+        self, debit: str | None, credit: str | None, amount: int, balance: dict[str, int] | None = None
+    ) -> type[TokenBankError] | None:
+        """What the accounts' controls refuse, checked before anything else, in the stores' order."""
+        balance = self.balance if balance is None else balance
+        if debit in self.frozen_debits or credit in self.frozen_credits:
+            return AccountFrozenError
+        if credit in self.max_balance and balance[credit] + amount > self.max_balance[credit]:
+            return LimitExceededError
+        return None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.runner.run(coro)
@@ -116,6 +134,9 @@ class LedgerMachine(RuleBasedStateMachine):
         if sender == receiver:
             self.refused(call, InvalidAccountError)
             return multiple()
+        if refusal := self.controls_refuse(sender, receiver, amount):
+            self.refused(call, refusal)
+            return multiple()
         if self.balance[sender] < amount:
             self.refused(call, InsufficientBalanceError)
             return multiple()
@@ -128,6 +149,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=irreversible, receiver=accounts, amount=units, form=forms)
     def mint(self, receiver: str, amount: int, form: str) -> Any:
         call = self.bank.mint(receiver, as_input(amount, form))
+        if refusal := self.controls_refuse(None, receiver, amount):
+            self.refused(call, refusal)
+            return multiple()
         if self.supply + amount > MAX_SUPPLY:
             self.refused(call, SupplyCapExceededError)
             return multiple()
@@ -139,6 +163,9 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(target=irreversible, sender=accounts, amount=units)
     def burn(self, sender: str, amount: int) -> Any:
         call = self.bank.burn(sender, tokens(amount))
+        if refusal := self.controls_refuse(sender, None, amount):
+            self.refused(call, refusal)
+            return multiple()
         if self.balance[sender] < amount:
             self.refused(call, InsufficientBalanceError)
             return multiple()
@@ -159,6 +186,8 @@ class LedgerMachine(RuleBasedStateMachine):
         for sender, receiver, amount in items:
             if sender == receiver:
                 expected.append(InvalidAccountError)
+            elif refusal := self.controls_refuse(sender, receiver, amount, balance):
+                expected.append(refusal)
             elif balance[sender] < amount:
                 expected.append(InsufficientBalanceError)
             else:
@@ -166,7 +195,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 balance[sender] -= amount
                 balance[receiver] += amount
         if atomic and any(expected):
-            invalid = [e if e is InvalidAccountError else None for e in expected]
+            invalid: list[type[TokenBankError] | None] = [e if e is InvalidAccountError else None for e in expected]
             if any(invalid):  # refused before reaching the store: each invalid item keeps its own error
                 expected = [e or BatchAbortedError for e in invalid]
             else:  # the store stops at the first failure
@@ -194,9 +223,19 @@ class LedgerMachine(RuleBasedStateMachine):
         if percent > 100 or fixed + amount * percent / 100 > amount:
             self.refused(call, InvalidAmountError)
             return multiple()
-        if self.balance[sender] < amount:
-            self.refused(call, InsufficientBalanceError)
-            return multiple()
+        # One atomic batch of a transfer per leg (as the split plans them): the first leg refused, by the
+        # accounts' controls or by the balance left, refuses the split.
+        balance = dict(self.balance)
+        plan = plan_split(sender, tokens(amount), legs, remainder_to, None, None, None, DECIMALS)
+        for leg in plan.legs:
+            refusal = self.controls_refuse(sender, leg.to_user_id, leg.units, balance)
+            if refusal is None and balance[sender] < leg.units:
+                refusal = InsufficientBalanceError
+            if refusal is not None:
+                self.refused(call, refusal)
+                return multiple()
+            balance[sender] -= leg.units
+            balance[leg.to_user_id] += leg.units
         txs = self.run(call)
         assert sum(tx.amount for tx in txs) == tokens(amount) and len({tx.split_id for tx in txs}) == 1
         moved = []
@@ -214,6 +253,9 @@ class LedgerMachine(RuleBasedStateMachine):
         call = self.bank.hold(sender, receiver, tokens(amount), expires_in=3600)
         if sender == receiver:
             self.refused(call, InvalidAccountError)
+            return multiple()
+        if refusal := self.controls_refuse(sender, None, amount):
+            self.refused(call, refusal)
             return multiple()
         if self.balance[sender] < amount:
             self.refused(call, InsufficientBalanceError)
@@ -237,6 +279,8 @@ class LedgerMachine(RuleBasedStateMachine):
         call = self.bank.capture(hold_id, None if part is None else tokens(part))
         if hold.status is not HoldStatus.PENDING:
             self.refused(call, HoldStateError)
+        elif refusal := self.controls_refuse(None, hold.receiver, hold.amount if part is None else part):
+            self.refused(call, refusal)
         elif part is not None and part > hold.amount:
             self.refused(call, InvalidAmountError)
         else:
@@ -269,6 +313,8 @@ class LedgerMachine(RuleBasedStateMachine):
         call = self.bank.reverse(tx.id, reason="model")
         if tx.id in self.reversed:
             self.refused(call, TransactionStateError)
+        elif refusal := self.controls_refuse(tx.receiver, tx.sender, tx.amount):
+            self.refused(call, refusal)
         elif self.balance[tx.receiver] < tx.amount:
             self.refused(call, InsufficientBalanceError)
         else:
@@ -281,6 +327,34 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(tx_id=irreversible)
     def reverse_mint_or_burn(self, tx_id: str) -> None:
         self.refused(self.bank.reverse(tx_id, reason="model"), TransactionStateError)
+
+    # account controls -----------------------------------------------------------------------------------
+    @rule(account=accounts, direction=st.sampled_from(["debits", "credits", "both"]))
+    def freeze(self, account: str, direction: str) -> None:
+        debits, credits = direction != "credits", direction != "debits"
+        info = self.run(self.bank.freeze(account, debits=debits, credits=credits, reason="model"))
+        assert info.frozen is not None and (info.frozen.debits, info.frozen.credits) == (debits, credits)
+        self.frozen_debits.discard(account)
+        self.frozen_credits.discard(account)
+        if debits:
+            self.frozen_debits.add(account)
+        if credits:
+            self.frozen_credits.add(account)
+
+    @rule(account=accounts)
+    def unfreeze(self, account: str) -> None:
+        assert self.run(self.bank.unfreeze(account)).frozen is None
+        self.frozen_debits.discard(account)
+        self.frozen_credits.discard(account)
+
+    @rule(account=accounts, maximum=st.none() | st.integers(1, 200_00))
+    def set_max_balance(self, account: str, maximum: int | None) -> None:
+        info = self.run(self.bank.set_limits(account, max_balance=None if maximum is None else tokens(maximum)))
+        assert info.max_balance == (None if maximum is None else tokens(maximum))
+        if maximum is None:
+            self.max_balance.pop(account, None)
+        else:
+            self.max_balance[account] = maximum
 
     # checks ---------------------------------------------------------------------------------------------
     @invariant()

@@ -237,7 +237,9 @@ async def test_openapi_amounts_are_strings(app: FastAPI) -> None:
         "/token", "/accounts/{user_id}/balance", "/accounts/{user_id}/transactions", "/accounts/{user_id}/rank",
         "/accounts/{user_id}/events", "/transfers", "/transfers/batch", "/splits", "/mint", "/burn", "/holds",
         "/holds/{hold_id}/capture", "/holds/{hold_id}/void", "/transactions/{transaction_id}/reverse",
-        "/transactions/{transaction_id}", "/leaderboard", "/health", "/metrics",
+        "/transactions/{transaction_id}", "/leaderboard", "/health", "/metrics", "/accounts/{user_id}",
+        "/accounts/{user_id}/freeze", "/accounts/{user_id}/unfreeze", "/accounts/{user_id}/close",
+        "/accounts/{user_id}/limits",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
 

@@ -24,7 +24,7 @@ LUA = SRC / "storage" / "redis" / "lua"
 
 # A status in SQL: a json "s" field built by json(b)_build_object or written as JSON text, or a comparison
 # against the "s" field of a result.
-SQL_STATUS = re.compile(r"""'s',\s*(\d+)|"s":\s*(\d+)|->>'s'\)::int\s*[<>=]+\s*(\d+)""")
+SQL_STATUS = re.compile(r"""'s',\s*(\d+)|"s":\s*(\d+)|->>'s'\)::int\s*[<>=]+\s*(\d+)|\bv_s\s*:=\s*(\d+)""")
 # A status in Lua: the same JSON field, or a number returned/compared where a status is.
 LUA_STATUS = re.compile(
     r""""s":\s*\d|\breturn[ \t]+\d+[ \t]*(?:,|$|\bend\b)|\bstatus\s*[<>=~]=?\s*\d|\bstored\(\s*\d""", re.M
@@ -86,6 +86,37 @@ SQL_SITES: dict[tuple[str, str], tuple[Status, ...]] = {
     (")", """SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN '{"s": #}'::json"""):
         (Status.INSUFFICIENT_BALANCE,),
     ("""SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN '{"s": #}'::json""",
+     "ELSE json_build_object('s', #, 't', json_build_array(row_to_json(ins)), 'h', NULL)"): (Status.OK,),
+    # tb_controls_refusal (0008): the refusals of account controls, in the order they are checked
+    ("AND user_id IN (v_debit, v_credit)) THEN", "RETURN jsonb_build_object('s', #);"): (Status.ACCOUNT_CLOSED,),
+    ("IF FOUND AND c.debits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > p_now) THEN",
+     "RETURN jsonb_build_object('s', #);"): (Status.DEBITS_FROZEN,),
+    ("IF FOUND AND c.credits_frozen AND (c.frozen_until IS NULL OR c.frozen_until > p_now) THEN",
+     "RETURN jsonb_build_object('s', #);"): (Status.CREDITS_FROZEN,),
+    ("IF v_spent + v_amount > c.window_amount THEN", "RETURN jsonb_build_object('s', #);"):
+        (Status.SPEND_LIMIT_EXCEEDED,),
+    ("IF COALESCE(v_balance, 0)::numeric + v_amount > c.max_balance THEN", "RETURN jsonb_build_object('s', #);"):
+        (Status.MAX_BALANCE_EXCEEDED,),
+    # tb_apply_controlled: a debit written (OK) is counted in its sender's spend window
+    ("v_res := tb_apply_one(p_token, p_op);",
+     "IF (v_res->>'s')::int = # AND p_op->>'kind' IN ('transfer', 'burn', 'hold') THEN"): (Status.OK,),
+    # tb_apply (0008), atomic: as in 0001/0003, with the controlled path
+    ("v_res := CASE WHEN v_controlled THEN tb_apply_controlled(p_token, v_op) ELSE tb_apply_one(p_token, v_op) END;",
+     "IF (v_res->>'s')::int > # THEN"): (Status.REPLAYED,),
+    # tb_apply_transfers (0008): an op's refusal, controls first (in tb_controls_refusal's order), then balance
+    ("IF v_ctl THEN", "IF c_closed[v_f] OR c_closed[v_t] THEN v_s := #;"): (Status.ACCOUNT_CLOSED,),
+    ("IF c_closed[v_f] OR c_closed[v_t] THEN v_s := #;", "ELSIF c_df[v_f] THEN v_s := #;"): (Status.DEBITS_FROZEN,),
+    ("ELSIF c_df[v_f] THEN v_s := #;", "ELSIF c_cf[v_t] THEN v_s := #;"): (Status.CREDITS_FROZEN,),
+    ("ELSIF c_cf[v_t] THEN v_s := #;",
+     "ELSIF c_wa[v_f] IS NOT NULL AND c_spent[v_f] + v_a > c_wa[v_f] THEN v_s := #;"): (Status.SPEND_LIMIT_EXCEEDED,),
+    ("ELSIF c_wa[v_f] IS NOT NULL AND c_spent[v_f] + v_a > c_wa[v_f] THEN v_s := #;",
+     "ELSIF c_max[v_t] IS NOT NULL AND v_bal[v_t]::numeric + v_a > c_max[v_t] THEN v_s := #;"):
+        (Status.MAX_BALANCE_EXCEEDED,),
+    ("END IF;", "IF v_s IS NULL AND v_bal[v_f] < v_a THEN v_s := #; END IF;"): (Status.INSUFFICIENT_BALANCE,),
+    ("IF v_fail IS NOT NULL THEN",
+     """SELECT json_agg(CASE WHEN n = v_fail THEN json_build_object('s', v_st[n]) ELSE '{"s": #}'::json END"""):
+        (Status.BATCH_ABORTED,),
+    ("SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN json_build_object('s', v_st[e.n])",
      "ELSE json_build_object('s', #, 't', json_build_array(row_to_json(ins)), 'h', NULL)"): (Status.OK,),
 }  # fmt: skip
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from tokenbank._version import __version__
-from tokenbank.cli import bench, chain, demo, export, ledger, migrate, split, sync, token, webhooks, worker
+from tokenbank.cli import account, bench, chain, demo, export, ledger, migrate, split, sync, token, webhooks, worker
 from tokenbank.cli.runtime import CliState, configure_logging, log_format_of
 from tokenbank.cli.serve import serve
 
@@ -70,6 +70,7 @@ export.register(app)
 migrate.register(app)
 sync.register(app)
 token.register(app)
+account.register(app)
 webhooks.register(app)
 worker.register(app)
 app.command("serve")(serve)

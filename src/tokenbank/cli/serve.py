@@ -1,7 +1,8 @@
 """``tokenbank serve``: the REST API (``tokenbank.integrations.fastapi.create_app``) under uvicorn.
 
-Every POST needs ``Authorization: Bearer $TOKENBANK_API_KEY``. Without that variable the server refuses to start
-(exit code 2), unless it is bound to loopback (127.0.0.1, ::1, localhost) and ``--insecure-local`` is given.
+Every write (each POST, and the PUT of an account's limits) needs ``Authorization: Bearer $TOKENBANK_API_KEY``.
+Without that variable the server refuses to start (exit code 2), unless it is bound to loopback (127.0.0.1, ::1,
+localhost) and ``--insecure-local`` is given.
 The key is never printed or logged. ``--workers N`` runs N uvicorn processes on the same port, each with its own
 bank on the same store (the stores are built for many writers; background loops are leader-elected or idempotent).
 """
@@ -145,7 +146,7 @@ def serve(
         bool,
         typer.Option(
             "--insecure-local",
-            help=f"Serve without {API_KEY_VARIABLE} (POSTs unauthenticated); only on a loopback address.",
+            help=f"Serve without {API_KEY_VARIABLE} (writes unauthenticated); only on a loopback address.",
         ),
     ] = False,
     log_level: Annotated[str, typer.Option("--log-level", help=f"uvicorn log level: {', '.join(LOG_LEVELS)}.")] = (
@@ -156,7 +157,7 @@ def serve(
         int, typer.Option("--workers", min=1, max=64, help="uvicorn worker processes (each with its own bank).")
     ] = 1,
 ) -> None:
-    """Run the REST API with uvicorn. POSTs need 'Authorization: Bearer $TOKENBANK_API_KEY'."""
+    """Run the REST API with uvicorn. Writes need 'Authorization: Bearer $TOKENBANK_API_KEY'."""
     state = state_of(ctx)
     with state.handled():  # the key check comes first inside run_server; typer.Exit passes through
         settings = None if refusal(host, insecure_local) else state.settings()

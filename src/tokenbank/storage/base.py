@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -90,6 +90,92 @@ class HoldRecord:
     expires_at: datetime
     created_at: datetime
     metadata: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ControlsRecord:
+    """An account's controls as a store keeps them (amounts in base units, times in UTC). A store enforces them
+    inside the write itself: a frozen direction, a closed account, the maximum balance, the spend per window."""
+
+    debits_frozen: bool = False
+    credits_frozen: bool = False
+    frozen_until: datetime | None = None
+    """The freeze ends at this time by itself (None: until unfrozen)."""
+    freeze_reason: str | None = None
+    closed: bool = False
+    max_balance: int | None = None
+    window_amount: int | None = None
+    window_seconds: int | None = None
+    window_spent: int = 0
+    """Read only: what the counted debits of the current window add up to (ignored when written)."""
+
+    def to_json(self, user_id: str) -> str:
+        """The one encoding of an account's controls: Redis's ``ctrl`` hash holds it (ops.lua reads it), and the
+        audit entry of a change carries it (hybrid mode's sync copies changes to PostgreSQL from there). Only the
+        controls the account has appear: ``df``/``cf`` debits/credits frozen, ``until`` (microseconds since the
+        epoch), ``reason``, ``closed``, ``max`` (maximum balance), ``wa``/``ws`` (spend window amount, seconds);
+        amounts are decimal strings of base units."""
+        fields: dict[str, object] = {"user_id": user_id}
+        if self.debits_frozen:
+            fields["df"] = True
+        if self.credits_frozen:
+            fields["cf"] = True
+        if self.frozen_until is not None:
+            fields["until"] = str(_micros(self.frozen_until))
+        if self.freeze_reason is not None:
+            fields["reason"] = self.freeze_reason
+        if self.closed:
+            fields["closed"] = True
+        if self.max_balance is not None:
+            fields["max"] = str(self.max_balance)
+        if self.window_amount is not None and self.window_seconds is not None:
+            fields["wa"], fields["ws"] = str(self.window_amount), self.window_seconds
+        return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, window_spent: int = 0) -> tuple[str, ControlsRecord]:
+        """(user id, controls) of :meth:`to_json`'s text."""
+        d = json.loads(text)
+        until = d.get("until")
+        return d["user_id"], cls(
+            debits_frozen=bool(d.get("df")), credits_frozen=bool(d.get("cf")),
+            frozen_until=None if until is None else _EPOCH + timedelta(microseconds=int(until)),
+            freeze_reason=d.get("reason"), closed=bool(d.get("closed")),
+            max_balance=None if d.get("max") is None else int(d["max"]),
+            window_amount=None if d.get("wa") is None else int(d["wa"]),
+            window_seconds=None if d.get("ws") is None else int(d["ws"]), window_spent=window_spent,
+        )  # fmt: skip
+
+    def merged(self, change: ControlsRecord, groups: Sequence[str]) -> ControlsRecord:
+        """These controls with the ``groups`` of ``change`` (``freeze``, ``close``, ``limits``) in their place."""
+        values = {name: getattr(self, name) for name in _CONTROL_GROUPS["all"]}
+        for group in groups:
+            values.update({name: getattr(change, name) for name in _CONTROL_GROUPS[group]})
+        return ControlsRecord(**values)
+
+
+_CONTROL_GROUPS = {
+    "freeze": ("debits_frozen", "credits_frozen", "frozen_until", "freeze_reason"),
+    "close": ("closed",),
+    "limits": ("max_balance", "window_amount", "window_seconds"),
+    "all": ("debits_frozen", "credits_frozen", "frozen_until", "freeze_reason", "closed", "max_balance",
+            "window_amount", "window_seconds"),
+}  # fmt: skip
+CONTROL_FIELDS = {"freeze": ("df", "cf", "until", "reason"), "close": ("closed",), "limits": ("max", "wa", "ws")}
+"""The JSON fields (:meth:`ControlsRecord.to_json`) of each group a change replaces."""
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _micros(moment: datetime) -> int:
+    delta = moment.astimezone(UTC) - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+CONTROL_ACTIONS = {"freeze": "account.freeze", "unfreeze": "account.unfreeze", "close": "account.close",
+                   "limits": "account.limits"}  # fmt: skip
+"""The audit actions of control changes; their details are :meth:`ControlsRecord.to_json`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +341,22 @@ class Storage(ABC):
 
     @abstractmethod
     async def append_audit(self, action: str, details: str) -> None: ...
+
+    @abstractmethod
+    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
+        """Replace the ``groups`` (``freeze``, ``close``, ``limits``) of the account's controls with ``change``'s,
+        with an audit entry ``action`` holding the result, ordered with the account's writes. Refuses (nothing
+        changed): ACCOUNT_CLOSED when it is closed already; ACCOUNT_NOT_EMPTY when the change closes an account
+        that still has a balance or held funds."""
+
+    @abstractmethod
+    async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:
+        """The account's controls (None: it has none), with what its window ending at ``now`` has spent."""
+
+    async def prune_spends(self, now: datetime) -> int:
+        """Forget the spends that left their account's window; how many. Stores that prune as they write
+        (Redis) have nothing to do here."""
+        return 0
 
     @abstractmethod
     async def verify(self) -> list[CheckRecord]:

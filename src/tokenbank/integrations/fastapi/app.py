@@ -1,6 +1,7 @@
 """``create_app()``: the ready-made API application that ``tokenbank serve`` runs (and tests build directly).
 
-Reads are open; every POST needs ``Authorization: Bearer <key>``, compared in constant time. Without a key the
+Reads are open; every write (each POST, and the PUT of an account's limits) needs ``Authorization: Bearer <key>``,
+compared in constant time. Without a key the
 app refuses to build unless ``allow_unauthenticated=True`` (``serve`` allows that only on loopback). An
 ``authorize`` hook, if given, still runs for every write and every read of one account, and for the dashboard
 (``GET /dashboard``, read-only like the other reads) and its data.
@@ -25,7 +26,7 @@ from tokenbank.integrations.fastapi.router import Authorize, create_router
 from tokenbank.settings import Settings
 
 API_KEY_VARIABLE = "TOKENBANK_API_KEY"
-_bearer = HTTPBearer(auto_error=False, description=f"The server's {API_KEY_VARIABLE}; needed by every POST.")
+_bearer = HTTPBearer(auto_error=False, description=f"The server's {API_KEY_VARIABLE}; needed by every write.")
 
 
 def require_api_key(api_key: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
@@ -68,7 +69,7 @@ def create_app(
     key = api_key if api_key is not None else os.environ.get(API_KEY_VARIABLE) or None
     if key is None and not allow_unauthenticated:
         raise ConfigurationError(
-            f"{API_KEY_VARIABLE}: is not set; every POST would be open to anyone who reaches the server "
+            f"{API_KEY_VARIABLE}: is not set; every write would be open to anyone who reaches the server "
             "(pass allow_unauthenticated=True only for a loopback-only server)"
         )
     if key is not None and not key.strip():
@@ -85,8 +86,9 @@ def create_app(
     decimals = bank.decimals if bank is not None else settings.decimals if settings is not None else None
     # Reads are open by design (the key guards the writes); without a key only a loopback server may get here.
     router = create_router(
-        prefix=prefix, authorize=authorize, mutation_dependencies=guard, allow_anonymous=True, decimals=decimals
-    )
+        prefix=prefix, authorize=authorize, mutation_dependencies=guard, allow_anonymous=True, decimals=decimals,
+        account_controls=True,
+    )  # fmt: skip
     app.include_router(router)
     if dashboard:
         # Imported here: the dashboard builds on this package, which must finish importing first.

@@ -4,7 +4,8 @@ Access control stays the application's, but a router always has some: ``authoriz
 (applied to every route) or an explicit ``allow_anonymous=True``; without one of them ``create_router`` raises
 ConfigurationError. ``authorize(request, action, user_id)`` (sync or async) runs before every write and every read
 of one account, with the account the action is for (see :class:`Action`); it refuses by raising, e.g.
-``HTTPException(403)``. ``mutation_dependencies=`` apply to the POST routes only.
+``HTTPException(403)``. ``mutation_dependencies=`` apply to the write routes only (every POST, and the PUT of an
+account's limits).
 """
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ from tokenbank.integrations.fastapi.schemas import (
     BatchBody,
     BurnBody,
     CaptureBody,
+    FreezeBody,
     HoldBody,
+    LimitsBody,
     MintBody,
     ReverseBody,
     SplitBody,
@@ -61,12 +64,14 @@ class Action(StrEnum):
     """The ``action`` strings passed to ``authorize``, and the ``user_id`` passed with each.
 
     Reads of one account (``user_id``: that account): ``balance.read``, ``history.read``, ``rank.read``,
-    ``events.subscribe``. Writes (``user_id``: the account whose tokens move): ``transfer`` (the sender; also
-    once per item of a batch, after one ``transfer.batch`` with ``None``; once for a split, ``POST /splits``),
-    ``mint`` (the receiver), ``burn``, ``hold.create``, ``hold.capture`` and ``hold.void`` (the hold's payer),
-    ``reverse`` (the receiver of the transfer being undone: its tokens go back). ``transaction.read``: the
-    transaction's sender (its receiver for a mint). Token-wide (``None``): ``token.read``, ``leaderboard.read``,
-    ``health.read``, ``metrics.read``.
+    ``events.subscribe``, ``account.read`` (its balances and controls). Writes (``user_id``: the account whose
+    tokens move): ``transfer`` (the sender; also once per item of a batch, after one ``transfer.batch`` with
+    ``None``; once for a split, ``POST /splits``), ``mint`` (the receiver), ``burn``, ``hold.create``,
+    ``hold.capture`` and ``hold.void`` (the hold's payer), ``reverse`` (the receiver of the transfer being undone:
+    its tokens go back). ``account.control`` (the account): a freeze, unfreeze, close or change of limits; an
+    operator's action, so a hook that lets users act on their own account must refuse it (``request.url.path``
+    says which change it is). ``transaction.read``: the transaction's sender (its receiver for a mint).
+    Token-wide (``None``): ``token.read``, ``leaderboard.read``, ``health.read``, ``metrics.read``.
     The hook sees everything else on ``request`` (headers, ``request.path_params``, ``await request.json()``).
     """
 
@@ -75,6 +80,8 @@ class Action(StrEnum):
     HISTORY_READ = "history.read"
     RANK_READ = "rank.read"
     EVENTS_SUBSCRIBE = "events.subscribe"
+    ACCOUNT_READ = "account.read"
+    ACCOUNT_CONTROL = "account.control"
     TRANSFER = "transfer"
     TRANSFER_BATCH = "transfer.batch"
     MINT = "mint"
@@ -89,6 +96,10 @@ class Action(StrEnum):
     METRICS_READ = "metrics.read"
 
 
+Allow = Callable[[Request, Action, str | None], Awaitable[None]]
+"""The router's own call of ``authorize`` (a no-op without one)."""
+
+
 def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {status: {"model": api.Error} for status in statuses}
 
@@ -100,8 +111,9 @@ def _json_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 _COMMON = _errors(401, 403, 500, 503)
-# 400: a body that is not even text (FastAPI's own answer); 413: over max_body_bytes.
-_WRITE = _errors(400, 404, 409, 413, 422)
+# 400: a body that is not even text (FastAPI's own answer); 413: over max_body_bytes; 423: a frozen account.
+_WRITE = _errors(400, 404, 409, 413, 422, 423)
+_CONTROL = _errors(400, 409, 413, 422)
 _REPLAYED_HEADERS = {
     REPLAYED_HEADER: {
         "description": "`true`: the same Idempotency-Key with the same request was applied before; this is its "
@@ -155,6 +167,7 @@ def create_router(
     tags: Sequence[str] = ("tokenbank",),
     sse_keepalive: float = DEFAULT_KEEPALIVE,
     max_body_bytes: int = MAX_BODY_BYTES,
+    account_controls: bool = False,
 ) -> APIRouter:
     """The tokenbank REST API. Needs the bank on ``app.state`` (see ``token_bank_lifespan``) and the app's
     ``install_error_handlers(app)`` for ``{code, message, param}`` error bodies.
@@ -164,7 +177,10 @@ def create_router(
     it, writes included: for demos, tests and loopback-only servers, never for a public one.
     ``decimals``: the token's decimals, so the OpenAPI schema's amount pattern allows exactly the amounts the
     ledger accepts (without it, amounts with too many fractional digits pass the schema and get a 422).
-    ``max_body_bytes``: larger request bodies get 413.
+    ``max_body_bytes``: larger request bodies get 413. ``account_controls=True`` adds the operator routes under
+    ``/accounts/{user_id}`` (read, freeze, unfreeze, close, limits; actions ``account.read`` and
+    ``account.control``): off by default, so that a hook written before them, one that lets users act on their own
+    account, never lets them unfreeze themselves or lift their own limits.
 
     Raises ConfigurationError without a guard or for a bad ``decimals`` / ``max_body_bytes``."""
     if authorize is None and not dependencies and not allow_anonymous:
@@ -440,7 +456,56 @@ def create_router(
         )
         return api.Transaction.of(_mark_replay(response, tx))
 
+    if account_controls:
+        _add_account_routes(router, allow, writes, bodies.limits)
     return router
+
+
+def _add_account_routes(router: APIRouter, allow: Allow, writes: list[DependsParam], limits: type[LimitsBody]) -> None:
+    """The operator routes of ``create_router(account_controls=True)``: an account's controls."""
+
+    @router.get("/accounts/{user_id}", response_model=api.Account, responses=_errors(409, 422))
+    async def get_account(request: Request, bank: Bank, user_id: UserId) -> api.Account:
+        """Balances and controls: the freeze in force, closed, maximum balance, spend limit and what its window
+        has spent."""
+        await allow(request, Action.ACCOUNT_READ, user_id)
+        return api.Account.of(await bank.get_account(user_id))
+
+    @router.post("/accounts/{user_id}/freeze", response_model=api.Account, responses=_CONTROL, dependencies=writes)
+    async def freeze(request: Request, bank: Bank, user_id: UserId, body: FreezeBody) -> api.Account:
+        """Stop the account's debits (default), credits or both, replacing any freeze, until ``until`` or an
+        unfreeze; writes it would make then answer 423 ``account_frozen``. Voids still return held funds."""
+        await allow(request, Action.ACCOUNT_CONTROL, user_id)
+        info = await bank.freeze(
+            user_id, debits=body.debits, credits=body.credits, reason=body.reason, until=body.until
+        )
+        return api.Account.of(info)
+
+    @router.post("/accounts/{user_id}/unfreeze", response_model=api.Account, responses=_CONTROL, dependencies=writes)
+    async def unfreeze(request: Request, bank: Bank, user_id: UserId) -> api.Account:
+        """End the account's freeze (nothing happens without one)."""
+        await allow(request, Action.ACCOUNT_CONTROL, user_id)
+        return api.Account.of(await bank.unfreeze(user_id))
+
+    @router.post("/accounts/{user_id}/close", response_model=api.Account, responses=_CONTROL, dependencies=writes)
+    async def close_account(request: Request, bank: Bank, user_id: UserId) -> api.Account:
+        """Close an account that holds nothing, for good (409 ``transaction_state`` while it holds funds); every
+        later write to or from it answers 409 ``account_closed``."""
+        await allow(request, Action.ACCOUNT_CONTROL, user_id)
+        return api.Account.of(await bank.close_account(user_id))
+
+    @router.put("/accounts/{user_id}/limits", response_model=api.Account, responses=_CONTROL, dependencies=writes)
+    @_accepts(limits)
+    async def set_limits(request: Request, bank: Bank, user_id: UserId, body: LimitsBody) -> api.Account:
+        """Replace the account's limits (a limit left out: none); writes that would break one answer 409
+        ``limit_exceeded``."""
+        await allow(request, Action.ACCOUNT_CONTROL, user_id)
+        window = body.spend_per_window
+        info = await bank.set_limits(
+            user_id, max_balance=body.max_balance,
+            spend_per_window=None if window is None else (window.amount, window.seconds),
+        )  # fmt: skip
+        return api.Account.of(info)
 
 
 _ABORTED_DOC = (

@@ -11,7 +11,7 @@ import base64
 import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -23,6 +23,7 @@ from tokenbank.health import HealthReport
 from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_METADATA_BYTES, MAX_REASON_LENGTH
 from tokenbank.models import HoldStatus, TransactionType
 from tokenbank.operations import MAX_HOLD_SECONDS
+from tokenbank.services.accounts import MAX_WINDOW_SECONDS
 from tokenbank.splits import MAX_LEGS as MAX_SPLIT_LEGS
 
 MAX_DECIMALS = 18
@@ -148,6 +149,31 @@ if TYPE_CHECKING:
 else:
     Amount = amount_type(None)
 
+TIME_PATTERN = (
+    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+    r"(?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+"""An RFC 3339 time with its offset (``2030-01-01T00:00:00Z``), to the microsecond the ledger keeps."""
+_match_time = re.compile(TIME_PATTERN).match
+
+
+def _utc_time(value: object) -> datetime:
+    """A time in ``TIME_PATTERN``, as an aware UTC datetime (a day the month lacks, year 0 or a time beyond
+    year 9999 in UTC is refused in words)."""
+    if not isinstance(value, str) or not _match_time(value):
+        raise PydanticCustomError("time_format", "must be an RFC 3339 time with an offset, e.g. 2030-01-01T00:00:00Z")
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise PydanticCustomError("time_range", "must be a real time between years 1 and 9999 (UTC)") from None
+
+
+Time = Annotated[
+    datetime,
+    BeforeValidator(_utc_time),
+    Field(json_schema_extra={"type": "string", "format": "date-time", "pattern": TIME_PATTERN}),
+]
+
 
 def amount_text(value: Decimal) -> str:
     """A Decimal as plain text, never in exponent notation (``Decimal('1E-18')`` -> ``'0.000000000000000001'``)."""
@@ -227,6 +253,29 @@ class ReverseBody(_Request):
     metadata: Metadata | None = None
 
 
+class FreezeBody(_Request):
+    debits: bool = Field(True, description="Stop what the account sends: transfers, burns, holds (default).")
+    credits: bool = Field(
+        False, description="Stop what it receives: transfers, mints, captures. At least one of the two is true."
+    )
+    reason: Annotated[str, Field(min_length=1, max_length=MAX_REASON_LENGTH, pattern=r"^[^\x00]+$")]
+    until: Time | None = Field(None, description="When the freeze ends by itself (in the future); null: at unfreeze.")
+
+
+class SpendWindowBody(_Request):
+    amount: Amount
+    seconds: Annotated[int, Field(ge=1, le=MAX_WINDOW_SECONDS), BeforeValidator(_whole_float)]
+
+
+class LimitsBody(_Request):
+    """The account's limits, replacing the ones it had (a limit left out or null: none)."""
+
+    max_balance: Amount | None = Field(None, description="Credits that would take the balance above it are refused.")
+    spend_per_window: SpendWindowBody | None = Field(
+        None, description="At most `amount` spent (transfers, burns, holds) in any rolling `seconds` long window."
+    )
+
+
 PERCENT_PATTERN = r"(?:100(?:\.0{1,18})?|[1-9][0-9]?(?:\.[0-9]{1,18})?|0\.[0-9]{0,17}[1-9][0-9]{0,17})%"
 """A percentage share: more than 0, at most 100, then ``%`` (``"12.5%"``)."""
 
@@ -299,6 +348,7 @@ class RequestBodies:
     burn: type[BurnBody]
     hold: type[HoldBody]
     capture: type[CaptureBody]
+    limits: type[LimitsBody]
     split: type[SplitBody]
 
 
@@ -307,13 +357,14 @@ def request_bodies(decimals: int | None) -> RequestBodies:
     """The request bodies whose amount pattern allows exactly what a token with ``decimals`` accepts; the
     same classes for the same decimals (so one app's schema names each once)."""
     if decimals is None:
-        return RequestBodies(TransferBody, BatchBody, MintBody, BurnBody, HoldBody, CaptureBody, SplitBody)
+        return RequestBodies(TransferBody, BatchBody, MintBody, BurnBody, HoldBody, CaptureBody, LimitsBody, SplitBody)
     amount = amount_type(decimals)
 
     def derive(base: type[_Request], **fields: Any) -> Any:
         return create_model(base.__name__, __base__=base, __module__=__name__, **fields)
 
     item = derive(BatchItem, amount=(amount, ...))
+    window = derive(SpendWindowBody, amount=(amount, ...))
     leg = derive(SplitLegBody, share=(share_type(decimals), ...))
     legs = Annotated[list[leg], Field(min_length=1, max_length=MAX_SPLIT_LEGS, description=_LEGS)]  # type: ignore[valid-type]
     transfers = Annotated[list[item], Field(min_length=1, max_length=MAX_BATCH)]  # type: ignore[valid-type]
@@ -324,6 +375,11 @@ def request_bodies(decimals: int | None) -> RequestBodies:
         burn=derive(BurnBody, amount=(amount, ...)),
         hold=derive(HoldBody, amount=(amount, ...)),
         capture=derive(CaptureBody, amount=(amount | None, Field(None, description=_CAPTURE_AMOUNT))),
+        limits=derive(
+            LimitsBody,
+            max_balance=(amount | None, LimitsBody.model_fields["max_balance"]),
+            spend_per_window=(window | None, LimitsBody.model_fields["spend_per_window"]),
+        ),
         split=derive(SplitBody, amount=(amount, ...), legs=(legs, ...)),
     )
 
@@ -455,6 +511,45 @@ class BatchAborted(BaseModel):
     message: str
     param: str | None = Field(None, description="The failing item's field, e.g. `transfers.1.amount`.")
     results: list[TransferResult] = Field(description="One result per requested transfer, in order.")
+
+
+class Freeze(BaseModel):
+    debits: bool
+    credits: bool
+    reason: str | None
+    until: datetime | None = Field(description="When it ends by itself; null: at unfreeze.")
+
+
+class SpendLimit(BaseModel):
+    amount: OutAmount
+    seconds: int
+
+
+class Account(BaseModel):
+    """One account's balances and controls."""
+
+    user_id: str
+    balance: OutAmount = Field(description="Spendable now.")
+    held: OutAmount = Field(description="Reserved by pending holds.")
+    frozen: Freeze | None = Field(description="The freeze in force; null when there is none.")
+    closed: bool
+    max_balance: OutAmount | None
+    spend_limit: SpendLimit | None
+    spent_in_window: OutAmount = Field(description="What the current spend window has spent (0 without a limit).")
+
+    @classmethod
+    def of(cls, info: models.AccountInfo) -> Account:
+        frozen = info.frozen
+        limit = info.spend_limit
+        return cls(
+            user_id=info.user_id, balance=amount_text(info.balance), held=amount_text(info.held),
+            frozen=None if frozen is None else Freeze(
+                debits=frozen.debits, credits=frozen.credits, reason=frozen.reason, until=frozen.until
+            ),
+            closed=info.closed, max_balance=None if info.max_balance is None else amount_text(info.max_balance),
+            spend_limit=None if limit is None else SpendLimit(amount=amount_text(limit.amount), seconds=limit.seconds),
+            spent_in_window=amount_text(info.spent_in_window),
+        )  # fmt: skip
 
 
 class HealthCheck(BaseModel):

@@ -20,9 +20,11 @@ from sqlalchemy.exc import ArgumentError
 from tokenbank.chain.proofs import Checkpoint
 from tokenbank.errors import ConfigurationError, InvalidRequestError, StorageError, StorageUnavailableError
 from tokenbank.settings import Settings
+from tokenbank.status import Status
 from tokenbank.storage.base import (
     AuditRecord,
     CheckRecord,
+    ControlsRecord,
     HistoryQuery,
     HoldRecord,
     OpResult,
@@ -245,6 +247,13 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
             ) from None
 
     # verification and health -------------------------------------------------------------------------------
+    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
+        """Redis enforces them; the change's audit entry carries it to PostgreSQL with the sync."""
+        return await self.redis.set_controls(user_id, change, groups, action)
+
+    async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:
+        return await self.redis.get_controls(user_id, now)
+
     async def verify(self) -> list[CheckRecord]:
         """Each store's own invariants (names prefixed ``redis:`` / ``postgresql:``), then the two compared
         once PostgreSQL has caught up (supply, transaction count, quarantined conflicts)."""

@@ -30,7 +30,8 @@ from tokenbank.storage.redis import layout
 from tokenbank.storage.redis.codec import token_fields
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql import reads
-from tokenbank.storage.sql.schema import accounts, audit, holds, transactions
+from tokenbank.storage.sql.controls import controls_record
+from tokenbank.storage.sql.schema import account_controls, accounts, audit, holds, transactions
 from tokenbank.storage.wire import SQL
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ async def rebuild_cache(store: StorePair, *, force: bool = False, progress: Prog
     n_tx, trimmed = await _transactions(store, totals, progress)
     n_holds = await _holds(store, totals, progress)
     n_audit = await _audit(store, totals, progress)
+    await _controls(store)
     top_seq = await sql.run_sync(lambda conn: _max_seq(conn, sql.token))
     async with translated():
         await layout.set_counter(client, keys.seq, top_seq)
@@ -75,6 +77,17 @@ async def rebuild_cache(store: StorePair, *, force: bool = False, progress: Prog
     async with translated():
         await layout.put_token(client, keys, fields)
     return RebuildReport(n_accounts, n_tx, n_holds, n_audit, trimmed, time.perf_counter() - started)
+
+
+async def _controls(store: StorePair) -> None:
+    """Every account's controls (spend windows start empty: PostgreSQL keeps no spends of hybrid mode)."""
+    sql = store.sql
+    stmt = sa.select(account_controls).where(account_controls.c.token == sql.token)
+    rows: Sequence[Any] = await fetch(sql, stmt)
+    entries = {row.user_id: controls_record(row).to_json(row.user_id) for row in rows}
+    if entries:
+        async with translated():
+            await layout.put_controls(store.redis.client, store.redis.keys, entries)
 
 
 def _totals(conn: Connection, token: str) -> dict[str, int]:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage import _translate
+from tokenbank.storage.base import CONTROL_ACTIONS, ControlsRecord
 from tokenbank.storage.sql.backend import SqlStorage
 from tokenbank.storage.sql.connection import parse_url, postgres_dsn, postgres_server_settings
 from tokenbank.storage.sql.schema import transactions
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
 
 _REPLICATE = "SELECT tb_replicate($1, $2::jsonb, $3::jsonb, $4::jsonb, $5)::text"
 _EXCLUDE = "UPDATE tb_tokens SET leaderboard_exclude = $2 WHERE symbol = $1"
+_CONTROL_COLUMNS = (
+    "debits_frozen", "credits_frozen", "frozen_until", "freeze_reason", "closed", "max_balance", "window_amount",
+    "window_seconds",
+)  # fmt: skip
+_CONTROLS = (
+    f"INSERT INTO tb_account_controls (token, user_id, {', '.join(_CONTROL_COLUMNS)}) "
+    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (token, user_id) DO UPDATE SET "
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _CONTROL_COLUMNS)
+)
 
 
 _CREATED_AT = re.compile(r'"created_at":"(\d+)"')
@@ -153,16 +163,21 @@ class Replicator:
         token = self.sql.token
         audit_json = json.dumps([_audit_dict(item) for item in audit], ensure_ascii=False) if audit else None
         fields_json = json.dumps(dict(token_fields), ensure_ascii=False) if token_fields is not None else None
+        # Account controls live in Redis's ctrl hash; each change's audit entry carries it (in order) here.
+        controls = [_control_row(token, item.details) for item in audit if item.action in CONTROL_ACTIONS.values()]
         try:
             conn = await self._connection()
-            if token_fields is None:
+            if token_fields is None and not controls:
                 raw = await conn.fetchval(_REPLICATE, token, entries_json, audit_json, fields_json, strict)
             else:
                 async with conn.transaction():
                     raw = await conn.fetchval(_REPLICATE, token, entries_json, audit_json, fields_json, strict)
-                    # tb_replicate (revision 0002) copies the settings it knows; the leaderboard exclusions came
-                    # later and are copied here, in the same transaction.
-                    await conn.execute(_EXCLUDE, token, token_fields.get("leaderboard_exclude"))
+                    if token_fields is not None:
+                        # tb_replicate (revision 0002) copies the settings it knows; the leaderboard exclusions
+                        # came later and are copied here, in the same transaction.
+                        await conn.execute(_EXCLUDE, token, token_fields.get("leaderboard_exclude"))
+                    if controls:
+                        await conn.executemany(_CONTROLS, controls)
         except asyncpg.PostgresError as exc:  # the statement failed and was rolled back: the connection is fine
             if exc.sqlstate and exc.sqlstate.startswith(("08", "57")):  # connection or server going away
                 self._drop()
@@ -202,6 +217,11 @@ class Replicator:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.terminate()  # never waits: the connection may be the thing that is stuck
+
+
+def _control_row(token: str, details: str) -> tuple[Any, ...]:
+    user_id, controls = ControlsRecord.from_json(details)
+    return (token, user_id, *(getattr(controls, name) for name in _CONTROL_COLUMNS))
 
 
 def _audit_dict(item: AuditItem) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -22,8 +23,10 @@ from tokenbank.errors import (
 from tokenbank.settings import Settings
 from tokenbank.status import Status
 from tokenbank.storage.base import (
+    CONTROL_FIELDS,
     AuditRecord,
     CheckRecord,
+    ControlsRecord,
     HistoryQuery,
     HoldRecord,
     OpResult,
@@ -38,6 +41,7 @@ from tokenbank.storage.base import (
 )
 from tokenbank.storage.capabilities import ChainEntry, ChainStore
 from tokenbank.storage.redis import codec, connect, events, replicas, verify
+from tokenbank.storage.redis import controls as redis_controls
 from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.chain import RedisChain
 from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
@@ -285,6 +289,23 @@ class RedisStorage(Storage, ChainStore):
                 m = json.loads(row)
                 out.append(AuditRecord(entry_id, m["action"], m["details"], from_us(m["ts"])))
         return out
+
+    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
+        keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq]
+        fields = [name for group in groups for name in CONTROL_FIELDS[group]]
+        args = [user_id, change.to_json(user_id), json.dumps(fields), action]
+        return Status(int(await self._script(self.scripts.set_controls, keys, args, resend=False)))
+
+    async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:
+        text = await self._cmd("HGET", self.keys.ctrl, user_id)
+        if text is None:
+            return None
+        _, controls = ControlsRecord.from_json(text)
+        if controls.window_seconds is None:
+            return controls
+        start = redis_controls.window_start_us(now, controls.window_seconds)
+        members = await self._cmd("ZRANGEBYSCORE", self.keys.spends(user_id), f"({start}", "+inf")
+        return replace(controls, window_spent=redis_controls.spent_in_window(members))
 
     async def verify(self) -> list[CheckRecord]:
         return await self._retrying(lambda: verify.run_checks(self.client, self.keys))

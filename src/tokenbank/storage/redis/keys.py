@@ -29,7 +29,7 @@ def check_key_prefix(prefix: str) -> str:
 
 _FIXED = (
     "token", "seq", "bal", "held", "lb", "tx", "idem", "rev", "holds", "hexp", "stream", "audit", "auditseq", "htrim",
-    "chain",
+    "chain", "ctrl",
 )  # fmt: skip
 
 
@@ -53,6 +53,7 @@ class TokenKeys:
     auditseq: str
     htrim: str
     chain: str
+    ctrl: str
     history_prefix: str
 
     @classmethod
@@ -85,6 +86,15 @@ class TokenKeys:
     def history(self, user_id: str) -> str:
         """The history index of one account (the id is data after a fixed segment, never a pattern)."""
         return self.history_prefix + user_id
+
+    def spends(self, user_id: str) -> str:
+        """The debits one account's spend window counts (a sorted set; the id is data after a fixed segment)."""
+        return self.tag + ":sp:" + user_id
+
+    @property
+    def spent(self) -> str:
+        """The running total of each account's spend set (a hash), kept by the write scripts."""
+        return self.tag + ":spent"
 
     def write_keys(self) -> list[str]:
         """KEYS of the write scripts, in the order lib.lua expects."""

@@ -144,3 +144,8 @@ def put_holds(
 async def put_audit(client: Redis, keys: TokenKeys, entries: Mapping[str, str]) -> None:
     """Write audit entries by id (the id counter is set separately, with :func:`set_counter`)."""
     await client.hset(keys.audit, mapping=dict(entries))  # type: ignore[arg-type]
+
+
+async def put_controls(client: Redis, keys: TokenKeys, entries: Mapping[str, str]) -> None:
+    """Write account controls (account id -> the ctrl hash's JSON)."""
+    await client.hset(keys.ctrl, mapping=dict(entries))  # type: ignore[arg-type]

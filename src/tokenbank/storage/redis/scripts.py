@@ -25,7 +25,12 @@ from redis.commands.core import AsyncScript
 from tokenbank.status import Status
 
 _WRITE_PATH = ("status.lua", "lib.lua", "ops.lua")
-_PREPENDED = {"apply.lua": _WRITE_PATH, "create_token.lua": _WRITE_PATH, "update_token.lua": ("status.lua",)}
+_PREPENDED = {
+    "apply.lua": _WRITE_PATH,
+    "create_token.lua": _WRITE_PATH,
+    "update_token.lua": ("status.lua",),
+    "set_controls.lua": ("status.lua",),
+}
 _READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua")
 
 HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
@@ -64,6 +69,7 @@ class Scripts:
     apply: AsyncScript
     create_token: AsyncScript
     update_token: AsyncScript
+    set_controls: AsyncScript
     append_audit: AsyncScript
     top_holders: AsyncScript
     rank: AsyncScript

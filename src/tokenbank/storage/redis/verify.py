@@ -34,6 +34,7 @@ class _Scan:
     replayed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     minted: int = 0
     burned: int = 0
+    closed: list[str] = field(default_factory=list)
 
 
 async def _hscan(client: Redis, key: str) -> AsyncIterator[tuple[str, str]]:
@@ -59,6 +60,9 @@ async def _scan(client: Redis, keys: TokenKeys) -> _Scan:
         scan.ranked[user] = score
     async for _, row in _hscan(client, keys.tx):
         _replay(scan, json.loads(row))
+    async for user, row in _hscan(client, keys.ctrl):
+        if json.loads(row).get("closed"):
+            scan.closed.append(user)
     return scan
 
 
@@ -105,6 +109,7 @@ def _checks(scan: _Scan, total: int, note: str) -> list[CheckRecord]:
     positive = {u: v for u, v in scan.balances.items() if v > 0}
     board_mismatch = [u for u in {*positive, *scan.ranked} if scan.ranked.get(u) != -float(positive.get(u, 0))]
     supply = scan.minted - scan.burned
+    closed_holding = [u for u in scan.closed if scan.balances.get(u, 0) or scan.held.get(u, 0)]
     return [
         CheckRecord(
             "balances + held == total supply",
@@ -120,4 +125,5 @@ def _checks(scan: _Scan, total: int, note: str) -> list[CheckRecord]:
         CheckRecord("held == pending holds", not held_mismatch, _sample(held_mismatch) + note),
         CheckRecord("balances == replayed ledger", not replay_mismatch, _sample(replay_mismatch) + note),
         CheckRecord("leaderboard == balances", not board_mismatch, _sample(board_mismatch) + note),
+        CheckRecord("closed accounts hold nothing", not closed_holding, _sample(closed_holding) + note),
     ]

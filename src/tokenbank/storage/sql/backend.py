@@ -19,6 +19,7 @@ from tokenbank.storage import _translate
 from tokenbank.storage.base import (
     AuditRecord,
     CheckRecord,
+    ControlsRecord,
     HistoryQuery,
     HoldRecord,
     OpResult,
@@ -34,6 +35,7 @@ from tokenbank.storage.base import (
 from tokenbank.storage.capabilities import ChainEntry, ChainStore, HealthCheck, HealthChecks, SqlLedgerAccess
 from tokenbank.storage.sql import chain, reads, verify
 from tokenbank.storage.sql.connection import parse_url
+from tokenbank.storage.sql.controls import prune_spends, read_controls, write_controls
 from tokenbank.storage.sql.migrate import (
     current_revision,
     head_revision,
@@ -235,6 +237,18 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks):
 
     async def audit_log(self, limit: int, before_id: int | None) -> list[AuditRecord]:
         return await self.run_sync(lambda conn: reads.audit_log(conn, self.token, limit, before_id))
+
+    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
+        now = datetime.now(UTC)
+        return await self.run_sync(
+            lambda conn: write_controls(conn, self.token, user_id, change, groups, action, now), write=True
+        )
+
+    async def prune_spends(self, now: datetime) -> int:
+        return await self.run_sync(lambda conn: prune_spends(conn, self.token, now), write=True)
+
+    async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:
+        return await self.run_sync(lambda conn: read_controls(conn, self.token, user_id, now))
 
     async def verify(self) -> list[CheckRecord]:
         # One repeatable snapshot on PostgreSQL, so concurrent writes cannot make the sums disagree.

@@ -257,3 +257,32 @@ checkpoints = sa.Table(
     sa.Column("created_at", sa.String(32), nullable=False),
     sa.Column("signature", sa.String(128), nullable=False),
 )
+
+# Account controls, enforced by the write paths (SQLite's writer, PostgreSQL's tb_apply): a frozen direction, a
+# closed account, a maximum balance, a spend limit per rolling window. An account without a row has none.
+account_controls = sa.Table(
+    "tb_account_controls",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), primary_key=True),
+    sa.Column("debits_frozen", sa.Boolean, nullable=False),
+    sa.Column("credits_frozen", sa.Boolean, nullable=False),
+    sa.Column("frozen_until", TIME),
+    sa.Column("freeze_reason", sa.Text),
+    sa.Column("closed", sa.Boolean, nullable=False),
+    sa.Column("max_balance", UNITS),
+    sa.Column("window_amount", UNITS),
+    sa.Column("window_seconds", sa.Integer),
+)
+
+# The debits a spend window counts (transfers, burns, holds of an account with a window), pruned as they leave it.
+account_spends = sa.Table(
+    "tb_account_spends",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), primary_key=True),
+    sa.Column("tx_id", sa.String(36), primary_key=True),
+    sa.Column("amount", UNITS, nullable=False),
+    sa.Column("at", TIME, nullable=False),
+)
+sa.Index("ix_tb_account_spends_window", account_spends.c.token, account_spends.c.user_id, account_spends.c.at)

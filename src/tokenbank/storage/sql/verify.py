@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage.base import CheckRecord
-from tokenbank.storage.sql.schema import accounts, holds, tokens, transactions
+from tokenbank.storage.sql.schema import account_controls, accounts, holds, tokens, transactions
 
 _SAMPLE = 5
 _LOW_BITS = 0xFFFFFFFF
@@ -88,6 +88,22 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
     )
 
     checks.append(_ledger_matches_balances(conn, token))
+    closed_holding = conn.execute(
+        sa.select(accounts.c.user_id)
+        .select_from(
+            accounts.join(
+                account_controls,
+                sa.and_(account_controls.c.token == accounts.c.token, account_controls.c.user_id == accounts.c.user_id),
+            )
+        )
+        .where(accounts.c.token == token, account_controls.c.closed, (accounts.c.balance != 0) | (accounts.c.held != 0))
+        .limit(_SAMPLE)
+    ).all()
+    checks.append(
+        CheckRecord(
+            "closed accounts hold nothing", not closed_holding, ", ".join(r.user_id for r in closed_holding) or "none"
+        )
+    )
     return checks
 
 

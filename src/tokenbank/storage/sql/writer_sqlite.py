@@ -23,6 +23,7 @@ from tokenbank.ids import new_id
 from tokenbank.status import Status
 from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
 from tokenbank.storage.sql.connection import SqliteThread
+from tokenbank.storage.sql.controls import SqliteControls
 from tokenbank.storage.sql.writer import SqlWriter
 from tokenbank.storage.wire import SQL
 
@@ -120,6 +121,7 @@ class _Writer:
         self._head: tuple[int, str] | None = None
         self._head_moved = False
         self._next_seq = 0
+        self.controls = SqliteControls(conn, token)
 
     def _one(self, sql: str, *params: Any) -> Any:
         return self.conn.exec_driver_sql(sql, params).first()
@@ -137,13 +139,40 @@ class _Writer:
             hold = self._get_hold(existing.hold_id) if existing.hold_id else None
             return OpResult(Status.REPLAYED, (SQL.tx(existing),), hold)
         now = sqlite_time(op.timestamp or datetime.now(UTC))
+        if self.controls.active():
+            refused = self._refusal(op, now)
+            if refused is not None:
+                return OpResult(refused)
         result = self.handlers[op.kind](op, now)
+        if result.status is Status.OK and self.controls.active():
+            self.controls.record_spend(op, now)
         if result.status is Status.OK and op.audit_action:
             self.conn.exec_driver_sql(
                 "INSERT INTO tb_audit (token, action, details, created_at) VALUES (?, ?, ?, ?)",
                 (self.token, op.audit_action, _audit_details(result.transactions[0]), now),
             )
         return result
+
+    def _refusal(self, op: WriteOp, now: str) -> Status | None:
+        """What the accounts' controls say about ``op``: the accounts it debits and credits, then the checks."""
+        debit, credit, amount = op.from_user_id, op.to_user_id, op.amount or 0
+        if op.kind is OpKind.MINT:
+            debit = None
+        elif op.kind in (OpKind.BURN, OpKind.HOLD):
+            credit = None
+        elif op.kind is OpKind.CAPTURE:
+            hold = self._get_hold(op.hold_id) if op.hold_id else None
+            if hold is None or hold.status != "pending":
+                return None  # the capture itself reports it
+            debit, credit, amount = None, hold.to_user_id, hold.amount if op.amount is None else op.amount
+        elif op.kind is OpKind.REVERSE:
+            original = self._one("SELECT * FROM tb_transactions WHERE id = ? AND token = ?", op.reverses_id, self.token)
+            if original is None or original.type != "transfer" or self._reversed(original.id):
+                return None  # not reversible: the reversal itself reports why
+            debit, credit, amount = original.to_user_id, original.from_user_id, int(original.amount)
+        elif op.kind is OpKind.VOID:
+            return None  # releasing held funds to their owner is never refused
+        return self.controls.refusal(op, debit, credit, amount, now, self._balance)
 
     def _replay(self, op: WriteOp) -> OpResult | None:
         row = self._one("SELECT * FROM tb_transactions WHERE token = ? AND idempotency_key = ?", self.token,
@@ -308,7 +337,7 @@ class _Writer:
             return OpResult(Status.TRANSACTION_NOT_FOUND)
         if original.type != "transfer":
             return OpResult(Status.NOT_REVERSIBLE)
-        if self._one("SELECT 1 FROM tb_transactions WHERE token = ? AND reverses_id = ?", self.token, original.id):
+        if self._reversed(original.id):
             return OpResult(Status.ALREADY_REVERSED)
         from_balance = self._debit(original.to_user_id, original.amount)
         if from_balance is None:
@@ -320,6 +349,12 @@ class _Writer:
             reverses_id=original.id,
         )  # fmt: skip
         return OpResult(Status.OK, (tx,))
+
+    def _reversed(self, tx_id: str) -> bool:
+        return (
+            self._one("SELECT 1 FROM tb_transactions WHERE token = ? AND reverses_id = ?", self.token, tx_id)
+            is not None
+        )
 
     def _get_hold(self, hold_id: str) -> HoldRecord | None:
         row = self._one("SELECT * FROM tb_holds WHERE id = ? AND token = ?", hold_id, self.token)

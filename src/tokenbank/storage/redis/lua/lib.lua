@@ -1,9 +1,10 @@
 -- lib.lua: code shared by the write scripts; scripts.py prepends it (after status.lua) to apply.lua and
 -- create_token.lua.
 --
--- KEYS (the same 15 for every write script; all share the token's hash tag, so one cluster slot):
+-- KEYS (the same 16 for every write script; all share the token's hash tag, so one cluster slot):
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit
 --   13 auditseq  14 htrim  15 chain (the journal in seq order, "seq:id" per entry, for the chain sealer)
+--   16 ctrl (account controls: account -> JSON, see storage/redis/controls.py)
 -- ARGV (first three, common): 1 history key prefix ("{p:SYM}:h:"), 2 history retention per account,
 --   3 stream MAXLEN ("0" = never trim)
 --
@@ -13,7 +14,7 @@
 -- read back with HGET. Lua numbers are used for seq numbers and microsecond timestamps, far below 2^53.
 local K_TOKEN, K_SEQ, K_BAL, K_HELD, K_LB, K_TX, K_IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_REV, K_HOLDS, K_HEXP, K_STREAM, K_AUDIT, K_AUDITSEQ = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
-local K_HTRIM, K_CHAIN = KEYS[14], KEYS[15]
+local K_HTRIM, K_CHAIN, K_CTRL = KEYS[14], KEYS[15], KEYS[16]
 local HIST_PREFIX, RETENTION, STREAM_MAXLEN = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local MAX_UNITS = '9223372036854775807'
 local NULL = cjson.null

@@ -60,6 +60,78 @@ local function settle(op, now) -- capture (all or part, releasing the rest) or v
     return ST_OK, txs, hjs
 end
 
+-- account controls: checked before an op's first write, in the order of tb_controls_refusal (PostgreSQL) ------
+local ctrl_any = nil -- whether the token has any controls, read once per script call
+-- Per account with a spend window: a sorted set of its counted debits ("tx_id:amount" scored by time) and their
+-- running total in a hash, both named after the token's tag ("{tag}:ctrl" -> "{tag}:sp:<id>", "{tag}:spent").
+local TAG = string.sub(K_CTRL, 1, -5)
+local SPEND_PREFIX, K_SPENT = TAG .. 'sp:', TAG .. 'spent'
+local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
+
+local function controls(user)
+    if user == nil then return nil end
+    if ctrl_any == nil then ctrl_any = redis.call('EXISTS', K_CTRL) == 1 end
+    if not ctrl_any then return nil end
+    local js = redis.call('HGET', K_CTRL, user)
+    return js and cjson.decode(js) or nil
+end
+
+local function frozen_now(c, now) return c['until'] == nil or tonumber(c['until']) > tonumber(now) end
+
+local function window_spent(user, c, now) -- what the window ending now holds, after forgetting what left it
+    local key = SPEND_PREFIX .. user
+    local gone = redis.call('ZRANGEBYSCORE', key, '-inf', string.format('%.0f', tonumber(now) - c.ws * 1000000))
+    if #gone == 0 then return redis.call('HGET', K_SPENT, user) or '0' end
+    local left = '0'
+    for _, member in ipairs(gone) do -- through the undo log: an atomic batch that fails puts them back
+        left = add(left, string.match(member, ':(%d+)$'))
+        zset(key, member, false)
+    end
+    return hincr(K_SPENT, user, '-' .. left)
+end
+
+local function refusal(op, now) -- the status refusing op under its accounts' controls, or nil
+    local kind, debit, credit, amount = op.kind, nil, nil, op.amount
+    if kind == 'transfer' then
+        debit, credit = op.from, op.to
+    elseif kind == 'hold' or kind == 'burn' then
+        debit = op.from
+    elseif kind == 'mint' then
+        credit = op.to
+    elseif kind == 'capture' then
+        local hjs = redis.call('HGET', K_HOLDS, op.hold_id)
+        if not hjs then return nil end
+        local h = cjson.decode(hjs)
+        if h.status ~= 'pending' then return nil end
+        credit, amount = h.to_user_id, op.amount or h.amount
+    elseif kind == 'reversal' then
+        local ojs = redis.call('HGET', K_TX, op.reverses_id)
+        if not ojs then return nil end
+        local o = cjson.decode(ojs)
+        if o.type ~= 'transfer' or redis.call('HEXISTS', K_REV, o.id) == 1 then return nil end -- apply_one says why
+        debit, credit, amount = o.to_user_id, o.from_user_id, o.amount
+    else
+        return nil -- a void releases held funds to their owner: never refused
+    end
+    local d, c = controls(debit), controls(credit)
+    if (d and d.closed) or (c and c.closed) then return ST_ACCOUNT_CLOSED end
+    if d and d.df and frozen_now(d, now) then return ST_DEBITS_FROZEN end
+    if c and c.cf and frozen_now(c, now) then return ST_CREDITS_FROZEN end
+    if d and d.wa and COUNTED[kind] and cmp(add(window_spent(debit, d, now), amount), d.wa) > 0 then
+        return ST_SPEND_LIMIT_EXCEEDED
+    end
+    if c and c.max and cmp(add(balance(credit), amount), c.max) > 0 then return ST_MAX_BALANCE_EXCEEDED end
+    return nil
+end
+
+local function record_spend(op, now) -- after a counted debit: the sender's window holds it
+    if not COUNTED[op.kind] then return end
+    local d = controls(op.from)
+    if not (d and d.wa) then return end
+    zset(SPEND_PREFIX .. op.from, op.id .. ':' .. op.amount, now)
+    hincr(K_SPENT, op.from, op.amount)
+end
+
 local function apply_one(op, default_now)
     if op.key then
         local tx_id = redis.call('HGET', K_IDEM, op.key)
@@ -75,6 +147,8 @@ local function apply_one(op, default_now)
         return stored(ST_REPLAYED, op.id)
     end
     local now, kind, txs, hold = op.ts or default_now, op.kind, nil, nil
+    local refused = refusal(op, now)
+    if refused then return refused end
     if kind == 'transfer' then
         local from_after = debit(op.from, op.amount)
         if not from_after then return ST_INSUFFICIENT_BALANCE end
@@ -120,6 +194,7 @@ local function apply_one(op, default_now)
         hset(K_REV, o.id, op.id)
         txs = { t }
     end
+    record_spend(op, now)
     local first = txs[1]
     for i, t in ipairs(txs) do txs[i] = put_tx(t) end
     if op.audit then
