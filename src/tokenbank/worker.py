@@ -20,15 +20,17 @@ import signal
 import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError, TokenBankError, TransactionStateError
 from tokenbank.services.delivery import Backoff, Dispatcher
+from tokenbank.settings import StorageMode
 from tokenbank.storage.durable import EventState
-from tokenbank.storage.hybrid.backend import HybridStorage
-from tokenbank.storage.hybrid.status import SyncOptions
-from tokenbank.storage.hybrid.worker import SyncWorker
+
+if TYPE_CHECKING:  # hybrid mode needs the redis extra: imported when a sync job starts
+    from tokenbank.storage.hybrid.status import SyncOptions
+    from tokenbank.storage.hybrid.worker import SyncWorker
 
 logger = logging.getLogger("tokenbank")
 
@@ -131,10 +133,10 @@ class SyncJob:
     name = "sync"
 
     def __init__(self, bank: TokenBank, options: SyncOptions | None = None) -> None:
-        if not isinstance(bank.storage, HybridStorage):
+        if bank.settings.storage_mode is not StorageMode.HYBRID:
             raise ConfigurationError("the sync job works on hybrid mode (TOKEN_STORAGE_MODE=hybrid)")
-        self._store = bank.storage
-        self._options = options or SyncOptions(block_ms=250)
+        self._bank = bank
+        self._options = options
         self._sync: SyncWorker | None = None
         self.idle_seconds: float | None = 0.0
 
@@ -145,7 +147,13 @@ class SyncJob:
         return self._sync
 
     async def start(self) -> None:
-        self._sync = SyncWorker(self._store.redis, self._store.sql, self._options)
+        from tokenbank.storage.hybrid.backend import HybridStorage
+        from tokenbank.storage.hybrid.status import SyncOptions
+        from tokenbank.storage.hybrid.worker import SyncWorker
+
+        store = self._bank.storage
+        assert isinstance(store, HybridStorage)
+        self._sync = SyncWorker(store.redis, store.sql, self._options or SyncOptions(block_ms=250))
 
     async def run_once(self) -> int:
         handled = await self.sync.turn()
@@ -172,7 +180,7 @@ def default_jobs(bank: TokenBank, *, backoff: Backoff | None = None) -> list[Job
     """The jobs ``tokenbank worker`` runs: webhooks (``backoff``: the retry delays, 5 s doubling up to 1 h), the
     chain sealer, the hold sweeper and, in hybrid mode, the sync."""
     jobs: list[Job] = [DeliveryJob(bank, backoff=backoff), ChainJob(bank), HoldSweepJob(bank)]
-    if isinstance(bank.storage, HybridStorage):
+    if bank.settings.storage_mode is StorageMode.HYBRID:
         jobs.append(SyncJob(bank))
     return jobs
 
