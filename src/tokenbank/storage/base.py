@@ -148,7 +148,7 @@ class ControlsRecord:
 
     def merged(self, change: ControlsRecord, groups: Sequence[str]) -> ControlsRecord:
         """These controls with the ``groups`` of ``change`` (``freeze``, ``close``, ``limits``) in their place."""
-        values = {name: getattr(self, name) for name in _CONTROL_GROUPS["all"]}
+        values = {name: getattr(self, name) for name in CONTROL_COLUMNS}
         for group in groups:
             values.update({name: getattr(change, name) for name in _CONTROL_GROUPS[group]})
         return ControlsRecord(**values)
@@ -158,9 +158,9 @@ _CONTROL_GROUPS = {
     "freeze": ("debits_frozen", "credits_frozen", "frozen_until", "freeze_reason"),
     "close": ("closed",),
     "limits": ("max_balance", "window_amount", "window_seconds"),
-    "all": ("debits_frozen", "credits_frozen", "frozen_until", "freeze_reason", "closed", "max_balance",
-            "window_amount", "window_seconds"),
-}  # fmt: skip
+}
+CONTROL_COLUMNS = tuple(name for names in _CONTROL_GROUPS.values() for name in names)
+"""The stored controls of an account, in the order of the SQL table's columns (``window_spent`` is read only)."""
 CONTROL_FIELDS = {"freeze": ("df", "cf", "until", "reason"), "close": ("closed",), "limits": ("max", "wa", "ws")}
 """The JSON fields (:meth:`ControlsRecord.to_json`) of each group a change replaces."""
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage import _translate
-from tokenbank.storage.base import CONTROL_ACTIONS, ControlsRecord
+from tokenbank.storage.base import CONTROL_ACTIONS, CONTROL_COLUMNS, ControlsRecord
 from tokenbank.storage.sql.backend import SqlStorage
 from tokenbank.storage.sql.connection import parse_url, postgres_dsn, postgres_server_settings
 from tokenbank.storage.sql.schema import transactions
@@ -29,14 +29,10 @@ if TYPE_CHECKING:
 
 _REPLICATE = "SELECT tb_replicate($1, $2::jsonb, $3::jsonb, $4::jsonb, $5)::text"
 _EXCLUDE = "UPDATE tb_tokens SET leaderboard_exclude = $2 WHERE symbol = $1"
-_CONTROL_COLUMNS = (
-    "debits_frozen", "credits_frozen", "frozen_until", "freeze_reason", "closed", "max_balance", "window_amount",
-    "window_seconds",
-)  # fmt: skip
 _CONTROLS = (
-    f"INSERT INTO tb_account_controls (token, user_id, {', '.join(_CONTROL_COLUMNS)}) "
+    f"INSERT INTO tb_account_controls (token, user_id, {', '.join(CONTROL_COLUMNS)}) "
     "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (token, user_id) DO UPDATE SET "
-    + ", ".join(f"{name} = EXCLUDED.{name}" for name in _CONTROL_COLUMNS)
+    + ", ".join(f"{name} = EXCLUDED.{name}" for name in CONTROL_COLUMNS)
 )
 
 
@@ -221,7 +217,7 @@ class Replicator:
 
 def _control_row(token: str, details: str) -> tuple[Any, ...]:
     user_id, controls = ControlsRecord.from_json(details)
-    return (token, user_id, *(getattr(controls, name) for name in _CONTROL_COLUMNS))
+    return (token, user_id, *(getattr(controls, name) for name in CONTROL_COLUMNS))
 
 
 def _audit_dict(item: AuditItem) -> dict[str, Any]:

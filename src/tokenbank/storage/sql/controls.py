@@ -16,7 +16,7 @@ from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
 from tokenbank.status import Status
-from tokenbank.storage.base import ControlsRecord, OpKind, WriteOp
+from tokenbank.storage.base import CONTROL_COLUMNS, ControlsRecord, OpKind, WriteOp
 from tokenbank.storage.sql.schema import account_controls, account_spends, accounts, audit
 
 _COUNTED = (OpKind.TRANSFER, OpKind.BURN, OpKind.HOLD)
@@ -56,12 +56,7 @@ def _spent(conn: Connection, token: str, user_id: str, after: datetime) -> int:
 
 def _upsert(conn: Connection, token: str, user_id: str, controls: ControlsRecord) -> None:
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    values = {
-        "debits_frozen": controls.debits_frozen, "credits_frozen": controls.credits_frozen,
-        "frozen_until": controls.frozen_until, "freeze_reason": controls.freeze_reason, "closed": controls.closed,
-        "max_balance": controls.max_balance, "window_amount": controls.window_amount,
-        "window_seconds": controls.window_seconds,
-    }  # fmt: skip
+    values = {name: getattr(controls, name) for name in CONTROL_COLUMNS}
     conn.execute(
         insert(account_controls)
         .values(token=token, user_id=user_id, **values)
