@@ -60,7 +60,7 @@ def sync(
     consumer: Annotated[
         str | None, typer.Option(help="Consumer name; keep it across restarts to resume at once.", show_default=False)
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Entries per PostgreSQL transaction.")] = 5000,
+    batch_size: Annotated[int, typer.Option(min=1, max=100_000, help="Most entries per transaction.")] = 20_000,
     claim_idle: Annotated[float, typer.Option(min=0.1, help="Seconds before a dead worker's entries are taken.")] = 15,
     lease: Annotated[float, typer.Option(min=0.1, help="Seconds a standby waits for a dead active worker.")] = 10,
     drain: Annotated[bool, typer.Option("--drain", help="Exit once the backlog is empty.")] = False,
