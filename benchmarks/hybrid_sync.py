@@ -99,7 +99,8 @@ class Plan:
     backlog: int
     rounds: int
     chunk: int
-    """Drain: entries per chunk; chunks take the drain modes in turn (read-ahead off, on, on with other batches)."""
+    """Drain: entries per chunk; chunks take the drain modes in turn (read-ahead off, on, on with other batches).
+    A batch never exceeds a chunk (with --quick's small chunks the modes then differ only in read-ahead)."""
 
 
 FULL = Plan(accounts=10_000, seconds=10.0, warmup=1.0, backlog=1_000_000, rounds=3, chunk=80_000)
@@ -440,7 +441,7 @@ async def drain_chunks(store: HybridStorage, plan: Plan, admin: asyncpg.Connecti
         while handled != 0:
             name = list(DRAIN_MODES)[turn % len(DRAIN_MODES)]
             ahead, size = DRAIN_MODES[name]
-            worker.options = replace(default, batch_size=size or default.batch_size)
+            worker.options = replace(default, batch_size=min(size or default.batch_size, plan.chunk))
             mode, pid = totals[name], os.getpid()
             t0, cpu0, pg0 = time.perf_counter(), time.process_time(), await backend_cpu(admin, pid)
             done = batches = 0
