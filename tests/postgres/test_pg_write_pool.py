@@ -25,16 +25,14 @@ async def bank(
 
 
 async def _drop_write_connections(bank: TokenBank) -> int:
-    """Terminate the server backends of this bank's write pool (they last ran tb_apply in its schema)."""
+    """Terminate the server backends of this bank's write pool (found through the pool itself, so connections
+    of other tests and processes on the shared server are left alone)."""
+    pool = bank.storage._writer._writes._pool  # type: ignore[attr-defined]
+    async with pool.acquire() as own:
+        pids = [await own.fetchval("SELECT pg_backend_pid()")]
     conn = await asyncpg.connect(postgres_dsn(parse_url(bank.settings)))
     try:
-        return int(
-            await conn.fetchval(
-                """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-                   WHERE application_name = 'tokenbank' AND query LIKE 'SELECT tb_apply(%' AND pid <> pg_backend_pid()
-                   AND state = 'idle'"""
-            )
-        )
+        return int(await conn.fetchval("SELECT count(pg_terminate_backend(pid)) FROM unnest($1::int[]) AS pid", pids))
     finally:
         await conn.close()
 
