@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/pg_transfers.py [--quick] [--json out.json] [--rounds N]
                                                 [--setting NAME=VALUE ...] [--dsn postgresql://...]
 
-Sets up its own schema (100,000 funded accounts; 1,000 with --quick), then runs, one after the other and
+Sets up its own schema (100,000 funded accounts; 1,000 with --quick, which also runs each cell's pgbench at 32
+tasks only), then runs, one after the other and
 never at the same time:
 
 * for each workload (uniform; hot-source: every transfer leaves the treasury) and each concurrency (1, 8, 32,
@@ -79,11 +80,12 @@ class Plan:
     warmup_seconds: float  # unmeasured, before each cell (also opens the pool's connections)
     pgbench_seconds: int  # pgbench -T takes whole seconds
     batches: int  # transfer_many batches per client
+    pgbench_tasks: tuple[int, ...] = CONCURRENCY  # the concurrencies whose cells also run pgbench's tb_apply call
     rounds: int = 1  # each measurement repeated, in turn with the other clients; the median round is reported
 
 
 FULL = Plan(accounts=100_000, seconds=5.0, warmup_seconds=0.5, pgbench_seconds=5, batches=20)
-QUICK = Plan(accounts=1_000, seconds=0.5, warmup_seconds=0.1, pgbench_seconds=1, batches=2)
+QUICK = Plan(accounts=1_000, seconds=0.25, warmup_seconds=0.05, pgbench_seconds=1, batches=2, pgbench_tasks=(32,))
 
 
 def progress(message: str) -> None:
@@ -125,7 +127,7 @@ async def measure(ledger: Ledger, wire: WireFormat, workload: Workload, tasks: i
     for _ in range(plan.rounds):
         ours.append(await _tokenbank_run(ledger, workload, tasks, plan, batch))
         raw.append(await _asyncpg_run(ledger, wire, workload, tasks, plan, batch))
-        if batch == 1 and _pgbench.available():
+        if batch == 1 and tasks in plan.pgbench_tasks and _pgbench.available():
             script = _pgbench.tb_apply_script(workload, wire)
             pgbench.append((await _pgbench.run(ledger, script, connections, plan.pgbench_seconds)).tps)
     name = workload.name if batch == 1 else f"transfer_many x{batch}"
@@ -247,7 +249,7 @@ def _setting(text: str) -> tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="1,000 accounts, 0.5 s per cell (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="1,000 accounts, 0.25 s cells (a smoke run)")
     parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
     parser.add_argument("--rounds", type=int, default=1, help="repeat every measurement; report the median round")
     parser.add_argument(
