@@ -15,7 +15,7 @@ sync lag at half of redis mode's maximum rate, and the drain of a backlog into P
    tasks), then once at full speed. Per entry: when its PostgreSQL commit became visible (a thread polls
    tb_sync_state every 2 ms, so this is an upper bound) minus its Redis commit time (created_at, from Redis's
    clock on this machine). Target: p99 < 250 ms at 50 %.
-3. Drain: a backlog of 1,000,000 entries (20,000 with --quick) written with no worker running, then one worker
+3. Drain: a backlog of 1,000,000 entries (12,000 with --quick) written with no worker running, then one worker
    drains it in chunks that take three modes in turn: as shipped (read-ahead on: reading the next batch while
    PostgreSQL writes the current one; batches of 20,000), read-ahead off (the baseline), and read-ahead on with
    batches of 5,000 (the default before); beside it sql mode's ``bank.transfer()`` rate on the same PostgreSQL.
@@ -104,7 +104,7 @@ class Plan:
 
 
 FULL = Plan(accounts=10_000, seconds=10.0, warmup=1.0, backlog=1_000_000, rounds=3, chunk=80_000)
-QUICK = Plan(accounts=500, seconds=2.0, warmup=0.3, backlog=20_000, rounds=1, chunk=4_000)
+QUICK = Plan(accounts=500, seconds=1.0, warmup=0.2, backlog=12_000, rounds=1, chunk=2_000)
 
 
 @dataclass(frozen=True, slots=True)
