@@ -47,7 +47,7 @@ class Plan:
 
 
 FULL = Plan(accounts=10_000, seconds=10.0, warmup_seconds=1.0, concurrency=32)
-QUICK = Plan(accounts=200, seconds=2.0, warmup_seconds=0.3, concurrency=8)
+QUICK = Plan(accounts=200, seconds=1.0, warmup_seconds=0.1, concurrency=8)
 
 
 # the baseline app (imported by uvicorn in its own process) --------------------------------------------------
@@ -286,7 +286,7 @@ async def run(plan: Plan, database_url: str | None, redis_url: str, json_path: s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="200 accounts, 8 clients, 2 s per server (a smoke run)")
+    parser.add_argument("--quick", action="store_true", help="200 accounts, 8 clients, 1 s per server (a smoke run)")
     parser.add_argument("--database-url", help="PostgreSQL (postgresql+asyncpg://...) instead of a temp SQLite file")
     parser.add_argument(
         "--redis-url", default=DEFAULT_REDIS_URL, help=f"for the baseline (default {DEFAULT_REDIS_URL})"

@@ -47,7 +47,7 @@ class Plan:
 
 
 FULL = Plan(accounts=10_000, seconds=10.0)
-QUICK = Plan(accounts=300, seconds=1.5)
+QUICK = Plan(accounts=300, seconds=0.75)
 
 
 def settings(url: str, symbol: str, accounts: int) -> Settings:
@@ -191,6 +191,6 @@ if __name__ == "__main__":
         print(json.dumps(asyncio.run(client(url, symbol, int(accounts), float(start_at), float(seconds)))))
     else:
         parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-        parser.add_argument("--quick", action="store_true", help="300 accounts per token, 1.5 s runs")
+        parser.add_argument("--quick", action="store_true", help="300 accounts per token, 0.75 s runs")
         parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
         asyncio.run(main(parser.parse_args()))
