@@ -134,12 +134,13 @@ class Dispatcher:
         for tx, record, text in crossing.events:
             thresholds.setdefault(tx.seq, []).append((record.event_id, text))
         for tx in txs:
+            receivers = [endpoint for endpoint in endpoints if tx.timestamp >= endpoint.created_at]
+            if not receivers:  # nobody to send to: skip building the bodies (most of a pass's cost per entry)
+                continue
             data = transaction_data(convert.transaction(tx, self._ledger.decimals))
             events = [(f"evt_{tx.id}", TRANSACTION_CREATED, body(TRANSACTION_CREATED, tx.timestamp, data))]
             events += [(event_id, BALANCE_THRESHOLD, text) for event_id, text in thresholds.get(tx.seq, [])]
-            for endpoint in endpoints:
-                if tx.timestamp < endpoint.created_at:
-                    continue
+            for endpoint in receivers:
                 for position, (event_id, event_type, text) in enumerate(events):
                     if event_type in endpoint.events:
                         deliveries.append(_delivery(endpoint, event_id, event_type, tx.seq, position, text, now))

@@ -94,6 +94,8 @@ def evaluate(
 ) -> Crossing:
     """Walk the batch in seq order, moving each (monitor, account) zone; an account seen for the first time
     starts in the zone of its balance before the transaction. ``zones`` is updated in place."""
+    if not monitors:
+        return Crossing([], [])
     states: dict[tuple[str, str], MonitorStateRecord] = {}
     events: list[tuple[TxRecord, MonitorEventRecord, str]] = []
     for tx in txs:

@@ -37,9 +37,8 @@ async def carry_hashes(store: HybridStorage) -> int:
         seqs = await store.sql.run_sync(unhashed)
         if not seqs:
             return carried
-        found = await store.redis.chain_entries(seqs[0] - 1, seqs[-1] - seqs[0] + 1)
-        wanted = set(seqs)
-        hashes = {e.tx.seq: e.hash for e in found if e.hash is not None and e.tx.seq in wanted}
+        sealed = await store.redis.chain_hashes(seqs[0] - 1, seqs[-1] - seqs[0] + 1)
+        hashes = {seq: sealed[seq] for seq in seqs if seq in sealed}
         if not hashes:
             return carried  # older than the chain, or not sealed in Redis yet
         moved = await store.sql.run_sync(functools.partial(sql_chain.carry, token=token, hashes=hashes), write=True)

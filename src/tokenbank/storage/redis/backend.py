@@ -317,6 +317,9 @@ class RedisStorage(Storage, ChainStore):
     async def chain_entries(self, after_seq: int, limit: int) -> list[ChainEntry]:
         return await self._retrying(lambda: self.chain.entries(after_seq, limit))
 
+    async def chain_hashes(self, after_seq: int, limit: int) -> dict[int, str]:
+        return await self._retrying(lambda: self.chain.hashes(after_seq, limit))
+
     async def chain_entry(self, tx_id: str) -> ChainEntry | None:
         return await self._retrying(lambda: self.chain.entry(tx_id))
 

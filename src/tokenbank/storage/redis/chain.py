@@ -97,6 +97,14 @@ class RedisChain:
             out.append(ChainEntry(tx, _text(hashes[i]) if i < len(hashes) else None))
         return out
 
+    async def hashes(self, after_seq: int, limit: int) -> dict[int, str]:
+        """The hash of each sealed entry among the ``limit`` listed after ``after_seq``, by seq (read off the two
+        lists alone: no transaction is fetched or decoded, which is what copying hashes elsewhere needs)."""
+        start = await self.position(after_seq)
+        items = await self.client.lrange(self.keys.chain, start, start + limit - 1)
+        hashes = await self.client.lrange(self.keys.chain_hashes, start, start + len(items) - 1) if items else []
+        return {_split(item)[0]: _text(value) for item, value in zip(items, hashes, strict=False)}
+
     async def entry(self, tx_id: str) -> ChainEntry | None:
         row = await self.client.hget(self.keys.tx, tx_id)
         if row is None:
