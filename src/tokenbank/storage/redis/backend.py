@@ -39,7 +39,7 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.capabilities import ChainEntry, ChainStore
+from tokenbank.storage.capabilities import ChainEntry, ChainStore, ExchangeStore
 from tokenbank.storage.redis import codec, connect, events, replicas, verify
 from tokenbank.storage.redis import controls as redis_controls
 from tokenbank.storage.redis.autopipeline import AutoPipeline
@@ -74,7 +74,7 @@ def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIM
     )
 
 
-class RedisStorage(Storage, ChainStore):
+class RedisStorage(Storage, ChainStore, ExchangeStore):
     """A token's ledger in Redis. Keys: see :class:`~tokenbank.storage.redis.keys.TokenKeys` and docs/redis.md.
 
     ``stream_maxlen``: approximate cap of the ledger stream (None = never trimmed, for the hybrid sync worker).
@@ -92,7 +92,7 @@ class RedisStorage(Storage, ChainStore):
         history_retention: int = HISTORY_RETENTION,
     ) -> None:
         self.settings = settings
-        self.keys = TokenKeys.for_token(settings.key_prefix, settings.symbol)
+        self.keys = TokenKeys.for_token(settings.key_prefix, settings.symbol, settings.ledger_group)
         self.client = client if client is not None else make_client(settings)
         # The write script's own connections: no socket timeout (see make_client), each call bounded by
         # asyncio.timeout instead, so a batch goes on the wire the moment it is launched.
@@ -193,6 +193,39 @@ class RedisStorage(Storage, ChainStore):
 
     def _decode(self, raw: str) -> list[OpResult]:
         return LUA.results(raw)
+
+    def exchange_problem(self, other: Storage) -> str | None:
+        """Both tokens must be in one ledger group (TOKEN_LEDGER_GROUP) of one Redis: their keys then share one
+        hash tag, so one script may touch both."""
+        if type(other) is not type(self):
+            return f"the banks use different kinds of store ({type(self).__name__}, {type(other).__name__})"
+        assert isinstance(other, RedisStorage)
+        if other.settings.symbol == self.settings.symbol:
+            return "both banks hold the same token"
+        mine, theirs = self.settings, other.settings
+        if (mine.redis_url, mine.key_prefix) != (theirs.redis_url, theirs.key_prefix):
+            return "the banks are on different Redis servers or key prefixes (REDIS_URL, TOKEN_KEY_PREFIX)"
+        if mine.ledger_group is None or mine.ledger_group != theirs.ledger_group:
+            groups = f"{mine.ledger_group!r} and {theirs.ledger_group!r}"
+            return f"on Redis both tokens need one TOKEN_LEDGER_GROUP (one hash tag); the banks have {groups}"
+        return None
+
+    async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
+        """One exchange.lua call: each op with its own token's keys and rules, both or neither."""
+        assert isinstance(other, RedisStorage)
+        keys = [*self.keys.write_keys(), *other.keys.write_keys()]
+        args = [*self._common, *other._common, LUA.ops([op]), LUA.ops([other_op])]
+
+        async def call() -> str:
+            async with asyncio.timeout(SOCKET_TIMEOUT):
+                if self.settings.redis_wait_replicas:
+                    wait = self.settings.redis_wait_replicas
+                    answer: str = await replicas.call_and_wait(self._writes, self.scripts.exchange, keys, args, wait)
+                    return answer
+                return await self.scripts.exchange(keys=keys, args=args, client=self._writes)  # type: ignore[no-any-return]
+
+        first, second = LUA.results(await self._retrying(call))
+        return first, second
 
     async def append_audit(self, action: str, details: str) -> None:
         keys = [self.keys.audit, self.keys.auditseq]

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenbank.errors import StorageUnavailableError
 from tokenbank.settings import Settings
+from tokenbank.status import Status
 from tokenbank.storage import _translate
 from tokenbank.storage.base import OpResult, TxRecord, WriteOp
 from tokenbank.storage.sql.connection import postgres_dsn, postgres_engine, postgres_server_settings
@@ -74,6 +75,30 @@ class PgWritePool:
         assert isinstance(answer, str)
         return answer
 
+    async def apply_in_one_transaction(self, calls: Sequence[tuple[str, str]]) -> list[str]:
+        """Atomic ``tb_apply`` calls ``(token, ops_json)`` in order, in ONE transaction; it stops at the first
+        answer that is not all successes and rolls every call back. The answers of the calls made."""
+        if self._pool is None:
+            raise StorageUnavailableError("the PostgreSQL write pool is closed")
+        answers: list[str] = []
+        try:
+            async with self._pool.acquire(timeout=10) as conn, conn.transaction():
+                for token, ops_json in calls:
+                    answers.append(await conn.fetchval(_APPLY, token, ops_json, True))
+                    if not all(result.status.ok for result in SQL.results(answers[-1])):
+                        raise _RollBack
+        except _RollBack:
+            pass
+        except asyncpg.InterfaceError as exc:
+            raise StorageUnavailableError(f"database connection lost: {type(exc).__name__}") from exc
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            raise _translate.SQL_ERRORS.translate(exc) from exc
+        return answers
+
+
+class _RollBack(Exception):
+    """Leaves a transaction block so that it rolls back."""
+
 
 _PG_APPLY = sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), :atomic)")
 
@@ -110,6 +135,19 @@ class PgWriter(SqlWriter):
 
     def decode(self, raw: str) -> list[OpResult]:
         return SQL.results(raw)
+
+    async def apply_tokens(self, legs: Sequence[tuple[SqlWriter, WriteOp]]) -> list[OpResult]:
+        calls = [(writer.token, writer.encode([op]) if isinstance(writer, PgWriter) else SQL.ops([op]))
+                 for writer, op in legs]  # fmt: skip
+        answers = [SQL.results(answer)[0] for answer in await self._writes.apply_in_one_transaction(calls)]
+        if all(result.status.ok for result in answers):
+            return answers
+        refused = len(answers) - 1
+        return [answers[refused] if i == refused else OpResult(Status.BATCH_ABORTED) for i in range(len(legs))]
+
+    def encode(self, ops: Sequence[WriteOp]) -> str:
+        """Ops as ``tb_apply`` reads them, with this token's balance event channel."""
+        return SQL.ops(ops, self._channel)
 
     def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         params = {"token": self.token, "ops": SQL.ops(ops, self._channel), "atomic": atomic}

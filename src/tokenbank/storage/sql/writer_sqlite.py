@@ -389,5 +389,24 @@ class SqliteWriter(SqlWriter):
     def decode(self, raw: list[OpResult]) -> list[OpResult]:
         return raw
 
+    async def apply_tokens(self, legs: Sequence[tuple[SqlWriter, WriteOp]]) -> list[OpResult]:
+        def work(conn: Connection) -> list[OpResult]:
+            results = []
+            for index, (writer, op) in enumerate(legs):
+                # A fresh chain cursor: each token's head is looked up, as after another writer's rows.
+                try:
+                    [result] = apply_ops(conn, writer.token, [op], True)
+                except AtomicAbort as abort:
+                    raise AtomicAbort(index, abort.result) from None
+                if not result.status.ok:  # a token that does not exist answers without raising
+                    raise AtomicAbort(index, result)
+                results.append(result)
+            return results
+
+        try:
+            return await self._thread.run(work, write=True)
+        except AtomicAbort as abort:  # the transaction was rolled back
+            return aborted_results(len(legs), abort)
+
     def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         return apply_ops(conn, self.token, ops, atomic, self._chain)
