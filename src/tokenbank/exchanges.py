@@ -80,11 +80,11 @@ async def exchange(
     With ``idempotency_key`` both legs carry it (each token keeps its own keys): the same request again returns
     the same exchange with ``replayed=True``; another request with the key raises IdempotencyConflictError.
 
-    Raises InvalidRequestError (malformed sides, one token twice, both or neither of ``amount_b`` and ``rate``,
-    a reserved metadata key), InvalidAccountError, InvalidAmountError (``param`` names the side, e.g.
-    ``pay.amount``), ConfigurationError (the banks cannot share one store call), PriceUnavailableError (the rate
-    provider failed), TokenNotInitializedError, InsufficientBalanceError, AccountFrozenError,
-    AccountClosedError, LimitExceededError, IdempotencyConflictError, StorageError."""
+    Raises InvalidRequestError (malformed sides, a bank not open, one token twice, both or neither of
+    ``amount_b`` and ``rate``, a reserved metadata key), InvalidAccountError, InvalidAmountError (``param``
+    names the side, e.g. ``pay.amount``), ConfigurationError (the banks cannot share one store call),
+    PriceUnavailableError (the rate provider failed), TokenNotInitializedError, InsufficientBalanceError,
+    AccountFrozenError, AccountClosedError, LimitExceededError, IdempotencyConflictError, StorageError."""
     bank_a, user, amount_a = _side(pay, "pay")
     bank_b, counterparty, amount_b = _side(receive, "receive")
     store = _store_pair(bank_a, bank_b)
@@ -149,6 +149,11 @@ def _store_pair(bank_a: TokenBank, bank_b: TokenBank) -> ExchangeStore:
     """The store that applies both legs. Raises InvalidRequestError (one token twice), ConfigurationError."""
     if bank_a is bank_b or bank_a.settings.symbol == bank_b.settings.symbol:
         raise InvalidRequestError("an exchange needs banks of two different tokens", param="receive")
+    for bank, side in ((bank_a, "pay"), (bank_b, "receive")):
+        if not bank.is_open:
+            raise InvalidRequestError(
+                f"{side}: the bank of {bank.settings.symbol} is not open (use it inside 'async with bank')", param=side
+            )
     store = bank_a.storage
     if isinstance(store, ExchangeStore):
         problem = store.exchange_problem(bank_b.storage)

@@ -55,6 +55,8 @@ SOCKET_TIMEOUT = 2.0
 """Seconds before a silent server counts as down (every script is short, so a slow reply is an outage)."""
 POOL_WAIT = 10.0
 """Seconds a call may wait for a free pooled connection under load before StorageUnavailableError."""
+EXCHANGES_IN_FLIGHT = 8
+"""Exchange script calls one store sends at once (Redis runs one script at a time; the others wait here)."""
 
 
 def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT) -> Redis:
@@ -105,6 +107,8 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batch_writes(settings.batch_writes, max_in_flight=settings.write_concurrency or 2, max_ops=256)
+        # Exchanges are not batched: this bounds their calls in flight (a cluster client's pools do not queue).
+        self._exchange_slots = asyncio.Semaphore(EXCHANGES_IN_FLIGHT)
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -224,7 +228,8 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
                     return answer
                 return await self.scripts.exchange(keys=keys, args=args, client=self._writes)  # type: ignore[no-any-return]
 
-        first, second = LUA.results(await self._retrying(call))
+        async with self._exchange_slots:
+            first, second = LUA.results(await self._retrying(call))
         return first, second
 
     async def append_audit(self, action: str, details: str) -> None:
