@@ -147,7 +147,8 @@ class ExchangeStore(ABC):
     @abstractmethod
     async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
         """Apply ``op`` to this store's token and ``other_op`` to ``other``'s, both or neither, in one
-        transaction or script. A refused op reports its status and the other ``BATCH_ABORTED``. The caller has
+        transaction or script, the tokens in the order of their symbols. A refused op reports its status and the
+        other ``BATCH_ABORTED`` (when both would be refused, the first in that order reports). The caller has
         checked :meth:`exchange_problem`. Raises StorageError / StorageUnavailableError."""
 
 

@@ -215,8 +215,13 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         return None
 
     async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
-        """One exchange.lua call: each op with its own token's keys and rules, both or neither."""
+        """One exchange.lua call: each op with its own token's keys and rules, both or neither. The tokens are
+        applied in the order of their symbols, as the SQL stores do, so every store reports the same leg when
+        both would be refused."""
         assert isinstance(other, RedisStorage)
+        if other.settings.symbol < self.settings.symbol:
+            second, first = await other.apply_exchange(self, other_op, op)
+            return first, second
         keys = [*self.keys.write_keys(), *other.keys.write_keys()]
         args = [*self._common, *other._common, LUA.ops([op]), LUA.ops([other_op])]
 
