@@ -176,6 +176,18 @@ async def test_the_refusal_names_the_leg_and_the_account(pair: Pair) -> None:
     assert caught.value.available == 200
 
 
+async def test_when_both_legs_are_refused_the_token_first_by_symbol_reports(pair: Pair) -> None:
+    """Every store applies the legs in symbol order (coins "c...", then gems "g..."), whichever is paid."""
+    coins, gems = pair.coins, pair.gems
+    for pay, receive, param in (
+        ((coins, "alice", 101), (gems, "shop", 201), "pay.amount"),
+        ((gems, "alice", 1), (coins, "shop", 1), "receive.amount"),
+    ):
+        with pytest.raises(InsufficientBalanceError) as caught:
+            await exchange(pay, receive)
+        assert (caught.value.param, caught.value.requested) == (param, 101 if param == "pay.amount" else 1)
+
+
 async def test_the_same_key_replays_the_exchange_and_applies_it_once(pair: Pair) -> None:
     coins, gems = pair.coins, pair.gems
     first = await exchange((coins, "alice", 10), (gems, "shop", 4), idempotency_key="buy-1", metadata={"n": 1})
