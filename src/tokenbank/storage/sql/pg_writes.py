@@ -75,18 +75,20 @@ class PgWritePool:
         assert isinstance(answer, str)
         return answer
 
-    async def apply_in_one_transaction(self, calls: Sequence[tuple[str, str]]) -> list[str]:
-        """Atomic ``tb_apply`` calls ``(token, ops_json)`` in order, in ONE transaction; it stops at the first
-        answer that is not all successes and rolls every call back. The answers of the calls made."""
+    async def apply_pair(self, first: tuple[str, str], second: tuple[str, str]) -> tuple[str, str | None]:
+        """Two atomic ``tb_apply`` calls ``(token, ops_json)``, the second only if the first applied, in ONE
+        transaction and one statement (three round trips with BEGIN and COMMIT), rolled back unless both
+        applied. The answers (None: the second was not made)."""
         if self._pool is None:
             raise StorageUnavailableError("the PostgreSQL write pool is closed")
-        answers: list[str] = []
+        answers: tuple[str, str | None] = ("", None)
         try:
             async with self._pool.acquire(timeout=10) as conn, conn.transaction():
-                for token, ops_json in calls:
-                    answers.append(await conn.fetchval(_APPLY, token, ops_json, True))
-                    if not all(result.status.ok for result in SQL.results(answers[-1])):
-                        raise _RollBack
+                row = await conn.fetchrow(_APPLY_PAIR, *first, *second)
+                assert row is not None
+                answers = (row[0], row[1])
+                if answers[1] is None or not all(r.status.ok for r in SQL.results(answers[1])):
+                    raise _RollBack
         except _RollBack:
             pass
         except asyncpg.InterfaceError as exc:
@@ -96,8 +98,20 @@ class PgWritePool:
         return answers
 
 
+_APPLY_PAIR = (
+    "WITH a AS MATERIALIZED (SELECT tb_apply($1, $2::jsonb, true)::text AS r) "
+    "SELECT a.r, CASE WHEN a.r::jsonb @? '$[*] ? (@.s > 1)' THEN NULL ELSE tb_apply($3, $4::jsonb, true)::text END "
+    "FROM a"
+)
+"""Both legs of an exchange in one statement: the second token's call runs only when the first's applied."""
+
+
 class _RollBack(Exception):
     """Leaves a transaction block so that it rolls back."""
+
+
+def _encode(writer: SqlWriter, op: WriteOp) -> str:
+    return writer.encode([op]) if isinstance(writer, PgWriter) else SQL.ops([op])
 
 
 _PG_APPLY = sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), :atomic)")
@@ -137,13 +151,17 @@ class PgWriter(SqlWriter):
         return SQL.results(raw)
 
     async def apply_tokens(self, legs: Sequence[tuple[SqlWriter, WriteOp]]) -> list[OpResult]:
-        calls = [(writer.token, writer.encode([op]) if isinstance(writer, PgWriter) else SQL.ops([op]))
-                 for writer, op in legs]  # fmt: skip
-        answers = [SQL.results(answer)[0] for answer in await self._writes.apply_in_one_transaction(calls)]
-        if all(result.status.ok for result in answers):
-            return answers
-        refused = len(answers) - 1
-        return [answers[refused] if i == refused else OpResult(Status.BATCH_ABORTED) for i in range(len(legs))]
+        (writer_a, op_a), (writer_b, op_b) = legs
+        first, second = await self._writes.apply_pair(
+            (writer_a.token, _encode(writer_a, op_a)), (writer_b.token, _encode(writer_b, op_b))
+        )
+        result_a = SQL.results(first)[0]
+        result_b = None if second is None else SQL.results(second)[0]
+        if result_b is None:
+            return [result_a, OpResult(Status.BATCH_ABORTED)]
+        if not result_b.status.ok:
+            return [OpResult(Status.BATCH_ABORTED), result_b]
+        return [result_a, result_b]
 
     def encode(self, ops: Sequence[WriteOp]) -> str:
         """Ops as ``tb_apply`` reads them, with this token's balance event channel."""

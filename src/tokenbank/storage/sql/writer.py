@@ -53,8 +53,9 @@ class SqlWriter(ABC):
 
     @abstractmethod
     async def apply_tokens(self, legs: Sequence[tuple[SqlWriter, WriteOp]]) -> list[OpResult]:
-        """Apply each op with the rules of its writer's token, in order, in ONE transaction on this writer's
-        database: all or none (a refused op reports its status, the others ``BATCH_ABORTED``)."""
+        """Apply each op (two: the legs of an exchange) with the rules of its writer's token, in order, in ONE
+        transaction on this writer's database: all or none (a refused op reports its status, the others
+        ``BATCH_ABORTED``)."""
 
     @abstractmethod
     def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:

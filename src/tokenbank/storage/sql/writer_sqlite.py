@@ -207,7 +207,10 @@ class _Writer:
             if top == self._cursor.seq and cached is not None and cached == self._cursor.hash:
                 self._head = (self._cursor.seq, cached)  # nothing was written since this writer's last row
             else:  # this writer's first write, or rows written since by another: the token's last row
-                row = self._one("SELECT seq, hash FROM tb_transactions WHERE token = ? ORDER BY seq DESC LIMIT 1",
+                # "+token": walk the journal back from its end (seq is the rowid) to the token's last row, a few
+                # rows when tokens of one database take turns (an exchange writes two), instead of reading and
+                # sorting every row of the token through a (token, ...) index.
+                row = self._one("SELECT seq, hash FROM tb_transactions WHERE +token = ? ORDER BY seq DESC LIMIT 1",
                                 self.token)  # fmt: skip
                 # No row, or rows older than the chain (no hash): the chain starts here.
                 self._head = (0, GENESIS) if row is None or row[1] is None else (int(row[0]), row[1])
