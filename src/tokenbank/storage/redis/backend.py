@@ -45,6 +45,7 @@ from tokenbank.storage.redis import controls as redis_controls
 from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.chain import RedisChain
 from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
+from tokenbank.storage.redis.exchanges import ExchangeSender
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
 from tokenbank.storage.redis.scripts import Scripts
 from tokenbank.storage.wire import LUA, from_us, to_us
@@ -55,8 +56,6 @@ SOCKET_TIMEOUT = 2.0
 """Seconds before a silent server counts as down (every script is short, so a slow reply is an outage)."""
 POOL_WAIT = 10.0
 """Seconds a call may wait for a free pooled connection under load before StorageUnavailableError."""
-EXCHANGES_IN_FLIGHT = 8
-"""Exchange script calls one store sends at once (Redis runs one script at a time; the others wait here)."""
 
 
 def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIMEOUT) -> Redis:
@@ -107,8 +106,7 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batch_writes(settings.batch_writes, max_in_flight=settings.write_concurrency or 2, max_ops=256)
-        # Exchanges are not batched: this bounds their calls in flight (a cluster client's pools do not queue).
-        self._exchange_slots = asyncio.Semaphore(EXCHANGES_IN_FLIGHT)
+        self._exchanges = ExchangeSender(self, SOCKET_TIMEOUT)
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -215,27 +213,24 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         return None
 
     async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
-        """One exchange.lua call: each op with its own token's keys and rules, both or neither. The tokens are
-        applied in the order of their symbols, as the SQL stores do, so every store reports the same leg when
-        both would be refused."""
+        """One exchange.lua call (shared with concurrent exchanges between the same stores, see exchanges.py):
+        each op with its own token's keys and rules, both or neither. The tokens are applied in the order of
+        their symbols, as the SQL stores do, so every store reports the same leg when both would be refused."""
         assert isinstance(other, RedisStorage)
         if other.settings.symbol < self.settings.symbol:
             second, first = await other.apply_exchange(self, other_op, op)
             return first, second
-        keys = [*self.keys.write_keys(), *other.keys.write_keys()]
-        args = [*self._common, *other._common, LUA.ops([op]), LUA.ops([other_op])]
+        return await self._exchanges.apply(other, op, other_op)
 
-        async def call() -> str:
-            async with asyncio.timeout(SOCKET_TIMEOUT):
-                if self.settings.redis_wait_replicas:
-                    wait = self.settings.redis_wait_replicas
-                    answer: str = await replicas.call_and_wait(self._writes, self.scripts.exchange, keys, args, wait)
-                    return answer
-                return await self.scripts.exchange(keys=keys, args=args, client=self._writes)  # type: ignore[no-any-return]
+    @property
+    def common_args(self) -> list[str]:
+        """ARGV 1-3 of the write scripts (history prefix, retention, stream MAXLEN)."""
+        return self._common
 
-        async with self._exchange_slots:
-            first, second = LUA.results(await self._retrying(call))
-        return first, second
+    @property
+    def write_client(self) -> Redis:
+        """The client of the write scripts (no socket timeout: each call is bounded by asyncio.timeout)."""
+        return self._writes
 
     async def append_audit(self, action: str, details: str) -> None:
         keys = [self.keys.audit, self.keys.auditseq]
