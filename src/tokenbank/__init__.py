@@ -28,10 +28,12 @@ from tokenbank.errors import (
     WebhookNotFoundError,
 )
 from tokenbank.events import BalanceUpdate
+from tokenbank.exchanges import exchange
 from tokenbank.models import (
     AccountInfo,
     AuditEntry,
     Check,
+    Exchange,
     Hold,
     Holder,
     HoldStatus,
@@ -57,6 +59,7 @@ __all__ = [
     "BatchAbortedError",
     "Check",
     "ConfigurationError",
+    "Exchange",
     "FeedGapError",
     "FormatOptions",
     "Hold",
@@ -93,4 +96,5 @@ __all__ = [
     "VerifyReport",
     "WebhookNotFoundError",
     "__version__",
+    "exchange",
 ]

@@ -90,6 +90,7 @@ class TokenBank:
         self.ledger = Ledger(settings, given=frozenset(given), storage=storage, clock=clock or SYSTEM_CLOCK)
         """The ledger core the services share: store, token cache, write pipeline, events."""
         self._sweeper: asyncio.Task[None] | None = None
+        self._open = False
         self.formatter = FormatterService(settings)
         self.ledger.on_token(lambda token: self.formatter.use_emoji(token.emoji))
         self.pricing = PricingService(self.ledger, price_provider)
@@ -163,6 +164,11 @@ class TokenBank:
         return self.ledger.settings_drift
 
     @property
+    def is_open(self) -> bool:
+        """Between a successful :meth:`open` and :meth:`close`."""
+        return self._open
+
+    @property
     def token_created(self) -> bool:
         """True if this bank's :meth:`open` (or :meth:`initialize_token`) created the token."""
         return self.ledger.token_created
@@ -185,10 +191,12 @@ class TokenBank:
         except BaseException:
             await self.storage.close()  # release connections of a half-opened store
             raise
+        self._open = True
         if self.settings.background == "inline" and self.settings.hold_sweep_interval > 0 and self._sweeper is None:
             self._sweeper = asyncio.create_task(self._sweep_holds_forever(), name="tokenbank-hold-sweeper")
 
     async def close(self) -> None:
+        self._open = False
         if self._sweeper is not None:
             self._sweeper.cancel()
             # Bounded: closing must not hang on a store call that ignores cancellation (seen once in CI).

@@ -276,7 +276,12 @@ class Ledger:
                 for op in ops:
                     self.observer.observe(op.kind.value, exc.code, time.perf_counter() - started)
             raise
-        elapsed = time.perf_counter() - started
+        self.record(ops, results, time.perf_counter() - started)
+        return results
+
+    def record(self, ops: Sequence[WriteOp], results: Sequence[OpResult], elapsed: float) -> None:
+        """What follows every applied write (also one leg of an exchange, applied by another path): metrics,
+        balance events of this process's writes, debug logs."""
         if self.observer is not None:
             for op, result in zip(ops, results, strict=True):
                 outcome = "ok" if result.status.ok else STATUS_TO_ERROR[result.status].code
@@ -294,7 +299,6 @@ class Ledger:
                            "amount": op.amount, "transaction_id": op.tx_id, "status": result.status.name,
                            "latency_ms": round(elapsed * 1000, 3)},
                 )  # fmt: skip
-        return results
 
     async def apply_one(self, op: WriteOp) -> OpResult:
         """Apply one op; a refusal raises its error (InsufficientBalanceError...)."""

@@ -85,6 +85,28 @@ class Transaction:
         value = (self.metadata or {}).get("split_id")
         return value if isinstance(value, str) else None
 
+    @property
+    def exchange_id(self) -> str | None:
+        """The exchange this transaction is a leg of (``metadata["exchange_id"]``, set by ``tokenbank.exchange``),
+        else None."""
+        value = (self.metadata or {}).get("exchange_id")
+        return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """Two tokens changing hands at once (``tokenbank.exchange``): ``pay`` is the user's payment to the counterparty
+    in one token, ``receive`` the counterparty's payment to the user in the other; both were written or neither.
+    Each leg is a ``transfer`` whose metadata links it to the other (see docs/exchange.md)."""
+
+    id: str
+    pay_symbol: str
+    pay: Transaction
+    receive_symbol: str
+    receive: Transaction
+    replayed: bool = field(default=False, compare=False)
+    """True when this call was answered from an earlier exchange with the same idempotency key."""
+
 
 @dataclass(frozen=True, slots=True)
 class TransactionPage:

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     ConfigurationError and ``tokenbank migrate`` (a deploy step, run by a role that may change the schema) does it."""
     usd_price: Decimal | None = Field(None, ge=0, validation_alias=_env("TOKEN_USD_PRICE", "usd_price"))
     key_prefix: str = Field("tb", min_length=1, max_length=32, validation_alias=_env("TOKEN_KEY_PREFIX", "key_prefix"))
+    ledger_group: str | None = Field(None, validation_alias=_env("TOKEN_LEDGER_GROUP", "ledger_group"))
+    """Redis: tokens of one group share one hash tag (one cluster slot), so one script can exchange between them
+    (see docs/exchange.md). None: the token's keys are tagged by its own symbol (the default layout)."""
     enable_leaderboard: bool = Field(True, validation_alias=_env("TOKEN_ENABLE_LEADERBOARD", "enable_leaderboard"))
     enable_notifications: bool = Field(
         True, validation_alias=_env("TOKEN_ENABLE_NOTIFICATIONS", "enable_notifications")
@@ -116,6 +119,13 @@ class Settings(BaseSettings):
     def _symbol(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9_-]{1,16}", value):
             raise ValueError("must be 1-16 letters, digits, '_' or '-'")
+        return value
+
+    @field_validator("ledger_group")
+    @classmethod
+    def _group(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", value):
+            raise ValueError("must be 1-32 letters, digits, '_' or '-'")
         return value
 
     @field_validator("database_schema")

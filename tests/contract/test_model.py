@@ -2,6 +2,8 @@
 
 The account set is small and amounts are large relative to balances, so refusals (insufficient balance,
 supply cap, settled holds, second reversals, frozen accounts, maximum balances) happen as often as successes.
+A second token (gems, whole units, no account controls) on the same store takes part through exchanges; an
+in-memory SQLite database belongs to one bank, so there the machine has no second token.
 Runs on every backend.
 """
 
@@ -21,6 +23,7 @@ from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     multiple,
+    precondition,
     rule,
     run_state_machine_as_test,
 )
@@ -40,6 +43,7 @@ from tokenbank import (
     TokenBankError,
     TransactionStateError,
     TransferRequest,
+    exchange,
 )
 from tokenbank.splits import plan_split
 
@@ -48,6 +52,8 @@ ACCOUNTS = ("treasury", "alice", "bob", "carol")
 DECIMALS = 2
 INITIAL = 100_00  # base units
 MAX_SUPPLY = 300_00
+GEMS = 500
+"""The second token's supply (whole gems), all of it in the treasury at first."""
 
 accounts = st.sampled_from(ACCOUNTS)
 units = st.integers(min_value=1, max_value=60_00)
@@ -94,10 +100,20 @@ class LedgerMachine(RuleBasedStateMachine):
         super().__init__()
         self.runner = asyncio.Runner()
         settings = self.backend.settings(
-            symbol=unique("m"), decimals=DECIMALS, initial_supply=tokens(INITIAL), max_supply=tokens(MAX_SUPPLY)
-        )
+            symbol=unique("m"), decimals=DECIMALS, initial_supply=tokens(INITIAL), max_supply=tokens(MAX_SUPPLY),
+            ledger_group="model",
+        )  # fmt: skip
         self.bank = TokenBank(settings)
         self.run(self.bank.open())
+        self.gems: TokenBank | None = None
+        self.gem_balance = dict.fromkeys(ACCOUNTS, 0)
+        self.gem_balance["treasury"] = GEMS
+        if self.backend.persistent:
+            gem_settings = self.backend.settings(
+                symbol=unique("g"), decimals=0, initial_supply=GEMS, ledger_group="model"
+            )
+            self.gems = TokenBank(gem_settings)
+            self.run(self.gems.open())
         self.balance = dict.fromkeys(ACCOUNTS, 0)
         self.balance["treasury"] = INITIAL
         self.held = dict.fromkeys(ACCOUNTS, 0)
@@ -247,6 +263,35 @@ class LedgerMachine(RuleBasedStateMachine):
             moved.append(ModelTransfer(tx.id, sender, tx.to_user_id, leg))
         return multiple(*moved)
 
+    @precondition(lambda self: self.gems is not None)
+    # The treasury holds the gems at first: it is the counterparty twice as often as another account.
+    @rule(user=accounts, counterparty=st.sampled_from(("treasury", *ACCOUNTS)), amount=units, gems=st.integers(1, 120))
+    def exchange(self, user: str, counterparty: str, amount: int, gems: int) -> None:
+        """The user pays coins to the counterparty for gems, both or neither. The stores apply the legs in the
+        order of the symbols (gems, "g...", before coins, "m..."): the first refused leg in that order reports."""
+        assert self.gems is not None
+        call = exchange((self.bank, user, tokens(amount)), (self.gems, counterparty, gems))
+        if user == counterparty:
+            self.refused(call, InvalidAccountError)
+            return
+        if self.gem_balance[counterparty] < gems:
+            self.refused(call, InsufficientBalanceError)
+            return
+        if refusal := self.controls_refuse(user, counterparty, amount):
+            self.refused(call, refusal)
+            return
+        if self.balance[user] < amount:
+            self.refused(call, InsufficientBalanceError)
+            return
+        done = self.run(call)
+        assert (done.pay.from_user_id, done.pay.amount, done.receive.to_user_id, done.receive.amount) == (
+            user, tokens(amount), user, gems,
+        )  # fmt: skip
+        self.balance[user] -= amount
+        self.balance[counterparty] += amount
+        self.gem_balance[counterparty] -= gems
+        self.gem_balance[user] += gems
+
     # holds ----------------------------------------------------------------------------------------------
     @rule(target=holds, sender=accounts, receiver=accounts, amount=units)
     def hold(self, sender: str, receiver: str, amount: int) -> Any:
@@ -374,12 +419,19 @@ class LedgerMachine(RuleBasedStateMachine):
         ranked = sorted(((-v, a) for a, v in self.balance.items() if v > 0 and a != "treasury"))
         top = await bank.get_top_holders()
         assert [(h.user_id, h.balance) for h in top] == [(a, tokens(-v)) for v, a in ranked]
+        if self.gems is not None:
+            assert await self.gems.get_balances(list(ACCOUNTS)) == {a: Decimal(v) for a, v in self.gem_balance.items()}
+            assert await self.gems.get_total_supply() == GEMS
 
     def teardown(self) -> None:
         try:
-            report = self.run(self.bank.verify())
-            assert report.ok, report
+            for bank in (self.bank, self.gems):
+                if bank is not None:
+                    report = self.run(bank.verify())
+                    assert report.ok, report
         finally:
+            if self.gems is not None:
+                self.run(self.gems.close())
             self.run(self.bank.close())
             self.runner.close()
 

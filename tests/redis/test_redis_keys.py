@@ -118,3 +118,38 @@ async def test_a_refused_debit_leaves_every_key_as_it_was(make_bank, redis_url: 
         assert (await bank.verify()).ok
     finally:
         await client.aclose()
+
+
+def test_without_a_ledger_group_the_key_names_are_unchanged() -> None:
+    keys = TokenKeys.for_token("tb", "TARO")
+    assert keys == TokenKeys.for_token("tb", "TARO", None)
+    assert (keys.tag, keys.bal, keys.history("a"), keys.spends("a")) == (
+        "{tb:TARO}", "{tb:TARO}:bal", "{tb:TARO}:h:a", "{tb:TARO}:sp:a",
+    )  # fmt: skip
+
+
+def test_a_ledger_group_puts_its_tokens_in_one_slot_with_the_symbol_after_the_tag() -> None:
+    from redis.crc import key_slot
+
+    taro, jiro = TokenKeys.for_token("tb", "TARO", "game"), TokenKeys.for_token("tb", "JIRO", "game")
+    assert (taro.bal, taro.history("a"), taro.spends("a"), taro.chain_hashes) == (
+        "{tb:game}:TARO:bal", "{tb:game}:TARO:h:a", "{tb:game}:TARO:sp:a", "{tb:game}:TARO:chainhash",
+    )  # fmt: skip
+    slots = {key_slot(key.encode()) for keys in (taro, jiro) for key in (*keys.write_keys(), keys.history("x"))}
+    assert len(slots) == 1
+    assert not set(taro.write_keys()) & set(jiro.write_keys())
+    assert taro.scan_pattern == "{tb:game}:TARO:*"
+
+
+async def test_tokens_of_one_group_share_one_redis_without_mixing(make_bank, redis_url: str, key_prefix: str) -> None:  # type: ignore[no-untyped-def]
+    taro = await make_bank(symbol="TARO", ledger_group="game")
+    tar = await make_bank(symbol="TAR", ledger_group="game", initial_supply="7", decimals=0)
+    await taro.transfer("treasury", "alice", "10")
+    await tar.transfer("treasury", "alice", "3")
+    assert await taro.get_balances(["alice", "treasury"]) == {"alice": Decimal(10), "treasury": Decimal(990)}
+    assert await tar.get_balances(["alice", "treasury"]) == {"alice": Decimal(3), "treasury": Decimal(4)}
+    assert [t.amount for t in (await tar.transactions.get_transaction_history("alice")).items] == [Decimal(3)]
+    keys = await _keys(redis_url, key_prefix)
+    assert {key.split("}")[0] + "}" for key in keys} == {"{" + key_prefix + ":game}"}
+    assert all(check.ok for check in (await tar.verify()).checks)
+    assert all(check.ok for check in (await taro.verify()).checks)

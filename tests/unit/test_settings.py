@@ -146,3 +146,12 @@ def test_the_configuration_error_wrapper_is_the_outermost_model_validator() -> N
     # pydantic nests model validators in definition order: one defined after the wrapper would escape it and
     # surface as a ValidationError.
     assert list(Settings.__pydantic_decorators__.model_validators)[-1] == "_configuration_error"
+
+
+def test_ledger_group(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings.load().ledger_group is None
+    clean_env.setenv("TOKEN_LEDGER_GROUP", "game-1")
+    assert Settings.load().ledger_group == "game-1"
+    for bad in ("", "{game}", "a:b", "g" * 33, "with space"):
+        with pytest.raises(ConfigurationError, match="TOKEN_LEDGER_GROUP"):
+            Settings(ledger_group=bad)

@@ -7,7 +7,21 @@ from typing import Annotated
 import typer
 
 from tokenbank._version import __version__
-from tokenbank.cli import account, bench, chain, demo, export, ledger, migrate, split, sync, token, webhooks, worker
+from tokenbank.cli import (
+    account,
+    bench,
+    chain,
+    demo,
+    exchange,
+    export,
+    ledger,
+    migrate,
+    split,
+    sync,
+    token,
+    webhooks,
+    worker,
+)
 from tokenbank.cli.runtime import CliState, configure_logging, log_format_of
 from tokenbank.cli.serve import serve
 
@@ -63,6 +77,7 @@ def root(
 
 ledger.register(app)
 split.register(app)
+exchange.register(app)
 chain.register(app)
 demo.register(app)
 bench.register(app)

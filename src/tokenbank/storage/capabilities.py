@@ -7,6 +7,8 @@ feature. Nothing here is found by looking for attributes.
 - :class:`SqlLedgerAccess`: the ledger of record is SQL and reports may query it (``sql``; hybrid's PostgreSQL).
 - :class:`SyncOperations`: two stores kept in step (hybrid): sync status, reconcile, rebuild the cache.
 - :class:`ChainStore`: the journal's hash chain and signed checkpoints (every store; see docs/chain.md).
+- :class:`ExchangeStore`: one op on this store's token and one on another token's store, in ONE atomic call
+  (every store, when both tokens live in one database or one Redis ledger group; see docs/exchange.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from tokenbank.chain.proofs import Checkpoint
-    from tokenbank.storage.base import TxRecord
+    from tokenbank.storage.base import OpResult, Storage, TxRecord, WriteOp
     from tokenbank.storage.hybrid.reports import RebuildReport, ReconcileReport
     from tokenbank.storage.hybrid.status import SyncStatus
 
@@ -134,9 +136,26 @@ class ChainStore(ABC):
         return []
 
 
+class ExchangeStore(ABC):
+    """A store that applies an op of its own token and an op of another token's store in one atomic call."""
+
+    @abstractmethod
+    def exchange_problem(self, other: Storage) -> str | None:
+        """Why ``other`` cannot share one atomic call with this store (another kind of store, another database
+        or Redis ledger group, the same token), or None when it can."""
+
+    @abstractmethod
+    async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
+        """Apply ``op`` to this store's token and ``other_op`` to ``other``'s, both or neither, in one
+        transaction or script, the tokens in the order of their symbols. A refused op reports its status and the
+        other ``BATCH_ABORTED`` (when both would be refused, the first in that order reports). The caller has
+        checked :meth:`exchange_problem`. Raises StorageError / StorageUnavailableError."""
+
+
 __all__ = [
     "ChainEntry",
     "ChainStore",
+    "ExchangeStore",
     "HealthCheck",
     "HealthChecks",
     "HealthStatus",

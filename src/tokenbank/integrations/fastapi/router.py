@@ -11,7 +11,7 @@ account's limits).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from http import HTTPStatus
@@ -70,7 +70,9 @@ class Action(StrEnum):
     ``hold.capture`` and ``hold.void`` (the hold's payer), ``reverse`` (the receiver of the transfer being undone:
     its tokens go back). ``account.control`` (the account): a freeze, unfreeze, close or change of limits; an
     operator's action, so a hook that lets users act on their own account must refuse it (``request.url.path``
-    says which change it is). ``transaction.read``: the transaction's sender (its receiver for a mint).
+    says which change it is). ``exchange`` (the paying user) and then ``exchange.counterparty`` (the counterparty,
+    whose tokens move too), for ``POST /exchanges`` (``create_router(exchange_banks=...)``).
+    ``transaction.read``: the transaction's sender (its receiver for a mint).
     Token-wide (``None``): ``token.read``, ``leaderboard.read``, ``health.read``, ``metrics.read``.
     The hook sees everything else on ``request`` (headers, ``request.path_params``, ``await request.json()``).
     """
@@ -84,6 +86,8 @@ class Action(StrEnum):
     ACCOUNT_CONTROL = "account.control"
     TRANSFER = "transfer"
     TRANSFER_BATCH = "transfer.batch"
+    EXCHANGE = "exchange"
+    EXCHANGE_COUNTERPARTY = "exchange.counterparty"
     MINT = "mint"
     BURN = "burn"
     HOLD_CREATE = "hold.create"
@@ -168,6 +172,7 @@ def create_router(
     sse_keepalive: float = DEFAULT_KEEPALIVE,
     max_body_bytes: int = MAX_BODY_BYTES,
     account_controls: bool = False,
+    exchange_banks: Mapping[str, TokenBank] | None = None,
 ) -> APIRouter:
     """The tokenbank REST API. Needs the bank on ``app.state`` (see ``token_bank_lifespan``) and the app's
     ``install_error_handlers(app)`` for ``{code, message, param}`` error bodies.
@@ -181,6 +186,9 @@ def create_router(
     ``/accounts/{user_id}`` (read, freeze, unfreeze, close, limits; actions ``account.read`` and
     ``account.control``): off by default, so that a hook written before them, one that lets users act on their own
     account, never lets them unfreeze themselves or lift their own limits.
+    ``exchange_banks={symbol: bank}`` adds ``POST /exchanges`` between the router's bank and these banks of other
+    tokens on the same store (actions ``exchange`` and ``exchange.counterparty``; see docs/exchange.md): off by
+    default for the same reason.
 
     Raises ConfigurationError without a guard or for a bad ``decimals`` / ``max_body_bytes``."""
     if authorize is None and not dependencies and not allow_anonymous:
@@ -193,6 +201,12 @@ def create_router(
         raise ConfigurationError(f"create_router: decimals must be an int from 0 to {api.MAX_DECIMALS}")
     if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int) or max_body_bytes < 1:
         raise ConfigurationError("create_router: max_body_bytes must be a positive int")
+    exchanges = None
+    if exchange_banks is not None:
+        # Imported here: the route module builds on this one's names.
+        from tokenbank.integrations.fastapi.exchange_routes import add_exchange_route, check_exchange_banks
+
+        exchanges = check_exchange_banks(exchange_banks)
     router = APIRouter(
         prefix=prefix, dependencies=list(dependencies or ()), tags=list(tags), responses=_COMMON,
         route_class=_body_limited(max_body_bytes),
@@ -458,6 +472,8 @@ def create_router(
 
     if account_controls:
         _add_account_routes(router, allow, writes, bodies.limits)
+    if exchanges is not None:
+        add_exchange_route(router, allow, writes, exchanges)
     return router
 
 

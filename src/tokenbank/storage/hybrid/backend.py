@@ -38,6 +38,7 @@ from tokenbank.storage.base import (
 from tokenbank.storage.capabilities import (
     ChainEntry,
     ChainStore,
+    ExchangeStore,
     HealthCheck,
     HealthChecks,
     SqlLedgerAccess,
@@ -77,7 +78,7 @@ def check_database_url(settings: Settings) -> None:
         )
 
 
-class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, ChainStore):
+class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, ChainStore, ExchangeStore):
     """Redis (``.redis``) for writes and hot reads, PostgreSQL (``.sql``) as the durable ledger of record.
 
     ``sync_options`` tune the in-app worker, started by :meth:`open` when ``settings.enable_synchronization`` and
@@ -173,6 +174,17 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
 
     async def apply(self, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[OpResult]:
         return await self.redis.apply(ops, atomic=atomic)
+
+    def exchange_problem(self, other: Storage) -> str | None:
+        """Redis's rules (one ledger group), and one PostgreSQL ledger of record for both tokens."""
+        if not isinstance(other, HybridStorage):
+            return f"the banks use different kinds of store ({type(self).__name__}, {type(other).__name__})"
+        return self.redis.exchange_problem(other.redis) or self.sql.exchange_problem(other.sql)
+
+    async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
+        """Redis's one script; each token's stream carries its own leg to PostgreSQL."""
+        assert isinstance(other, HybridStorage)
+        return await self.redis.apply_exchange(other.redis, op, other_op)
 
     async def append_audit(self, action: str, details: str) -> None:
         await self.redis.append_audit(action, details)

@@ -39,12 +39,13 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.capabilities import ChainEntry, ChainStore
+from tokenbank.storage.capabilities import ChainEntry, ChainStore, ExchangeStore
 from tokenbank.storage.redis import codec, connect, events, replicas, verify
 from tokenbank.storage.redis import controls as redis_controls
 from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.chain import RedisChain
 from tokenbank.storage.redis.errors import REDIS_ERRORS, RETRYABLE
+from tokenbank.storage.redis.exchanges import ExchangeSender
 from tokenbank.storage.redis.keys import HISTORY_RETENTION, STREAM_MAXLEN, TokenKeys
 from tokenbank.storage.redis.scripts import Scripts
 from tokenbank.storage.wire import LUA, from_us, to_us
@@ -74,7 +75,7 @@ def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIM
     )
 
 
-class RedisStorage(Storage, ChainStore):
+class RedisStorage(Storage, ChainStore, ExchangeStore):
     """A token's ledger in Redis. Keys: see :class:`~tokenbank.storage.redis.keys.TokenKeys` and docs/redis.md.
 
     ``stream_maxlen``: approximate cap of the ledger stream (None = never trimmed, for the hybrid sync worker).
@@ -92,7 +93,7 @@ class RedisStorage(Storage, ChainStore):
         history_retention: int = HISTORY_RETENTION,
     ) -> None:
         self.settings = settings
-        self.keys = TokenKeys.for_token(settings.key_prefix, settings.symbol)
+        self.keys = TokenKeys.for_token(settings.key_prefix, settings.symbol, settings.ledger_group)
         self.client = client if client is not None else make_client(settings)
         # The write script's own connections: no socket timeout (see make_client), each call bounded by
         # asyncio.timeout instead, so a batch goes on the wire the moment it is launched.
@@ -105,6 +106,7 @@ class RedisStorage(Storage, ChainStore):
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batch_writes(settings.batch_writes, max_in_flight=settings.write_concurrency or 2, max_ops=256)
+        self._exchanges = ExchangeSender(self, SOCKET_TIMEOUT)
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -193,6 +195,42 @@ class RedisStorage(Storage, ChainStore):
 
     def _decode(self, raw: str) -> list[OpResult]:
         return LUA.results(raw)
+
+    def exchange_problem(self, other: Storage) -> str | None:
+        """Both tokens must be in one ledger group (TOKEN_LEDGER_GROUP) of one Redis: their keys then share one
+        hash tag, so one script may touch both."""
+        if type(other) is not type(self):
+            return f"the banks use different kinds of store ({type(self).__name__}, {type(other).__name__})"
+        assert isinstance(other, RedisStorage)
+        if other.settings.symbol == self.settings.symbol:
+            return "both banks hold the same token"
+        mine, theirs = self.settings, other.settings
+        if (mine.redis_url, mine.key_prefix) != (theirs.redis_url, theirs.key_prefix):
+            return "the banks are on different Redis servers or key prefixes (REDIS_URL, TOKEN_KEY_PREFIX)"
+        if mine.ledger_group is None or mine.ledger_group != theirs.ledger_group:
+            groups = f"{mine.ledger_group!r} and {theirs.ledger_group!r}"
+            return f"on Redis both tokens need one TOKEN_LEDGER_GROUP (one hash tag); the banks have {groups}"
+        return None
+
+    async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
+        """One exchange.lua call (shared with concurrent exchanges between the same stores, see exchanges.py):
+        each op with its own token's keys and rules, both or neither. The tokens are applied in the order of
+        their symbols, as the SQL stores do, so every store reports the same leg when both would be refused."""
+        assert isinstance(other, RedisStorage)
+        if other.settings.symbol < self.settings.symbol:
+            second, first = await other.apply_exchange(self, other_op, op)
+            return first, second
+        return await self._exchanges.apply(other, op, other_op)
+
+    @property
+    def common_args(self) -> list[str]:
+        """ARGV 1-3 of the write scripts (history prefix, retention, stream MAXLEN)."""
+        return self._common
+
+    @property
+    def write_client(self) -> Redis:
+        """The client of the write scripts (no socket timeout: each call is bounded by asyncio.timeout)."""
+        return self._writes
 
     async def append_audit(self, action: str, details: str) -> None:
         keys = [self.keys.audit, self.keys.auditseq]

@@ -1,7 +1,9 @@
-"""Key names of one token in Redis. Every key carries the hash tag ``{<key_prefix>:<symbol>}``.
+"""Key names of one token in Redis. Every key carries the hash tag ``{<key_prefix>:<symbol>}``, or with a ledger
+group (``TOKEN_LEDGER_GROUP``) ``{<key_prefix>:<group>}`` followed by ``:<symbol>``.
 
 One hash tag per token puts all its keys in one cluster slot (each script touches one slot) while different
-tokens spread over the cluster. Account ids only ever appear as hash fields, sorted-set members, or after the
+tokens spread over the cluster; the tokens of one group share a slot, so one script can touch two of them (an
+exchange). Account ids only ever appear as hash fields, sorted-set members, or after the
 fixed ``:h:`` segment of a history key (behind the hash tag, which is the first ``{...}`` of the name), so no
 id can name or reach another key.
 """
@@ -38,6 +40,7 @@ class TokenKeys:
     """All key names of one token (see docs/redis.md for their types and contents)."""
 
     tag: str
+    """What every key name of the token starts with: the hash tag, and with a group the symbol after it."""
     token: str
     seq: str
     bal: str
@@ -57,8 +60,9 @@ class TokenKeys:
     history_prefix: str
 
     @classmethod
-    def for_token(cls, prefix: str, symbol: str) -> TokenKeys:
-        tag = "{" + check_key_prefix(prefix) + ":" + symbol + "}"
+    def for_token(cls, prefix: str, symbol: str, group: str | None = None) -> TokenKeys:
+        check_key_prefix(prefix)
+        tag = "{" + prefix + ":" + symbol + "}" if group is None else "{" + prefix + ":" + group + "}:" + symbol
         names = {name: f"{tag}:{name}" for name in _FIXED}
         return cls(tag=tag, history_prefix=f"{tag}:h:", **names)
 

@@ -31,6 +31,10 @@ _PREPENDED = {
     "update_token.lua": ("status.lua",),
     "set_controls.lua": ("status.lua",),
 }
+_PER_TOKEN = ("status.lua", "lib.lua", "ops.lua", "ledger_api.lua")
+"""One token's ledger inside a script that touches several tokens: these files, wrapped in
+``local function token_ledger(KEYS, ARGV) ... end`` (see lua/ledger_api.lua)."""
+_MULTI_TOKEN = ("exchange.lua",)
 _READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua")
 
 HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
@@ -45,6 +49,14 @@ def source(name: str) -> str:
     parts = [*_PREPENDED.get(name, ()), name]
     if name.removesuffix(".lua") in HYBRID_SCRIPTS:
         return "\n".join(folder.joinpath(part).read_text(encoding="utf-8") for part in parts)
+    if name in _MULTI_TOKEN:
+        ledger = [folder.joinpath(part).read_text(encoding="utf-8") for part in _PER_TOKEN]
+        texts = [
+            folder.joinpath("status.lua").read_text(encoding="utf-8"),
+            "local function token_ledger(KEYS, ARGV)", *ledger, "end",
+            folder.joinpath(name).read_text(encoding="utf-8"),
+        ]  # fmt: skip
+        return "\n".join(["#!lua", *texts])
     # A shebang makes Redis 7 refuse a write script up front when it is out of memory (instead of failing at
     # a write half-way through) and lets read scripts run on replicas.
     shebang = "#!lua flags=no-writes" if name in _READ_ONLY else "#!lua"
@@ -67,6 +79,7 @@ class Scripts:
     """Every script registered on one client."""
 
     apply: AsyncScript
+    exchange: AsyncScript
     create_token: AsyncScript
     update_token: AsyncScript
     set_controls: AsyncScript

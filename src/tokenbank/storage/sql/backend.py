@@ -32,7 +32,14 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.capabilities import ChainEntry, ChainStore, HealthCheck, HealthChecks, SqlLedgerAccess
+from tokenbank.storage.capabilities import (
+    ChainEntry,
+    ChainStore,
+    ExchangeStore,
+    HealthCheck,
+    HealthChecks,
+    SqlLedgerAccess,
+)
 from tokenbank.storage.sql import chain, reads, verify
 from tokenbank.storage.sql.connection import parse_url
 from tokenbank.storage.sql.controls import prune_spends, read_controls, write_controls
@@ -50,7 +57,7 @@ from tokenbank.storage.sql.writer import writer_for
 T = TypeVar("T")
 
 
-class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks):
+class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeStore):
     """One token's ledger in a SQL database. What differs between SQLite and PostgreSQL is the writer chosen
     when the store is built (see writer.py): PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite work
     runs synchronously on the store's own thread, one transaction per operation (see connection.py)."""
@@ -189,6 +196,36 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks):
 
     def _decode(self, raw: Any) -> list[OpResult]:
         return self._writer.decode(raw)
+
+    def exchange_problem(self, other: Storage) -> str | None:
+        """Both tokens must be in one database: the same DATABASE_URL and TOKEN_DATABASE_SCHEMA (an in-memory
+        SQLite database belongs to its bank alone)."""
+        if not isinstance(other, SqlStorage):
+            return f"the banks use different kinds of store ({type(self).__name__}, {type(other).__name__})"
+        if other.token == self.token:
+            return "both banks hold the same token"
+        mine, theirs = self.settings, other.settings
+        if (mine.database_url, mine.database_schema) != (theirs.database_url, theirs.database_schema):
+            return "the banks are on different databases (DATABASE_URL and TOKEN_DATABASE_SCHEMA must be the same)"
+        if parse_url(mine).get_backend_name() == "sqlite" and parse_url(mine).database in (None, "", ":memory:"):
+            return "an in-memory SQLite database belongs to one bank; use a database file"
+        return None
+
+    async def apply_exchange(self, other: Storage, op: WriteOp, other_op: WriteOp) -> tuple[OpResult, OpResult]:
+        """Both ops in one transaction on this store's connection. The tokens are written in the order of their
+        symbols, so two exchanges in opposite directions lock rows in one order (no deadlock)."""
+        assert isinstance(other, SqlStorage)
+        legs = [(self._writer, op), (other._writer, other_op)]
+        swap = other.token < self.token
+        if swap:
+            legs.reverse()
+        try:
+            results = await self._retrying(lambda: self._writer.apply_tokens(legs))
+        finally:  # even a failed call may have committed before its answer was lost
+            self.expect_writes()
+            other.expect_writes()
+        first, second = results
+        return (second, first) if swap else (first, second)
 
     async def append_audit(self, action: str, details: str) -> None:
         await self._retrying(

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tokenbank.errors import StorageUnavailableError
 from tokenbank.settings import Settings
+from tokenbank.status import Status
 from tokenbank.storage import _translate
 from tokenbank.storage.base import OpResult, TxRecord, WriteOp
 from tokenbank.storage.sql.connection import postgres_dsn, postgres_engine, postgres_server_settings
@@ -74,6 +75,44 @@ class PgWritePool:
         assert isinstance(answer, str)
         return answer
 
+    async def apply_pair(self, first: tuple[str, str], second: tuple[str, str]) -> tuple[str, str | None]:
+        """Two atomic ``tb_apply`` calls ``(token, ops_json)``, the second only if the first applied, in ONE
+        transaction and one statement (three round trips with BEGIN and COMMIT), rolled back unless both
+        applied. The answers (None: the second was not made)."""
+        if self._pool is None:
+            raise StorageUnavailableError("the PostgreSQL write pool is closed")
+        answers: tuple[str, str | None] = ("", None)
+        try:
+            async with self._pool.acquire(timeout=10) as conn, conn.transaction():
+                row = await conn.fetchrow(_APPLY_PAIR, *first, *second)
+                assert row is not None
+                answers = (row[0], row[1])
+                if answers[1] is None or not all(r.status.ok for r in SQL.results(answers[1])):
+                    raise _RollBack
+        except _RollBack:
+            pass
+        except asyncpg.InterfaceError as exc:
+            raise StorageUnavailableError(f"database connection lost: {type(exc).__name__}") from exc
+        except (asyncpg.PostgresError, OSError, TimeoutError) as exc:
+            raise _translate.SQL_ERRORS.translate(exc) from exc
+        return answers
+
+
+_APPLY_PAIR = (
+    "WITH a AS MATERIALIZED (SELECT tb_apply($1, $2::jsonb, true)::text AS r) "
+    "SELECT a.r, CASE WHEN a.r::jsonb @? '$[*] ? (@.s > 1)' THEN NULL ELSE tb_apply($3, $4::jsonb, true)::text END "
+    "FROM a"
+)
+"""Both legs of an exchange in one statement: the second token's call runs only when the first's applied."""
+
+
+class _RollBack(Exception):
+    """Leaves a transaction block so that it rolls back."""
+
+
+def _encode(writer: SqlWriter, op: WriteOp) -> str:
+    return writer.encode([op]) if isinstance(writer, PgWriter) else SQL.ops([op])
+
 
 _PG_APPLY = sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), :atomic)")
 
@@ -110,6 +149,23 @@ class PgWriter(SqlWriter):
 
     def decode(self, raw: str) -> list[OpResult]:
         return SQL.results(raw)
+
+    async def apply_tokens(self, legs: Sequence[tuple[SqlWriter, WriteOp]]) -> list[OpResult]:
+        (writer_a, op_a), (writer_b, op_b) = legs
+        first, second = await self._writes.apply_pair(
+            (writer_a.token, _encode(writer_a, op_a)), (writer_b.token, _encode(writer_b, op_b))
+        )
+        result_a = SQL.results(first)[0]
+        result_b = None if second is None else SQL.results(second)[0]
+        if result_b is None:
+            return [result_a, OpResult(Status.BATCH_ABORTED)]
+        if not result_b.status.ok:
+            return [OpResult(Status.BATCH_ABORTED), result_b]
+        return [result_a, result_b]
+
+    def encode(self, ops: Sequence[WriteOp]) -> str:
+        """Ops as ``tb_apply`` reads them, with this token's balance event channel."""
+        return SQL.ops(ops, self._channel)
 
     def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         params = {"token": self.token, "ops": SQL.ops(ops, self._channel), "atomic": atomic}

@@ -24,6 +24,9 @@ T = TypeVar("T")
 class SqlWriter(ABC):
     """One database's connections, transactions and write path, for one token."""
 
+    token: str
+    """The symbol of the token this writer writes."""
+
     in_flight: int
     """Write batches in flight when the settings do not say."""
 
@@ -47,6 +50,12 @@ class SqlWriter(ABC):
 
     @abstractmethod
     def decode(self, raw: Any) -> list[OpResult]: ...
+
+    @abstractmethod
+    async def apply_tokens(self, legs: Sequence[tuple[SqlWriter, WriteOp]]) -> list[OpResult]:
+        """Apply each op (two: the legs of an exchange) with the rules of its writer's token, in order, in ONE
+        transaction on this writer's database: all or none (a refused op reports its status, the others
+        ``BATCH_ABORTED``)."""
 
     @abstractmethod
     def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:

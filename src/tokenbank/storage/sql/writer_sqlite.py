@@ -33,6 +33,11 @@ _TX_COLUMNS = (
     "metadata, idempotency_key, request_hash, reason, hold_id, reverses_id, hash"
 )
 _INSERT_TX = f"INSERT INTO tb_transactions ({_TX_COLUMNS}) VALUES ({', '.join('?' * 17)})"
+_RECENT_HEAD = (
+    "SELECT seq, hash FROM (SELECT seq, hash, token FROM tb_transactions ORDER BY seq DESC LIMIT 64) "
+    "WHERE token = ? ORDER BY seq DESC LIMIT 1"
+)
+"""The token's last journal row if it is among the 64 newest rows of the database."""
 _DEBIT = (
     "UPDATE tb_accounts SET balance = balance - ?, held = held + ? "
     "WHERE token = ? AND user_id = ? AND balance >= ? RETURNING balance"
@@ -207,8 +212,12 @@ class _Writer:
             if top == self._cursor.seq and cached is not None and cached == self._cursor.hash:
                 self._head = (self._cursor.seq, cached)  # nothing was written since this writer's last row
             else:  # this writer's first write, or rows written since by another: the token's last row
-                row = self._one("SELECT seq, hash FROM tb_transactions WHERE token = ? ORDER BY seq DESC LIMIT 1",
-                                self.token)  # fmt: skip
+                # First among the journal's newest rows (seq is the rowid: a short walk back from its end), where
+                # it is when tokens of one database take turns (an exchange writes two); only then through the
+                # token's rows, which SQLite reads and sorts whole.
+                row = self._one(_RECENT_HEAD, self.token) or self._one(
+                    "SELECT seq, hash FROM tb_transactions WHERE token = ? ORDER BY seq DESC LIMIT 1", self.token
+                )
                 # No row, or rows older than the chain (no hash): the chain starts here.
                 self._head = (0, GENESIS) if row is None or row[1] is None else (int(row[0]), row[1])
         return self._head
@@ -388,6 +397,25 @@ class SqliteWriter(SqlWriter):
 
     def decode(self, raw: list[OpResult]) -> list[OpResult]:
         return raw
+
+    async def apply_tokens(self, legs: Sequence[tuple[SqlWriter, WriteOp]]) -> list[OpResult]:
+        def work(conn: Connection) -> list[OpResult]:
+            results = []
+            for index, (writer, op) in enumerate(legs):
+                # A fresh chain cursor: each token's head is looked up, as after another writer's rows.
+                try:
+                    [result] = apply_ops(conn, writer.token, [op], True)
+                except AtomicAbort as abort:
+                    raise AtomicAbort(index, abort.result) from None
+                if not result.status.ok:  # a token that does not exist answers without raising
+                    raise AtomicAbort(index, result)
+                results.append(result)
+            return results
+
+        try:
+            return await self._thread.run(work, write=True)
+        except AtomicAbort as abort:  # the transaction was rolled back
+            return aborted_results(len(legs), abort)
 
     def apply_in(self, conn: Connection, ops: Sequence[WriteOp], atomic: bool) -> list[OpResult]:
         return apply_ops(conn, self.token, ops, atomic, self._chain)
