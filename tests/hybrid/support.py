@@ -60,7 +60,15 @@ async def postgres_supply(store: HybridStorage) -> int:
 
 
 async def drain(store: HybridStorage, within: float = 60.0) -> None:
+    """The stream's entries, then the audit entries (account controls, token changes) written before the call
+    are in PostgreSQL: the sync copies audit entries on their own, so an empty stream does not mean they are."""
+    deadline = time.monotonic() + within
     assert await stream.wait_drained(store.redis.client, store.redis.keys, within), "sync backlog did not drain"
+    top = int(await store.redis.client.get(store.redis.keys.auditseq) or 0)
+    query = sa.text("SELECT audit_synced FROM tb_sync_state WHERE token = :token").bindparams(token=store.sql.token)
+    while int(await store.sql.run_sync(lambda conn: conn.scalar(query)) or 0) < top:
+        assert time.monotonic() < deadline, "audit entries did not reach PostgreSQL"
+        await asyncio.sleep(0.02)
 
 
 async def assert_stores_equal(store: HybridStorage) -> ReconcileReport:
