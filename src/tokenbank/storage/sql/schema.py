@@ -280,14 +280,16 @@ account_controls = sa.Table(
     sa.Column("spent_oldest", TIME),
 )
 
-# The debits a spend window counts (transfers, burns, holds of an account with a window), pruned as they leave it.
+# The debits a spend window counts (transfers, burns, holds of an account with a window), pruned as they leave it;
+# keyed in the order the window reads them (an account's spends by time). SQLite: WITHOUT ROWID, one B-tree.
 account_spends = sa.Table(
     "tb_account_spends",
     metadata,
-    sa.Column("token", sa.String(16), primary_key=True),
-    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), primary_key=True),
-    sa.Column("tx_id", sa.String(36), primary_key=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), nullable=False),
+    sa.Column("tx_id", sa.String(36), nullable=False),
     sa.Column("amount", UNITS, nullable=False),
     sa.Column("at", TIME, nullable=False),
+    sa.PrimaryKeyConstraint("token", "user_id", "at", "tx_id", name="tb_account_spends_pkey"),
+    sqlite_with_rowid=False,
 )
-sa.Index("ix_tb_account_spends_window", account_spends.c.token, account_spends.c.user_id, account_spends.c.at)

@@ -31,6 +31,7 @@ local function cmp(a, b)
 end
 
 local function add(a, b)
+    if #a < 16 and #b < 16 then return string.format('%.0f', tonumber(a) + tonumber(b)) end -- exact: < 2^53
     local out, carry, i, j = {}, 0, #a, #b
     while i > 0 or j > 0 or carry > 0 do
         local d = carry + (i > 0 and string.byte(a, i) - 48 or 0) + (j > 0 and string.byte(b, j) - 48 or 0)
