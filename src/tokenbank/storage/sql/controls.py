@@ -209,7 +209,8 @@ _CONTROLS_OF = (
 class SqliteControls:
     """The checks of SQLite's writer: the same rules and order as PostgreSQL's ``tb_controls_refusal``. One
     statement reads both accounts' controls (and the credited balance); a counted debit adds to the sender's
-    running total."""
+    running total. The spends and totals of a write transaction are written together by :meth:`flush` at its
+    end (the transaction's own later checks read them from here; any read of the spends table flushes first)."""
 
     def __init__(self, conn: Connection, token: str) -> None:
         self.conn = conn
@@ -217,6 +218,8 @@ class SqliteControls:
         self.token = token
         self._any: bool | None = None
         self._window: tuple[str, Totals] | None = None  # the checked sender's window totals, for record_spend
+        self._totals: dict[str, Totals] = {}  # the totals this transaction changed, not yet written
+        self._spends: list[tuple[str, str, str, int, str]] = []  # its spends, not yet written
 
     def active(self) -> bool:
         """Whether the token has any controls at all (read once per write transaction)."""
@@ -224,6 +227,18 @@ class SqliteControls:
             found = self.raw.execute("SELECT 1 FROM tb_account_controls WHERE token = ? LIMIT 1", (self.token,))
             self._any = found.fetchone() is not None
         return self._any
+
+    def flush(self) -> None:
+        """Write the transaction's spends and changed totals (before it commits, or before the spends are read)."""
+        if self._spends:
+            self.raw.executemany(
+                "INSERT INTO tb_account_spends (token, user_id, tx_id, amount, at) VALUES (?, ?, ?, ?, ?)",
+                self._spends,
+            )
+            self._spends = []
+        if self._totals:
+            self.raw.executemany(_SAVE_TOTALS, [(*totals, self.token, user) for user, totals in self._totals.items()])
+            self._totals = {}
 
     def refusal(self, op: WriteOp, debit: str | None, credit: str | None, amount: int, now: str) -> Status | None:
         """The status refusing ``op`` (``debit``/``credit``: the accounts it takes from and gives to), or None."""
@@ -240,7 +255,10 @@ class SqliteControls:
             return Status.CREDITS_FROZEN
         if debited and debit and op.kind in _COUNTED and debited[6] is not None:
             cut = _cut(now, debited[7])
-            totals = _window_totals(self.raw, self.token, debit, cut, (int(debited[8]), debited[9], debited[10]))
+            totals = self._totals.get(debit) or (int(debited[8]), debited[9], debited[10])
+            if totals[1] is None or (totals[2] is not None and totals[2] <= cut) or cut < totals[1]:
+                self.flush()  # the spends table is read: it holds every spend of this transaction first
+            totals = _window_totals(self.raw, self.token, debit, cut, totals)
             spent, through = totals[0], totals[1]
             if through is not None and cut < through:  # a window starting before the total's: the rows between
                 spent += int(self.raw.execute(_SUMS, (self.token, debit, cut, through)).fetchone()[0])
@@ -257,15 +275,12 @@ class SqliteControls:
         window, self._window = self._window, None
         if op.kind not in _COUNTED or window is None or window[0] != op.from_user_id or op.amount is None:
             return
-        self.raw.execute(
-            "INSERT INTO tb_account_spends (token, user_id, tx_id, amount, at) VALUES (?, ?, ?, ?, ?)",
-            (self.token, op.from_user_id, op.tx_id, op.amount, now),
-        )
+        self._spends.append((self.token, op.from_user_id, op.tx_id, op.amount, now))
         total, through, oldest = window[1]
         if through is not None and now > through:  # else it is older than the total's start: not in it
             total += op.amount
             oldest = now if oldest is None or now < oldest else oldest
-        self.raw.execute(_SAVE_TOTALS, (total, through, oldest, self.token, op.from_user_id))
+        self._totals[op.from_user_id] = (total, through, oldest)
 
 
 def _frozen_now(until: Any, now: str) -> bool:

@@ -95,6 +95,7 @@ def apply_ops(
         if atomic and not result.status.ok:
             raise AtomicAbort(index, result)
         results.append(result)
+    writer.controls.flush()
     writer.save_chain_head()
     return results
 
