@@ -292,4 +292,4 @@ def _text(moment: datetime) -> str:
     """SQLite's stored form of a time (naive UTC text, as the writer writes ``now``)."""
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment.isoformat(" ", "microseconds")  # "%Y-%m-%d %H:%M:%S.%f", several times faster than strftime
