@@ -206,6 +206,7 @@ DECLARE
     v_ctl boolean;     -- whether an account of the call has controls; then, indexed like v_uid:
     v_refresh boolean; -- whether a spend window's running total must drop rows that left it first
     v_spenders int[] := '{}';  -- the senders (indexes into v_uid) whose spend window the call adds to
+    v_moved text[];    -- ... those whose controls row the update by row id did not find (or that it left alone)
     c_df boolean[];    -- debits frozen now
     c_cf boolean[];    -- credits frozen now
     c_closed boolean[];
@@ -335,12 +336,27 @@ BEGIN
             SELECT p_token, v_uid[x.f], p_ops -> (x.n::int - 1) ->> 'id', x.a, v_now
             FROM unnest(v_ok, v_fi, v_amt) WITH ORDINALITY AS x(ok, f, a, n)
             WHERE x.ok AND c_wa[x.f] IS NOT NULL;
-        UPDATE tb_account_controls c  -- by the rows read above: only a writer holding the account's lock changes them
-            SET spent_total = c.spent_total + (SELECT sum(x.a) FROM unnest(v_ok, v_fi, v_amt) AS x(ok, f, a)
-                                               WHERE x.ok AND v_uid[x.f] = c.user_id),
-                spent_oldest = LEAST(c.spent_oldest, v_now)
-            WHERE c.ctid = ANY (ARRAY(SELECT c_tid[i] FROM unnest(v_spenders) i))
-              AND v_now > c.spent_through;
+        -- By the rows read above (a probe per row, whatever the statistics say). Writes of a controls row hold its
+        -- account's lock, except hybrid mode's sync copying a change: a row it moved meanwhile is found by its key.
+        WITH upd AS (
+            UPDATE tb_account_controls c
+                SET spent_total = c.spent_total + (SELECT sum(x.a) FROM unnest(v_ok, v_fi, v_amt) AS x(ok, f, a)
+                                                   WHERE x.ok AND v_uid[x.f] = c.user_id),
+                    spent_oldest = LEAST(c.spent_oldest, v_now)
+                WHERE c.ctid = ANY (ARRAY(SELECT c_tid[i] FROM unnest(v_spenders) i))
+                  AND c.token = p_token AND c.user_id = ANY (ARRAY(SELECT v_uid[i] FROM unnest(v_spenders) i))
+                  AND v_now > c.spent_through
+                RETURNING c.user_id
+        )
+        SELECT array_agg(user_id::text) INTO v_moved FROM upd;
+        v_moved := ARRAY(SELECT v_uid[i] FROM unnest(v_spenders) i EXCEPT SELECT unnest(v_moved));
+        IF cardinality(v_moved) > 0 THEN
+            UPDATE tb_account_controls c
+                SET spent_total = c.spent_total + (SELECT sum(x.a) FROM unnest(v_ok, v_fi, v_amt) AS x(ok, f, a)
+                                                   WHERE x.ok AND v_uid[x.f] = c.user_id),
+                    spent_oldest = LEAST(c.spent_oldest, v_now)
+                WHERE c.token = p_token AND c.user_id = ANY (v_moved) AND v_now > c.spent_through;
+        END IF;
     END IF;
 
     -- One statement writes it all: each changed account once, the journal rows in op order (seq follows the ops),
