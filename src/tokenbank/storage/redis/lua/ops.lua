@@ -71,8 +71,6 @@ local ctrl_seen = {} -- account -> its decoded controls (false: none), read once
 local TAG = string.sub(K_CTRL, 1, -5)
 local SPEND_PREFIX, K_SPENT = TAG .. 'sp:', TAG .. 'spent'
 local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
-local window_now = {} -- account -> { total, oldest } as this call last read or wrote it (an atomic batch that
-                      -- rolls back ends the call, so it never outlives what it mirrors)
 
 local function controls_of(a, b) -- the controls of accounts a and b (either may be nil): one HMGET for both
     if ctrl_any == nil then ctrl_any = redis.call('EXISTS', K_CTRL) == 1 end
