@@ -97,7 +97,9 @@ class TokenKeys:
 
     @property
     def spent(self) -> str:
-        """The running total of each account's spend set (a hash), kept by the write scripts."""
+        """Each account's spend window state (a hash): ``total:oldest``, the running total of its spend set and
+        the score of the set's oldest member (empty: none), kept by the write scripts. A bare total is the form
+        written before the oldest was kept; the scripts read it too."""
         return self.tag + ":spent"
 
     def write_keys(self) -> list[str]:

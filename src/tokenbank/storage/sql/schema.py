@@ -273,16 +273,23 @@ account_controls = sa.Table(
     sa.Column("max_balance", UNITS),
     sa.Column("window_amount", UNITS),
     sa.Column("window_seconds", sa.Integer),
+    # The spend window's running total: the spends with ``at`` after ``spent_through`` add up to ``spent_total``
+    # (``spent_through`` NULL: not counted yet), the oldest of them at ``spent_oldest`` (see controls.py).
+    sa.Column("spent_total", UNITS, nullable=False, server_default="0"),
+    sa.Column("spent_through", TIME),
+    sa.Column("spent_oldest", TIME),
 )
 
-# The debits a spend window counts (transfers, burns, holds of an account with a window), pruned as they leave it.
+# The debits a spend window counts (transfers, burns, holds of an account with a window), pruned as they leave it;
+# keyed in the order the window reads them (an account's spends by time). SQLite: WITHOUT ROWID, one B-tree.
 account_spends = sa.Table(
     "tb_account_spends",
     metadata,
-    sa.Column("token", sa.String(16), primary_key=True),
-    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), primary_key=True),
-    sa.Column("tx_id", sa.String(36), primary_key=True),
+    sa.Column("token", sa.String(16), nullable=False),
+    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), nullable=False),
+    sa.Column("tx_id", sa.String(36), nullable=False),
     sa.Column("amount", UNITS, nullable=False),
     sa.Column("at", TIME, nullable=False),
+    sa.PrimaryKeyConstraint("token", "user_id", "at", "tx_id", name="tb_account_spends_pkey"),
+    sqlite_with_rowid=False,
 )
-sa.Index("ix_tb_account_spends_window", account_spends.c.token, account_spends.c.user_id, account_spends.c.at)

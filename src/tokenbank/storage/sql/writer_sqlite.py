@@ -100,6 +100,7 @@ def apply_ops(
         if atomic and not result.status.ok:
             raise AtomicAbort(index, result)
         results.append(result)
+    writer.controls.flush()
     writer.save_chain_head()
     return results
 
@@ -177,7 +178,7 @@ class _Writer:
             debit, credit, amount = original.to_user_id, original.from_user_id, int(original.amount)
         elif op.kind is OpKind.VOID:
             return None  # releasing held funds to their owner is never refused
-        return self.controls.refusal(op, debit, credit, amount, now, self._balance)
+        return self.controls.refusal(op, debit, credit, amount, now)
 
     def _replay(self, op: WriteOp) -> OpResult | None:
         row = self._one("SELECT * FROM tb_transactions WHERE token = ? AND idempotency_key = ?", self.token,

@@ -31,6 +31,7 @@ local function cmp(a, b)
 end
 
 local function add(a, b)
+    if #a < 16 and #b < 16 then return string.format('%.0f', tonumber(a) + tonumber(b)) end -- exact: < 2^53
     local out, carry, i, j = {}, 0, #a, #b
     while i > 0 or j > 0 or carry > 0 do
         local d = carry + (i > 0 and string.byte(a, i) - 48 or 0) + (j > 0 and string.byte(b, j) - 48 or 0)
@@ -60,6 +61,8 @@ local held_now = {}       -- account -> its held amount now, for accounts this c
 local hist, audits, events = {}, {}, {}   -- deferred effects, written only at commit
 local chained = {}         -- "seq:id" of each transaction of this call, appended to the chain list at commit
 local seq_start, seq_now = nil, nil -- the seq counter, read once per call and written back at commit
+local window_now = {}     -- account -> { total, oldest } of its spend window as ops.lua last read or wrote it
+                          -- this call (a rollback forgets it with the changes it mirrors)
 
 local function hset(key, field, value)
     if undo then undo[#undo + 1] = { 'h', key, field, redis.call('HGET', key, field) } end
@@ -99,6 +102,7 @@ local function rollback()
         end
     end
     undo, touched, held_now, hist, audits, events, chained = {}, {}, {}, {}, {}, {}, {}
+    window_now = {}
     seq_now = seq_start
 end
 

@@ -62,32 +62,66 @@ end
 
 -- account controls: checked before an op's first write, in the order of tb_controls_refusal (PostgreSQL) ------
 local ctrl_any = nil -- whether the token has any controls, read once per script call
--- Per account with a spend window: a sorted set of its counted debits ("tx_id:amount" scored by time) and their
--- running total in a hash, both named after the token's tag ("{tag}:ctrl" -> "{tag}:sp:<id>", "{tag}:spent").
+local ctrl_seen = {} -- account -> its decoded controls (false: none), read once per script call (set_controls
+                     -- is a script of its own, so they cannot change during this one)
+-- Per account with a spend window: a sorted set of its counted debits ("tx_id:amount" scored by time) and, in
+-- a hash, "total:oldest": their running total and the score of the oldest (so a check knows without a read of
+-- the set whether any left the window), both named after the token's tag ("{tag}:ctrl" -> "{tag}:sp:<id>",
+-- "{tag}:spent").
 local TAG = string.sub(K_CTRL, 1, -5)
 local SPEND_PREFIX, K_SPENT = TAG .. 'sp:', TAG .. 'spent'
 local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
 
-local function controls(user)
-    if user == nil then return nil end
+local function controls_of(a, b) -- the controls of accounts a and b (either may be nil): one HMGET for both
     if ctrl_any == nil then ctrl_any = redis.call('EXISTS', K_CTRL) == 1 end
-    if not ctrl_any then return nil end
-    local js = redis.call('HGET', K_CTRL, user)
-    return js and cjson.decode(js) or nil
+    if not ctrl_any then return nil, nil end
+    local want = {}
+    if a and ctrl_seen[a] == nil then want[#want + 1] = a end
+    if b and b ~= a and ctrl_seen[b] == nil then want[#want + 1] = b end
+    if #want > 0 then
+        local found = redis.call('HMGET', K_CTRL, unpack(want))
+        for i, user in ipairs(want) do ctrl_seen[user] = found[i] and cjson.decode(found[i]) or false end
+    end
+    return a and ctrl_seen[a] or nil, b and ctrl_seen[b] or nil
 end
 
 local function frozen_now(c, now) return c['until'] == nil or tonumber(c['until']) > tonumber(now) end
 
+local function window_state(user) -- the account's running total and its oldest spend's score (nil: none)
+    local state = window_now[user]
+    if state then return state[1], state[2] end
+    local v = redis.call('HGET', K_SPENT, user)
+    if not v then return '0', nil end
+    local total, oldest = string.match(v, '^(%d+):(%d*)$')
+    if total then return total, tonumber(oldest) end -- tonumber('') is nil: no spend left
+    -- a bare total, as stored before the oldest was kept alongside it
+    local first = redis.call('ZRANGE', SPEND_PREFIX .. user, 0, 0, 'WITHSCORES')
+    return v, first[2] and tonumber(first[2]) or nil
+end
+
+local function keep_window(user, total, oldest)
+    window_now[user] = { total, oldest }
+    hset(K_SPENT, user, total .. ':' .. (oldest and string.format('%.0f', oldest) or ''))
+end
+
 local function window_spent(user, c, now) -- what the window ending now holds, after forgetting what left it
+    local total, oldest = window_state(user)
+    local cut = tonumber(now) - c.ws * 1000000
+    if oldest == nil or oldest > cut then
+        window_now[user] = { total, oldest }
+        return total
+    end
     local key = SPEND_PREFIX .. user
-    local gone = redis.call('ZRANGEBYSCORE', key, '-inf', string.format('%.0f', tonumber(now) - c.ws * 1000000))
-    if #gone == 0 then return redis.call('HGET', K_SPENT, user) or '0' end
+    local gone = redis.call('ZRANGEBYSCORE', key, '-inf', string.format('%.0f', cut))
     local left = '0'
     for _, member in ipairs(gone) do -- through the undo log: an atomic batch that fails puts them back
         left = add(left, string.match(member, ':(%d+)$'))
         zset(key, member, false)
     end
-    return hincr(K_SPENT, user, '-' .. left)
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    total = sub(total, left)
+    keep_window(user, total, first[2] and tonumber(first[2]) or nil)
+    return total
 end
 
 local function refusal(op, now) -- the status refusing op under its accounts' controls, or nil
@@ -113,7 +147,7 @@ local function refusal(op, now) -- the status refusing op under its accounts' co
     else
         return nil -- a void releases held funds to their owner: never refused
     end
-    local d, c = controls(debit), controls(credit)
+    local d, c = controls_of(debit, credit)
     if (d and d.closed) or (c and c.closed) then return ST_ACCOUNT_CLOSED end
     if d and d.df and frozen_now(d, now) then return ST_DEBITS_FROZEN end
     if c and c.cf and frozen_now(c, now) then return ST_CREDITS_FROZEN end
@@ -126,10 +160,12 @@ end
 
 local function record_spend(op, now) -- after a counted debit: the sender's window holds it
     if not COUNTED[op.kind] then return end
-    local d = controls(op.from)
+    local d = controls_of(op.from)
     if not (d and d.wa) then return end
     zset(SPEND_PREFIX .. op.from, op.id .. ':' .. op.amount, now)
-    hincr(K_SPENT, op.from, op.amount)
+    local total, oldest = window_state(op.from)
+    local at = tonumber(now)
+    keep_window(op.from, add(total, op.amount), (oldest == nil or at < oldest) and at or oldest)
 end
 
 local function apply_one(op, default_now)
