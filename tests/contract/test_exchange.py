@@ -232,6 +232,27 @@ async def test_only_the_exchanges_the_user_can_cover_apply_under_concurrency(pai
     assert len([tx for tx in await history(gems, "alice") if tx.exchange_id]) == 20
 
 
+async def test_a_spend_window_counts_only_the_exchanges_that_applied(pair: Pair) -> None:
+    """Alice may spend 10.00 coins per hour. 200 concurrent exchanges of 0.50 coins each, half of them with bob,
+    who has no gems (the receive leg is refused after the paying leg ran in the same call): exactly 20 with the
+    shop apply, so no refused exchange left a spend counted in the window."""
+    coins, gems = pair.coins, pair.gems
+    await coins.set_limits("alice", spend_per_window=(10, 3600))
+    calls = [exchange((coins, "alice", "0.50"), (gems, "shop" if n % 2 else "bob", 1)) for n in range(200)]
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    with_shop, with_bob = outcomes[1::2], outcomes[0::2]
+    # Bob's are refused by his missing gems, or by the window first once it is full.
+    assert all(isinstance(o, InsufficientBalanceError | LimitExceededError) for o in with_bob), set(map(repr, with_bob))
+    applied = [o for o in with_shop if not isinstance(o, BaseException)]
+    refused = [o for o in with_shop if isinstance(o, BaseException)]
+    assert len(applied) == 20
+    assert all(isinstance(e, LimitExceededError) for e in refused), {repr(e) for e in refused}
+    assert (await coins.get_account("alice")).spent_in_window == Decimal(10)
+    assert await coins.get_balances(["alice", "shop", "bob"]) == {"alice": 90, "shop": 10, "bob": 0}
+    assert await gems.get_balances(["alice", "shop", "bob"]) == {"alice": 20, "shop": 180, "bob": 0}
+    assert (await coins.verify()).ok and (await gems.verify()).ok
+
+
 async def test_exchanges_in_both_directions_at_once_neither_deadlock_nor_lose_a_unit(pair: Pair) -> None:
     coins, gems = pair.coins, pair.gems
     await gems.transfer("shop", "bob", 50)
