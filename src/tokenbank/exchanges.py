@@ -30,6 +30,7 @@ from tokenbank.errors import (
 )
 from tokenbank.ids import check_account_id, check_idempotency_key, check_reason, encode_metadata, fingerprint, new_id
 from tokenbank.models import Exchange
+from tokenbank.services.pricing import ask_provider
 from tokenbank.status import Status
 from tokenbank.storage.base import OpResult, WriteOp
 from tokenbank.storage.capabilities import ExchangeStore
@@ -192,19 +193,10 @@ def _check_rate(value: Decimal, what: str) -> Decimal:
 
 
 async def _ask(provider: Callable[[], Awaitable[object]]) -> Decimal:
-    try:
-        value = await provider()
-    except TokenBankError:
-        raise
-    except Exception as exc:
-        raise PriceUnavailableError(f"the rate provider failed: {type(exc).__name__}: {exc}") from exc
-    if isinstance(value, bool) or not isinstance(value, Decimal | int):
-        hint = " (floats are not exact; return a Decimal)" if isinstance(value, float) else ""
-        raise PriceUnavailableError(f"the rate provider returned {type(value).__name__}{hint}")
-    try:
-        return _check_rate(Decimal(value), "the provider's rate")
-    except InvalidAmountError as exc:
-        raise PriceUnavailableError(exc.message) from None
+    value = await ask_provider(provider, "the rate provider")
+    if value == 0:
+        raise PriceUnavailableError("the rate provider returned 0: a rate must be positive")
+    return value
 
 
 def _op(leg: _Leg, key: str | None, reason: str | None, request: str) -> WriteOp:

@@ -51,7 +51,7 @@ class PricingService:
         non-Decimal price (a float is refused: it is not exact).
         """
         if self.provider is not None:
-            return await _ask(self.provider)
+            return await ask_provider(self.provider, "the USD price provider")
         price = self._ledger.settings.usd_price
         if price is None:
             raise ConfigurationError(
@@ -82,17 +82,19 @@ def usd_value(amount: Decimal, price: Decimal) -> Decimal:
         return (amount * price).quantize(CENT)
 
 
-async def _ask(provider: PriceProvider) -> Decimal:
+async def ask_provider(provider: Callable[[], Awaitable[object]], what: str) -> Decimal:
+    """The provider's answer as a finite Decimal >= 0; PriceUnavailableError (naming ``what``) when it fails or
+    returns anything else (a float included: it is not exact)."""
     try:
         price = await provider()
     except TokenBankError:
         raise
     except Exception as exc:
-        raise PriceUnavailableError(f"the USD price provider failed: {type(exc).__name__}: {exc}") from exc
+        raise PriceUnavailableError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
     if isinstance(price, bool) or not isinstance(price, Decimal | int):
         hint = " (floats are not exact; return a Decimal)" if isinstance(price, float) else ""
-        raise PriceUnavailableError(f"the USD price provider returned {type(price).__name__}{hint}")
+        raise PriceUnavailableError(f"{what} returned {type(price).__name__}{hint}")
     price = Decimal(price)
     if not price.is_finite() or price < 0:
-        raise PriceUnavailableError(f"the USD price provider returned an invalid price: {price}")
+        raise PriceUnavailableError(f"{what} returned an invalid price: {price}")
     return price
