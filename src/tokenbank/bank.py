@@ -413,10 +413,15 @@ class TokenBank:
         *,
         max_balance: AmountInput | None = None,
         spend_per_window: tuple[AmountInput, int | float | timedelta] | None = None,
+        overdraft: AmountInput | None = None,
     ) -> AccountInfo:
-        """Replace the account's limits (None: none): a maximum spendable balance, and at most an amount spent
-        in any rolling window of so many seconds. Writes that would break one fail with LimitExceededError."""
-        return await self.accounts.set_limits(user_id, max_balance=max_balance, spend_per_window=spend_per_window)
+        """Replace the account's limits (None: none): a maximum spendable balance, at most an amount spent in
+        any rolling window of so many seconds, and an overdraft (debits may take the balance down to minus it).
+        Writes that would break the first two fail with LimitExceededError, debits below the overdraft with
+        InsufficientBalanceError."""
+        return await self.accounts.set_limits(
+            user_id, max_balance=max_balance, spend_per_window=spend_per_window, overdraft=overdraft
+        )
 
     async def transfer_many(self, requests: Sequence[TransferRequest], *, atomic: bool = False) -> list[TransferResult]:
         """Apply many transfers in one store call, in order. ``atomic``: all or nothing (every item then fails,

@@ -241,6 +241,7 @@ STATUS_TO_ERROR: dict[Status, type[TokenBankError]] = {
     Status.MAX_BALANCE_EXCEEDED: LimitExceededError,
     Status.SPEND_LIMIT_EXCEEDED: LimitExceededError,
     Status.ACCOUNT_NOT_EMPTY: TransactionStateError,
+    Status.OVERDRAFT_IN_USE: TransactionStateError,
 }
 
 STATUS_MESSAGES: dict[Status, str] = {
@@ -263,6 +264,7 @@ STATUS_MESSAGES: dict[Status, str] = {
     Status.MAX_BALANCE_EXCEEDED: "limit exceeded: max_balance of the credited account",
     Status.SPEND_LIMIT_EXCEEDED: "limit exceeded: spend_per_window of the debited account",
     Status.ACCOUNT_NOT_EMPTY: "the account still holds funds (balance or held): move them out before closing",
+    Status.OVERDRAFT_IN_USE: "the account owes more than the new overdraft allows: bring its balance up first",
 }
 
 
@@ -286,6 +288,7 @@ STATUS_PARAMS: dict[Status, str | None] = {
     Status.MAX_BALANCE_EXCEEDED: "amount",
     Status.SPEND_LIMIT_EXCEEDED: "amount",
     Status.ACCOUNT_NOT_EMPTY: "user_id",
+    Status.OVERDRAFT_IN_USE: "overdraft",
 }
 """The argument a refused op's status blames (an insufficient reversal blames its ``transaction_id``: the
 caller gave no amount)."""

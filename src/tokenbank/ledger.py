@@ -396,8 +396,8 @@ class Ledger:
 
     async def refusals(self, refused: Sequence[tuple[WriteOp, Status]]) -> list[TokenBankError]:
         """The errors of refused ops, in order. An insufficient balance says the amount requested and what the
-        debited account had available, read right after the refusal (one read for all of them, on this failure
-        path only; the stores report the refusal alone)."""
+        debited account had available (its balance plus its overdraft limit), read right after the refusal (on
+        this failure path only; the stores report the refusal alone)."""
         debits: dict[int, tuple[str, int]] = {}
         for index, (op, status) in enumerate(refused):
             if status is Status.INSUFFICIENT_BALANCE:
@@ -408,6 +408,10 @@ class Ledger:
         if debits:
             try:
                 balances = await self.storage.get_balances(sorted({user for user, _ in debits.values()}))
+                for user in balances:  # an overdraft is available too: down to minus its limit
+                    controls = await self.storage.get_controls(user, self.ops.now())
+                    if controls is not None and controls.overdraft:
+                        balances[user] += controls.overdraft
             except TokenBankError as exc:  # the refusal is the answer; a failed extra read only leaves it vaguer
                 logger.warning("balance read after a refusal failed: %s", exc, extra={"operation": "refusal"})
         errors: list[TokenBankError] = []

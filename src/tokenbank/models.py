@@ -220,3 +220,5 @@ class AccountInfo:
     spend_limit: SpendLimit | None
     spent_in_window: Decimal
     """What the account's current window has spent (0 without a spend limit)."""
+    overdraft: Decimal | None = None
+    """How far below zero debits may take the balance (None: not at all)."""

@@ -29,6 +29,7 @@ class Status(IntEnum):
     MAX_BALANCE_EXCEEDED = 18
     SPEND_LIMIT_EXCEEDED = 19
     ACCOUNT_NOT_EMPTY = 20
+    OVERDRAFT_IN_USE = 21
 
     @property
     def ok(self) -> bool:

@@ -56,6 +56,9 @@ def test_account_controls(sync_bank: TokenBank) -> None:
         sync_bank.transfer("alice", "bob", "2")
     assert sync_bank.close_account("carol").closed
     assert sync_bank.get_account("alice").balance == Decimal(10)
+    assert sync_bank.accounts.set_limits("dave", overdraft="3").overdraft == 3
+    sync_bank.transfer("dave", "alice", "3")
+    assert sync_bank.get_account("dave").balance == -3
 
 
 def test_every_thread_and_many_requests_share_one_loop(sync_bank: TokenBank) -> None:

@@ -9,7 +9,7 @@ def test_freeze_and_unfreeze(cli: Cli) -> None:
     cli.json("transfer", "treasury", "alice", "100")
     assert cli.json("account", "show", "alice") == {
         "user_id": "alice", "balance": "100.00", "held": "0.00", "frozen": None, "closed": False,
-        "max_balance": None, "spend_limit": None, "spent_in_window": "0.00",
+        "max_balance": None, "spend_limit": None, "spent_in_window": "0.00", "overdraft": None,
     }  # fmt: skip
     frozen = cli.json("account", "freeze", "alice", "--reason", "cheating in ranked")
     assert frozen["frozen"] == {"debits": True, "credits": False, "reason": "cheating in ranked", "until": None}
@@ -49,6 +49,13 @@ def test_limits_and_close(cli: Cli) -> None:
 
     assert_one_line_error(cli("account", "close", "alice"), "transaction_state")
     assert cli.json("account", "close", "carol")["closed"] is True
+    assert cli.json("account", "limits", "dave", "--overdraft", "20")["overdraft"] == "20.00"
+    cli.json("transfer", "dave", "alice", "20")
+    assert "'dave' has 0.00 available" in assert_one_line_error(cli("burn", "dave", "0.01"), "insufficient_balance")
+    table = cli("account", "show", "dave")
+    assert table.exit_code == 0 and "-20.00 TST" in table.stdout and "20.00 TST" in table.stdout
+    owed = assert_one_line_error(cli("account", "limits", "dave", "--overdraft", "19.99"), "transaction_state")
+    assert "owes more than the new overdraft" in owed
     assert_one_line_error(cli("transfer", "alice", "carol", "1"), "account_closed")
     assert_one_line_error(cli("account", "unfreeze", "carol"), "account_closed")
 
@@ -61,6 +68,7 @@ def test_bad_options(cli: Cli) -> None:
         ("account", "freeze", "alice", "--reason", "r", "--until", "2999-01-01T00:00:00"),  # no offset
         ("account", "limits", "alice"),
         ("account", "limits", "alice", "--clear", "--max-balance", "5"),
+        ("account", "limits", "alice", "--clear", "--overdraft", "5"),
         ("account", "limits", "alice", "--spend", "500"),
         ("account", "limits", "alice", "--spend", "500/1.5"),
     ]
@@ -69,6 +77,7 @@ def test_bad_options(cli: Cli) -> None:
     past = cli("account", "freeze", "alice", "--reason", "r", "--until", "2020-01-01T00:00Z")
     assert "until must be in the future" in assert_one_line_error(past, "invalid_request")
     assert_one_line_error(cli("account", "limits", "alice", "--max-balance", "-5"), "invalid_amount")
+    assert_one_line_error(cli("account", "limits", "alice", "--overdraft", "0.001"), "invalid_amount")
     assert_one_line_error(cli("account", "limits", "alice", "--spend", "1e3/60"), "invalid_amount")
     assert_one_line_error(cli("account", "limits", "alice", "--spend", "5/0"), "invalid_request")
     assert_one_line_error(cli("account", "show", ""), "invalid_account")

@@ -112,6 +112,12 @@ AMOUNT_CASES: list[Case] = [
         (f"max-balance-{label}", lambda b, a=amount: b.set_limits("alice", max_balance=a), InvalidAmountError)
         for label, amount in BAD_AMOUNTS[:10]
     ),
+    *(  # 0 and None are valid overdrafts (none): every other bad amount is refused
+        (f"overdraft-{label}", lambda b, a=amount: b.set_limits("alice", overdraft=a), InvalidAmountError)
+        for label, amount in BAD_AMOUNTS
+        if not label.startswith("zero") and label != "none"
+    ),
+    ("overdraft-bool", lambda b: b.set_limits("alice", overdraft=True), InvalidAmountError),
     ("spend-window-amount-float", lambda b: b.set_limits("alice", spend_per_window=(0.5, 60)), InvalidAmountError),
     ("spend-window-amount-none", lambda b: b.set_limits("alice", spend_per_window=(None, 60)), InvalidAmountError),
     ("spend-window-amount-zero", lambda b: b.set_limits("alice", spend_per_window=(0, 60)), InvalidAmountError),

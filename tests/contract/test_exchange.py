@@ -406,3 +406,18 @@ async def test_in_memory_sqlite_databases_cannot_exchange(backend: BoundBackend)
         with pytest.raises(ConfigurationError, match="in-memory"):
             await exchange((p.coins, "alice", 1), (p.gems, "shop", 1))
         assert await p.state() == before
+
+
+async def test_either_leg_may_use_an_overdraft_down_to_its_floor(pair: Pair) -> None:
+    coins, gems = pair.coins, pair.gems
+    await coins.set_limits("alice", overdraft=20)  # the paying leg
+    await gems.set_limits("shop", overdraft=3)  # the receiving leg's sender
+    await exchange((coins, "alice", 120), (gems, "shop", 203))
+    assert await coins.get_balance("alice") == -20 and await gems.get_balance("shop") == -3
+    before = await pair.state()
+    for pay, receive in ((("alice", "0.01"), ("shop", 1)), (("bob", 1), ("shop", 1))):
+        with pytest.raises(InsufficientBalanceError):
+            await exchange((coins, *pay), (gems, *receive))
+    assert await pair.state() == before
+    for bank in (coins, gems):
+        assert (await bank.verify()).ok

@@ -65,12 +65,32 @@ async def test_truncate_is_refused_on_postgres(sql_bank: TokenBank, table: str) 
     assert await snapshot(sql_bank) == before
 
 
-@pytest.mark.parametrize("column", ["balance", "held"])
-async def test_negative_balances_are_refused_by_the_database(sql_bank: TokenBank, column: str) -> None:
+async def test_negative_held_amounts_are_refused_by_the_database(sql_bank: TokenBank) -> None:
     before = await snapshot(sql_bank)
     with pytest.raises(StorageError):
-        await raw(sql_bank, f"UPDATE tb_accounts SET {column} = -1 WHERE token = :token AND user_id = 'alice'")
+        await raw(sql_bank, "UPDATE tb_accounts SET held = -1 WHERE token = :token AND user_id = 'alice'")
     assert await snapshot(sql_bank) == before
+
+
+async def test_verify_flags_a_balance_below_what_its_overdraft_allows(sql_bank: TokenBank) -> None:
+    """A balance may be negative (an overdraft), so the database takes one; verify names an account below zero
+    without an overdraft, or below minus its overdraft."""
+    name = "no balance below its overdraft"
+    alice = "UPDATE tb_accounts SET balance = {} WHERE token = :token AND user_id = 'alice'"
+
+    async def flagged() -> bool:
+        return any(c.name == name and not c.ok for c in (await sql_bank.verify()).checks)
+
+    await raw(sql_bank, alice.format(-1))
+    assert await flagged()
+    await raw(sql_bank, alice.format(10))
+    await sql_bank.set_limits("alice", overdraft=5)
+    await raw(sql_bank, alice.format(-5))
+    assert not await flagged()
+    await raw(sql_bank, alice.format(-501))  # base units: 0.01 below -5.00
+    assert await flagged()
+    await raw(sql_bank, alice.format(1000))
+    assert (await sql_bank.verify()).ok
 
 
 async def test_the_ledger_still_appends(sql_bank: TokenBank) -> None:

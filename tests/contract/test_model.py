@@ -123,6 +123,12 @@ class LedgerMachine(RuleBasedStateMachine):
         self.frozen_debits: set[str] = set()
         self.frozen_credits: set[str] = set()
         self.max_balance: dict[str, int] = {}
+        self.overdraft: dict[str, int] = {}
+
+    def short(self, account: str, amount: int, balance: dict[str, int] | None = None) -> bool:
+        """Whether debiting ``amount`` would take the account below zero, or below minus its overdraft."""
+        balance = self.balance if balance is None else balance
+        return balance[account] - amount < -self.overdraft.get(account, 0)
 
     def controls_refuse(
         self, debit: str | None, credit: str | None, amount: int, balance: dict[str, int] | None = None
@@ -153,7 +159,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if refusal := self.controls_refuse(sender, receiver, amount):
             self.refused(call, refusal)
             return multiple()
-        if self.balance[sender] < amount:
+        if self.short(sender, amount):
             self.refused(call, InsufficientBalanceError)
             return multiple()
         tx = self.run(call)
@@ -182,7 +188,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if refusal := self.controls_refuse(sender, None, amount):
             self.refused(call, refusal)
             return multiple()
-        if self.balance[sender] < amount:
+        if self.short(sender, amount):
             self.refused(call, InsufficientBalanceError)
             return multiple()
         tx = self.run(call)
@@ -204,7 +210,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 expected.append(InvalidAccountError)
             elif refusal := self.controls_refuse(sender, receiver, amount, balance):
                 expected.append(refusal)
-            elif balance[sender] < amount:
+            elif self.short(sender, amount, balance):
                 expected.append(InsufficientBalanceError)
             else:
                 expected.append(None)
@@ -245,7 +251,7 @@ class LedgerMachine(RuleBasedStateMachine):
         plan = plan_split(sender, tokens(amount), legs, remainder_to, None, None, None, DECIMALS)
         for leg in plan.legs:
             refusal = self.controls_refuse(sender, leg.to_user_id, leg.units, balance)
-            if refusal is None and balance[sender] < leg.units:
+            if refusal is None and self.short(sender, leg.units, balance):
                 refusal = InsufficientBalanceError
             if refusal is not None:
                 self.refused(call, refusal)
@@ -280,7 +286,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if refusal := self.controls_refuse(user, counterparty, amount):
             self.refused(call, refusal)
             return
-        if self.balance[user] < amount:
+        if self.short(user, amount):
             self.refused(call, InsufficientBalanceError)
             return
         done = self.run(call)
@@ -302,7 +308,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if refusal := self.controls_refuse(sender, None, amount):
             self.refused(call, refusal)
             return multiple()
-        if self.balance[sender] < amount:
+        if self.short(sender, amount):
             self.refused(call, InsufficientBalanceError)
             return multiple()
         hold = self.run(call)
@@ -360,7 +366,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.refused(call, TransactionStateError)
         elif refusal := self.controls_refuse(tx.receiver, tx.sender, tx.amount):
             self.refused(call, refusal)
-        elif self.balance[tx.receiver] < tx.amount:
+        elif self.short(tx.receiver, tx.amount):
             self.refused(call, InsufficientBalanceError)
         else:
             reversal = self.run(call)
@@ -392,14 +398,29 @@ class LedgerMachine(RuleBasedStateMachine):
         self.frozen_debits.discard(account)
         self.frozen_credits.discard(account)
 
-    @rule(account=accounts, maximum=st.none() | st.integers(1, 200_00))
-    def set_max_balance(self, account: str, maximum: int | None) -> None:
-        info = self.run(self.bank.set_limits(account, max_balance=None if maximum is None else tokens(maximum)))
+    @rule(account=accounts, maximum=st.none() | st.integers(1, 200_00), overdraft=st.none() | st.integers(0, 50_00))
+    def set_limits(self, account: str, maximum: int | None, overdraft: int | None) -> None:
+        """Both limits replaced at once (a limit left out is removed); an overdraft of 0 is none. A change that
+        leaves the account owing more than its new overdraft is refused and changes nothing."""
+        call = self.bank.set_limits(
+            account,
+            max_balance=None if maximum is None else tokens(maximum),
+            overdraft=None if overdraft is None else tokens(overdraft),
+        )
+        if self.balance[account] < -(overdraft or 0):
+            self.refused(call, TransactionStateError)
+            return
+        info = self.run(call)
         assert info.max_balance == (None if maximum is None else tokens(maximum))
+        assert info.overdraft == (tokens(overdraft) if overdraft else None)
         if maximum is None:
             self.max_balance.pop(account, None)
         else:
             self.max_balance[account] = maximum
+        if overdraft:
+            self.overdraft[account] = overdraft
+        else:
+            self.overdraft.pop(account, None)
 
     # checks ---------------------------------------------------------------------------------------------
     @invariant()
@@ -409,7 +430,8 @@ class LedgerMachine(RuleBasedStateMachine):
     async def _check(self) -> None:
         bank = self.bank
         assert sum(self.balance.values()) + sum(self.held.values()) == self.supply  # the model itself conserves
-        assert all(v >= 0 for v in (*self.balance.values(), *self.held.values()))
+        assert all(v >= -self.overdraft.get(a, 0) for a, v in self.balance.items())  # signed, down to -L
+        assert all(v >= 0 for v in self.held.values())
         assert await bank.get_balances(list(ACCOUNTS)) == {a: tokens(v) for a, v in self.balance.items()}
         for account in ACCOUNTS:
             assert await bank.get_held_balance(account) == tokens(self.held[account]), account

@@ -29,6 +29,9 @@ BAD = [
     ("POST", "/accounts/alice/freeze", {"reason": "x", "debits": "yes"}, 422, "invalid_request", "debits"),
     ("PUT", "/accounts/alice/limits", {"max_balance": "0"}, 422, "invalid_amount", "max_balance"),
     ("PUT", "/accounts/alice/limits", {"max_balance": 5}, 422, "invalid_amount", "max_balance"),
+    ("PUT", "/accounts/alice/limits", {"overdraft": "-5"}, 422, "invalid_amount", "overdraft"),
+    ("PUT", "/accounts/alice/limits", {"overdraft": "0.001"}, 422, "invalid_amount", "overdraft"),
+    ("PUT", "/accounts/alice/limits", {"overdraft": "NaN"}, 422, "invalid_amount", "overdraft"),
     ("PUT", "/accounts/alice/limits", {"spend_per_window": {"amount": "5", "seconds": 0}}, 422, "invalid_request",
      "spend_per_window.seconds"),
     ("PUT", "/accounts/alice/limits", {"spend_per_window": {"amount": "0.001", "seconds": 60}}, 422,
@@ -44,7 +47,7 @@ async def test_freeze_and_unfreeze(client: httpx.AsyncClient, api_bank: TokenBan
     fresh = await client.get("/accounts/alice")
     assert fresh.json() == {
         "user_id": "alice", "balance": "100.00", "held": "0.00", "frozen": None, "closed": False,
-        "max_balance": None, "spend_limit": None, "spent_in_window": "0.00",
+        "max_balance": None, "spend_limit": None, "spent_in_window": "0.00", "overdraft": None,
     }  # fmt: skip
     frozen = await client.post("/accounts/alice/freeze", json={"reason": "chargeback review"})
     assert frozen.status_code == 200, frozen.text
@@ -93,6 +96,19 @@ async def test_limits_and_close(client: httpx.AsyncClient, api_bank: TokenBank) 
     assert_error(await client.post("/transfers", json={**T, "to_user_id": "carol"}), 409, "account_closed")
     assert_error(await client.post("/accounts/carol/freeze", json={"reason": "x"}), 409, "account_closed")
     assert_error(await client.put("/accounts/carol/limits", json={}), 409, "account_closed", "user_id")
+
+    overdrawn = await client.put("/accounts/erin/limits", json={"overdraft": "20"})
+    assert overdrawn.status_code == 200 and overdrawn.json()["overdraft"] == "20.00"
+    assert (
+        await client.post("/transfers", json={"from_user_id": "erin", "to_user_id": "dave", "amount": "20"})
+    ).status_code == 201
+    assert (await client.get("/accounts/erin")).json()["balance"] == "-20.00"
+    before = await snapshot(api_bank)
+    below = await client.post("/transfers", json={"from_user_id": "erin", "to_user_id": "dave", "amount": "0.01"})
+    assert_error(below, 409, "insufficient_balance", "amount")
+    lowered = await client.put("/accounts/erin/limits", json={"overdraft": "19.99"})
+    assert_error(lowered, 409, "transaction_state", "overdraft")
+    assert await snapshot(api_bank) == before
 
     client.headers.pop("Authorization")  # create_app's key guards every change, the PUT included
     try:

@@ -71,6 +71,28 @@ async def test_verify_reports_tampering(bank: TokenBank, raw: aioredis.Redis, ke
     await raw.hincrby(keys.bal, "alice", -1)
     await raw.hset(keys.held, "bob", "-3")
     failed = {c.name for c in (await bank.verify()).checks if not c.ok}
-    assert {"no negative balances", "held == pending holds"} <= failed
+    assert {"no balance below its overdraft", "held == pending holds"} <= failed
     await raw.hdel(keys.held, "bob")
+    assert (await bank.verify()).ok
+
+
+async def test_verify_flags_a_balance_below_what_its_overdraft_allows(
+    bank: TokenBank, raw: aioredis.Redis, key_prefix: str
+) -> None:
+    keys = TokenKeys.for_token(key_prefix, "TARO")
+    name = "no balance below its overdraft"
+
+    async def flagged() -> bool:
+        return any(c.name == name and not c.ok for c in (await bank.verify()).checks)
+
+    await bank.set_limits("carol", overdraft="0.05")
+    await bank.transfer("carol", "bob", "0.05")  # carol at -0.05: allowed
+    assert (await bank.verify()).ok
+    assert await raw.zscore(keys.lb, "carol") is None and await raw.hget(keys.bal, "carol") == "-5"
+    await raw.hset(keys.bal, "carol", "-6")
+    assert await flagged()
+    await raw.hset(keys.bal, "carol", "-5")
+    await raw.hset(keys.bal, "dave", "-1")  # no overdraft at all
+    assert await flagged()
+    await raw.hdel(keys.bal, "dave")
     assert (await bank.verify()).ok

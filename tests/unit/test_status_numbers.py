@@ -113,6 +113,12 @@ SQL_SITES: dict[tuple[str, str], tuple[Status, ...]] = {
      "ELSIF c_max[v_t] IS NOT NULL AND v_bal[v_t]::numeric + v_a > c_max[v_t] THEN v_s := #;"):
         (Status.MAX_BALANCE_EXCEEDED,),
     ("END IF;", "IF v_s IS NULL AND v_bal[v_f] < v_a THEN v_s := #; END IF;"): (Status.INSUFFICIENT_BALANCE,),
+    # 0010: the same two places, with the overdraft (tb_apply_controlled's mark, tb_apply_transfers' floor)
+    ("v_res := tb_apply_one(p_token, p_op || '{\"ctl\": true}');",
+     "IF (v_res->>'s')::int = # AND p_op->>'kind' IN ('transfer', 'burn', 'hold') THEN"): (Status.OK,),
+    ("END IF;",
+     "IF v_s IS NULL AND v_bal[v_f] < v_a - COALESCE(c_od[v_f], 0) THEN v_s := #; END IF;"):
+        (Status.INSUFFICIENT_BALANCE,),
     ("IF v_fail IS NOT NULL THEN",
      """SELECT json_agg(CASE WHEN n = v_fail THEN json_build_object('s', v_st[n]) ELSE '{"s": #}'::json END"""):
         (Status.BATCH_ABORTED,),

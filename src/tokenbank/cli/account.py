@@ -46,6 +46,7 @@ def account_dict(info: AccountInfo) -> dict[str, Any]:
         "max_balance": None if info.max_balance is None else render.plain(info.max_balance),
         "spend_limit": None if limit is None else {"amount": render.plain(limit.amount), "seconds": limit.seconds},
         "spent_in_window": render.plain(info.spent_in_window),
+        "overdraft": None if info.overdraft is None else render.plain(info.overdraft),
     }  # fmt: skip
 
 
@@ -64,6 +65,7 @@ def account_table(info: AccountInfo, symbol: str) -> Table:
         table.add_row("frozen", Text(f"{what}, {until}: {frozen.reason or ''}", style="bold red"))
     table.add_row("closed", Text("yes", style="bold red") if info.closed else "no")
     table.add_row("max balance", "none" if info.max_balance is None else f"{render.grouped(info.max_balance)} {symbol}")
+    table.add_row("overdraft", "none" if info.overdraft is None else f"{render.grouped(info.overdraft)} {symbol}")
     limit = info.spend_limit
     if limit is None:
         table.add_row("spend limit", "none")
@@ -151,20 +153,32 @@ def limits(
             show_default=False,
         ),
     ] = None,
-    clear: Annotated[bool, typer.Option("--clear", help="Remove both limits.")] = False,
+    overdraft: Annotated[
+        str | None,
+        typer.Option(
+            "--overdraft", metavar="AMOUNT", help="Let debits take the balance down to -AMOUNT.", show_default=False
+        ),
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Remove every limit.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
-    """Set USER's limits, replacing both: a limit not given is removed (--clear removes both)."""
-    if clear and (max_balance is not None or spend is not None):
+    """Set USER's limits, replacing them all: a limit not given is removed (--clear removes them all)."""
+    given = (max_balance, spend, overdraft)
+    if clear and any(value is not None for value in given):
         raise typer.BadParameter("--clear removes every limit: give it alone", param_hint="'--clear'")
-    if not clear and max_balance is None and spend is None:
-        raise typer.BadParameter("give --max-balance, --spend or --clear (see --help)")
+    if not clear and all(value is None for value in given):
+        raise typer.BadParameter("give --max-balance, --spend, --overdraft or --clear (see --help)")
     spend_text = None if spend is None else _window(spend)
     state = state_of(ctx)
     with state.handled():  # a bad amount: one line, nothing opened
         maximum = None if max_balance is None else parse_amount(max_balance)
         window = None if spend_text is None else (parse_amount(spend_text[0]), spend_text[1])
-    _change(ctx, lambda bank: bank.set_limits(user, max_balance=maximum, spend_per_window=window), as_json)
+        floor = None if overdraft is None else parse_amount(overdraft)
+    _change(
+        ctx,
+        lambda bank: bank.set_limits(user, max_balance=maximum, spend_per_window=window, overdraft=floor),
+        as_json,
+    )
 
 
 def _moment(text: str) -> datetime:

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tokenbank.amounts import AmountInput, from_base_units, to_base_units
-from tokenbank.errors import InvalidRequestError, blame, error_for
+from tokenbank.amounts import AmountInput, from_base_units, to_base_units, to_decimal
+from tokenbank.errors import InvalidAmountError, InvalidRequestError, blame, error_for
 from tokenbank.ids import check_account_id, check_reason
 from tokenbank.models import AccountInfo, Freeze, SpendLimit
 from tokenbank.status import Status
@@ -66,11 +67,14 @@ class AccountsService:
         *,
         max_balance: AmountInput | None = None,
         spend_per_window: tuple[AmountInput, int | float | timedelta] | None = None,
+        overdraft: AmountInput | None = None,
     ) -> AccountInfo:
         """Set the account's limits, replacing the ones it had (None: no such limit). ``max_balance``: credits
         that would take the spendable balance above it are refused. ``spend_per_window=(amount, seconds)``: the
         account's transfers, burns and holds in any rolling window of ``seconds`` add up to at most ``amount``.
-        Raises InvalidAmountError, InvalidRequestError, AccountClosedError."""
+        ``overdraft``: debits may take the balance down to minus this (0 or None: not below zero); a change that
+        would leave the account owing more than its overdraft allows is refused (TransactionStateError).
+        Raises InvalidAmountError, InvalidRequestError, AccountClosedError, TransactionStateError."""
         decimals = self._ledger.decimals
         maximum = None
         if max_balance is not None:
@@ -83,7 +87,9 @@ class AccountsService:
             with blame("spend_per_window"):
                 window_amount = to_base_units(spend_per_window[0], decimals)
             window_seconds = _window_seconds(spend_per_window[1])
-        change = ControlsRecord(max_balance=maximum, window_amount=window_amount, window_seconds=window_seconds)
+        floor = None if overdraft is None else _overdraft(overdraft, decimals)
+        change = ControlsRecord(max_balance=maximum, window_amount=window_amount, window_seconds=window_seconds,
+                                overdraft=floor)  # fmt: skip
         return await self._change(user_id, change, ("limits",), "limits")
 
     async def get_account(self, user_id: str) -> AccountInfo:
@@ -111,6 +117,7 @@ class AccountsService:
             frozen=frozen, closed=controls.closed,
             max_balance=None if controls.max_balance is None else from_base_units(controls.max_balance, units),
             spend_limit=limit, spent_in_window=from_base_units(controls.window_spent, units),
+            overdraft=None if controls.overdraft is None else from_base_units(controls.overdraft, units),
         )  # fmt: skip
 
     async def _change(self, user_id: str, change: ControlsRecord, groups: Sequence[str], kind: str) -> AccountInfo:
@@ -119,8 +126,32 @@ class AccountsService:
         await self._ledger.token_record()
         status = await self._ledger.storage.set_controls(user_id, change, groups, CONTROL_ACTIONS[kind])
         if status is not Status.OK:
-            raise error_for(status, f"account {user_id!r}", param="user_id")
+            param = "overdraft" if status is Status.OVERDRAFT_IN_USE else "user_id"
+            raise error_for(status, f"account {user_id!r}", param=param)
         return await self.get_account(user_id)
+
+
+def _overdraft(value: AmountInput, decimals: int) -> int | None:
+    """The overdraft limit in base units: validated as ``max_balance``, except that 0 means none (as None)."""
+    with blame("overdraft"):
+        try:
+            return to_base_units(value, decimals)
+        except InvalidAmountError:
+            if _plain_zero(value):
+                return None
+            raise
+
+
+def _plain_zero(value: object) -> bool:
+    if type(value) is int:
+        return value == 0
+    if not isinstance(value, str | Decimal):
+        return False
+    try:
+        number = to_decimal(value)
+    except InvalidAmountError:
+        return False
+    return number.is_finite() and number == 0 and not number.is_signed()
 
 
 def _window_seconds(value: object) -> int:

@@ -106,6 +106,8 @@ class ControlsRecord:
     max_balance: int | None = None
     window_amount: int | None = None
     window_seconds: int | None = None
+    overdraft: int | None = None
+    """How far below zero debits may take the balance (None: not at all, as for every other account)."""
     window_spent: int = 0
     """Read only: what the counted debits of the current window add up to (ignored when written)."""
 
@@ -114,7 +116,7 @@ class ControlsRecord:
         audit entry of a change carries it (hybrid mode's sync copies changes to PostgreSQL from there). Only the
         controls the account has appear: ``df``/``cf`` debits/credits frozen, ``until`` (microseconds since the
         epoch), ``reason``, ``closed``, ``max`` (maximum balance), ``wa``/``ws`` (spend window amount, seconds);
-        amounts are decimal strings of base units."""
+        ``od`` (overdraft); amounts are decimal strings of base units."""
         fields: dict[str, object] = {"user_id": user_id}
         if self.debits_frozen:
             fields["df"] = True
@@ -130,6 +132,8 @@ class ControlsRecord:
             fields["max"] = str(self.max_balance)
         if self.window_amount is not None and self.window_seconds is not None:
             fields["wa"], fields["ws"] = str(self.window_amount), self.window_seconds
+        if self.overdraft is not None:
+            fields["od"] = str(self.overdraft)
         return json.dumps(fields, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     @classmethod
@@ -143,7 +147,8 @@ class ControlsRecord:
             freeze_reason=d.get("reason"), closed=bool(d.get("closed")),
             max_balance=None if d.get("max") is None else int(d["max"]),
             window_amount=None if d.get("wa") is None else int(d["wa"]),
-            window_seconds=None if d.get("ws") is None else int(d["ws"]), window_spent=window_spent,
+            window_seconds=None if d.get("ws") is None else int(d["ws"]),
+            overdraft=None if d.get("od") is None else int(d["od"]), window_spent=window_spent,
         )  # fmt: skip
 
     def merged(self, change: ControlsRecord, groups: Sequence[str]) -> ControlsRecord:
@@ -157,11 +162,11 @@ class ControlsRecord:
 _CONTROL_GROUPS = {
     "freeze": ("debits_frozen", "credits_frozen", "frozen_until", "freeze_reason"),
     "close": ("closed",),
-    "limits": ("max_balance", "window_amount", "window_seconds"),
+    "limits": ("max_balance", "window_amount", "window_seconds", "overdraft"),
 }
 CONTROL_COLUMNS = tuple(name for names in _CONTROL_GROUPS.values() for name in names)
 """The stored controls of an account, in the order of the SQL table's columns (``window_spent`` is read only)."""
-CONTROL_FIELDS = {"freeze": ("df", "cf", "until", "reason"), "close": ("closed",), "limits": ("max", "wa", "ws")}
+CONTROL_FIELDS = {"freeze": ("df", "cf", "until", "reason"), "close": ("closed",), "limits": ("max", "wa", "ws", "od")}
 """The JSON fields (:meth:`ControlsRecord.to_json`) of each group a change replaces."""
 
 
@@ -347,7 +352,8 @@ class Storage(ABC):
         """Replace the ``groups`` (``freeze``, ``close``, ``limits``) of the account's controls with ``change``'s,
         with an audit entry ``action`` holding the result, ordered with the account's writes. Refuses (nothing
         changed): ACCOUNT_CLOSED when it is closed already; ACCOUNT_NOT_EMPTY when the change closes an account
-        that still has a balance or held funds."""
+        that still has a balance or held funds; OVERDRAFT_IN_USE when it leaves the account owing more than its
+        overdraft allows."""
 
     @abstractmethod
     async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:

@@ -29,7 +29,7 @@ from tokenbank.errors import StorageError, TokenBankError
 
 logger = logging.getLogger("tokenbank")
 
-AMOUNT_FIELDS = frozenset({"amount", "share", "max_balance"})
+AMOUNT_FIELDS = frozenset({"amount", "share", "max_balance", "overdraft"})
 ACCOUNT_FIELDS = frozenset({"user_id", "from_user_id", "to_user_id", "remainder_to"})
 _MAX_REPORTED = 3
 

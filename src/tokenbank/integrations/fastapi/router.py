@@ -514,12 +514,13 @@ def _add_account_routes(router: APIRouter, allow: Allow, writes: list[DependsPar
     @_accepts(limits)
     async def set_limits(request: Request, bank: Bank, user_id: UserId, body: LimitsBody) -> api.Account:
         """Replace the account's limits (a limit left out: none); writes that would break one answer 409
-        ``limit_exceeded``."""
+        ``limit_exceeded`` (a debit below the overdraft: 409 ``insufficient_balance``; an overdraft below what
+        the account owes: 409 ``transaction_state``)."""
         await allow(request, Action.ACCOUNT_CONTROL, user_id)
         window = body.spend_per_window
         info = await bank.set_limits(
             user_id, max_balance=body.max_balance,
-            spend_per_window=None if window is None else (window.amount, window.seconds),
+            spend_per_window=None if window is None else (window.amount, window.seconds), overdraft=body.overdraft,
         )  # fmt: skip
         return api.Account.of(info)
 

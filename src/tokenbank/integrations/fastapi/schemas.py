@@ -274,6 +274,9 @@ class LimitsBody(_Request):
     spend_per_window: SpendWindowBody | None = Field(
         None, description="At most `amount` spent (transfers, burns, holds) in any rolling `seconds` long window."
     )
+    overdraft: Amount | None = Field(
+        None, description="Debits may take the balance down to minus it (left out or null: not below zero)."
+    )
 
 
 PERCENT_PATTERN = r"(?:100(?:\.0{1,18})?|[1-9][0-9]?(?:\.[0-9]{1,18})?|0\.[0-9]{0,17}[1-9][0-9]{0,17})%"
@@ -379,6 +382,7 @@ def request_bodies(decimals: int | None) -> RequestBodies:
             LimitsBody,
             max_balance=(amount | None, LimitsBody.model_fields["max_balance"]),
             spend_per_window=(window | None, LimitsBody.model_fields["spend_per_window"]),
+            overdraft=(amount | None, LimitsBody.model_fields["overdraft"]),
         ),
         split=derive(SplitBody, amount=(amount, ...), legs=(legs, ...)),
     )
@@ -536,6 +540,7 @@ class Account(BaseModel):
     max_balance: OutAmount | None
     spend_limit: SpendLimit | None
     spent_in_window: OutAmount = Field(description="What the current spend window has spent (0 without a limit).")
+    overdraft: OutAmount | None = Field(None, description="How far below zero debits may take the balance.")
 
     @classmethod
     def of(cls, info: models.AccountInfo) -> Account:
@@ -549,6 +554,7 @@ class Account(BaseModel):
             closed=info.closed, max_balance=None if info.max_balance is None else amount_text(info.max_balance),
             spend_limit=None if limit is None else SpendLimit(amount=amount_text(limit.amount), seconds=limit.seconds),
             spent_in_window=amount_text(info.spent_in_window),
+            overdraft=None if info.overdraft is None else amount_text(info.overdraft),
         )  # fmt: skip
 
 

@@ -31,8 +31,8 @@ _REPLICATE = "SELECT tb_replicate($1, $2::jsonb, $3::jsonb, $4::jsonb, $5)::text
 _EXCLUDE = "UPDATE tb_tokens SET leaderboard_exclude = $2 WHERE symbol = $1"
 _CONTROLS = (
     f"INSERT INTO tb_account_controls (token, user_id, {', '.join(CONTROL_COLUMNS)}) "
-    "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (token, user_id) DO UPDATE SET "
-    + ", ".join(f"{name} = EXCLUDED.{name}" for name in CONTROL_COLUMNS)
+    f"VALUES ({', '.join(f'${n}' for n in range(1, len(CONTROL_COLUMNS) + 3))}) "
+    "ON CONFLICT (token, user_id) DO UPDATE SET " + ", ".join(f"{name} = EXCLUDED.{name}" for name in CONTROL_COLUMNS)
 )
 
 

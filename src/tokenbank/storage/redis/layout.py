@@ -95,10 +95,11 @@ async def set_counter(client: Redis, key: str, value: int) -> None:
 
 def put_accounts(pipe: Pipeline, keys: TokenKeys, accounts: Iterable[tuple[str, int, int]]) -> None:
     """Queue (user id, balance, held) rows: balances with their leaderboard entry, held amounts; zeros are
-    left out, as the write scripts leave them."""
+    left out, as the write scripts leave them, and only positive balances are ranked."""
     for user_id, balance, held in accounts:
-        if balance > 0:
+        if balance:  # negative (an overdrawn account): kept, but not ranked
             pipe.hset(keys.bal, user_id, str(balance))
+        if balance > 0:
             pipe.zadd(keys.lb, {user_id: f"-{balance}"})
         if held > 0:
             pipe.hset(keys.held, user_id, str(held))

@@ -35,6 +35,7 @@ class _Scan:
     minted: int = 0
     burned: int = 0
     closed: list[str] = field(default_factory=list)
+    overdraft: dict[str, int] = field(default_factory=dict)
 
 
 async def _hscan(client: Redis, key: str) -> AsyncIterator[tuple[str, str]]:
@@ -61,8 +62,11 @@ async def _scan(client: Redis, keys: TokenKeys) -> _Scan:
     async for _, row in _hscan(client, keys.tx):
         _replay(scan, json.loads(row))
     async for user, row in _hscan(client, keys.ctrl):
-        if json.loads(row).get("closed"):
+        controls = json.loads(row)
+        if controls.get("closed"):
             scan.closed.append(user)
+        if controls.get("od") is not None:
+            scan.overdraft[user] = int(controls["od"])
     return scan
 
 
@@ -101,7 +105,8 @@ def _sample(users: list[str]) -> str:
 
 def _checks(scan: _Scan, total: int, note: str) -> list[CheckRecord]:
     in_accounts = sum(scan.balances.values()) + sum(scan.held.values())
-    negative = [u for u, v in (*scan.balances.items(), *scan.held.items()) if v < 0]
+    negative = [u for u, v in scan.balances.items() if v < -scan.overdraft.get(u, 0)]
+    negative += [u for u, v in scan.held.items() if v < 0]
     held_mismatch = [u for u in {*scan.held, *scan.pending} if scan.held.get(u, 0) != scan.pending.get(u, 0)]
     replay_mismatch = [
         u for u in {*scan.balances, *scan.replayed} if scan.balances.get(u, 0) != scan.replayed.get(u, 0)
@@ -121,7 +126,9 @@ def _checks(scan: _Scan, total: int, note: str) -> list[CheckRecord]:
             total == supply,
             f"minted {scan.minted}, burned {scan.burned}{note}",
         ),
-        CheckRecord("no negative balances", not negative, f"{len(negative)} negative accounts{note}"),
+        CheckRecord(
+            "no balance below its overdraft", not negative, f"{len(negative)} accounts below their floor{note}"
+        ),
         CheckRecord("held == pending holds", not held_mismatch, _sample(held_mismatch) + note),
         CheckRecord("balances == replayed ledger", not replay_mismatch, _sample(replay_mismatch) + note),
         CheckRecord("leaderboard == balances", not board_mismatch, _sample(board_mismatch) + note),

@@ -33,7 +33,7 @@ def controls_record(row: Any, window_spent: int = 0) -> ControlsRecord:
         debits_frozen=bool(row.debits_frozen), credits_frozen=bool(row.credits_frozen),
         frozen_until=row.frozen_until, freeze_reason=row.freeze_reason, closed=bool(row.closed),
         max_balance=row.max_balance, window_amount=row.window_amount, window_seconds=row.window_seconds,
-        window_spent=window_spent,
+        overdraft=row.overdraft, window_spent=window_spent,
     )  # fmt: skip
 
 
@@ -81,7 +81,8 @@ def write_controls(
     now: datetime,
 ) -> Status:
     """Replace the ``groups`` of the account's controls with ``change``'s (with an audit entry holding the result)
-    unless it is closed, or the change closes it while it still holds funds; in a write transaction of the caller.
+    unless it is closed, or the change closes it while it still holds funds, or leaves it owing more than its
+    overdraft allows (a limit lowered below the debt); in a write transaction of the caller.
     The account's row is locked first (created if new), as every write of the account does."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(insert(accounts).values(token=token, user_id=user_id, balance=0, held=0).on_conflict_do_nothing())
@@ -99,6 +100,8 @@ def write_controls(
     controls = current.merged(change, groups)
     if controls.closed and (balance or held):
         return Status.ACCOUNT_NOT_EMPTY
+    if balance < -(controls.overdraft or 0):  # only a change lowering the overdraft below the debt gets here
+        return Status.OVERDRAFT_IN_USE
     _upsert(conn, token, user_id, controls, recount=row is None or "limits" in groups)
     conn.execute(audit.insert().values(token=token, action=action, details=controls.to_json(user_id), created_at=now))
     return Status.OK
@@ -201,8 +204,9 @@ def _cut(now: str, seconds: int) -> str:
 
 _CONTROLS_OF = (
     "SELECT c.user_id, c.debits_frozen, c.credits_frozen, c.frozen_until, c.closed, c.max_balance, c.window_amount,"
-    " c.window_seconds, c.spent_total, c.spent_through, c.spent_oldest, a.balance FROM tb_account_controls c"
-    " LEFT JOIN tb_accounts a ON a.token = c.token AND a.user_id = c.user_id WHERE c.token = ? AND c.user_id IN (?, ?)"
+    " c.window_seconds, c.spent_total, c.spent_through, c.spent_oldest, a.balance, c.overdraft"
+    " FROM tb_account_controls c LEFT JOIN tb_accounts a ON a.token = c.token AND a.user_id = c.user_id"
+    " WHERE c.token = ? AND c.user_id IN (?, ?)"
 )
 
 
@@ -220,6 +224,8 @@ class SqliteControls:
         self._window: tuple[str, Totals] | None = None  # the checked sender's window totals, for record_spend
         self._totals: dict[str, Totals] = {}  # the totals this transaction changed, not yet written
         self._spends: list[tuple[str, str, str, int, str]] = []  # its spends, not yet written
+        self.floor: tuple[str, int] | None = None
+        """(account, overdraft) of the op :meth:`refusal` last checked, if the account it debits has one."""
 
     def active(self) -> bool:
         """Whether the token has any controls at all (read once per write transaction)."""
@@ -242,11 +248,13 @@ class SqliteControls:
 
     def refusal(self, op: WriteOp, debit: str | None, credit: str | None, amount: int, now: str) -> Status | None:
         """The status refusing ``op`` (``debit``/``credit``: the accounts it takes from and gives to), or None."""
-        self._window = None
+        self._window = self.floor = None
         if debit is None and credit is None:
             return None
         rows = {row[0]: row for row in self.raw.execute(_CONTROLS_OF, (self.token, debit, credit)).fetchall()}
         debited, credited = rows.get(debit), rows.get(credit)
+        if debit and debited and debited[12]:
+            self.floor = (debit, int(debited[12]))
         if (debited and debited[4]) or (credited and credited[4]):
             return Status.ACCOUNT_CLOSED
         if debited and debited[1] and _frozen_now(debited[3], now):

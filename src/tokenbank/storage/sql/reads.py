@@ -101,7 +101,7 @@ def rank(conn: Connection, token: str, user_id: str, exclude: Sequence[str]) -> 
     if user_id in exclude:
         return None
     balance = conn.scalar(sa.select(accounts.c.balance).where(accounts.c.token == token, accounts.c.user_id == user_id))
-    if not balance:
+    if balance is None or balance <= 0:  # only positive balances are ranked (an overdrawn one is not)
         return None
     ahead = conn.scalar(
         sa.select(sa.func.count())

@@ -273,6 +273,7 @@ account_controls = sa.Table(
     sa.Column("max_balance", UNITS),
     sa.Column("window_amount", UNITS),
     sa.Column("window_seconds", sa.Integer),
+    sa.Column("overdraft", UNITS),  # debits may take the balance down to minus this (NULL: not below zero)
     # The spend window's running total: the spends with ``at`` after ``spent_through`` add up to ``spent_total``
     # (``spent_through`` NULL: not counted yet), the oldest of them at ``spent_oldest`` (see controls.py).
     sa.Column("spent_total", UNITS, nullable=False, server_default="0"),

@@ -60,12 +60,16 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
         CheckRecord("total supply == minted - burned", total == minted - burned, f"minted {minted}, burned {burned}")
     )
 
+    # A balance may be negative only down to minus the account's overdraft (none: not below zero).
+    floor = -sa.func.coalesce(account_controls.c.overdraft, 0)
     negative = conn.scalar(
         sa.select(sa.func.count())
-        .select_from(accounts)
-        .where(accounts.c.token == token, sa.or_(accounts.c.balance < 0, accounts.c.held < 0))
+        .select_from(accounts.outerjoin(account_controls, _same_account()))
+        .where(accounts.c.token == token, sa.or_(accounts.c.balance < floor, accounts.c.held < 0))
     )
-    checks.append(CheckRecord("no negative balances", not negative, f"{negative or 0} negative accounts"))
+    checks.append(
+        CheckRecord("no balance below its overdraft", not negative, f"{negative or 0} accounts below their floor")
+    )
 
     pending = (
         sa.select(holds.c.from_user_id.label("user_id"), sa.func.sum(holds.c.amount).label("pending"))
@@ -90,12 +94,7 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
     checks.append(_ledger_matches_balances(conn, token))
     closed_holding = conn.execute(
         sa.select(accounts.c.user_id)
-        .select_from(
-            accounts.join(
-                account_controls,
-                sa.and_(account_controls.c.token == accounts.c.token, account_controls.c.user_id == accounts.c.user_id),
-            )
-        )
+        .select_from(accounts.join(account_controls, _same_account()))
         .where(accounts.c.token == token, account_controls.c.closed, (accounts.c.balance != 0) | (accounts.c.held != 0))
         .limit(_SAMPLE)
     ).all()
@@ -105,6 +104,10 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
         )
     )
     return checks
+
+
+def _same_account() -> sa.ColumnElement[bool]:
+    return sa.and_(account_controls.c.token == accounts.c.token, account_controls.c.user_id == accounts.c.user_id)
 
 
 def _ledger_matches_balances(conn: Connection, token: str) -> CheckRecord:

@@ -161,6 +161,7 @@ class _Writer:
 
     def _refusal(self, op: WriteOp, now: str) -> Status | None:
         """What the accounts' controls say about ``op``: the accounts it debits and credits, then the checks."""
+        self.controls.floor = None
         debit, credit, amount = op.from_user_id, op.to_user_id, op.amount or 0
         if op.kind is OpKind.MINT:
             debit = None
@@ -191,7 +192,11 @@ class _Writer:
         return OpResult(Status.REPLAYED, (SQL.tx(row),), hold)
 
     def _debit(self, user_id: str, amount: int, *, to_held: bool = False) -> int | None:
-        row = self._one(_DEBIT, amount, amount if to_held else 0, self.token, user_id, amount)
+        """None when the balance does not cover ``amount``: down to zero, or to minus the account's overdraft
+        (which :meth:`_refusal` read with its controls)."""
+        floor = self.controls.floor
+        covered = amount - floor[1] if floor is not None and floor[0] == user_id else amount
+        row = self._one(_DEBIT, amount, amount if to_held else 0, self.token, user_id, covered)
         return None if row is None else int(row[0])
 
     def _credit(self, user_id: str, amount: int, *, release_held: int = 0) -> int:

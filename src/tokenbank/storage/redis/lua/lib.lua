@@ -20,7 +20,7 @@ local MAX_UNITS = '9223372036854775807'
 local NULL = cjson.null
 local EXACT = 9007199254740992 -- 2^53: integers below it are exact as Lua numbers
 
--- decimal strings (non-negative, canonical) ---------------------------------------------------------
+-- decimal strings (canonical; non-negative except balances, which an overdraft lets go below zero) ------
 local function cmp(a, b)
     if #a ~= #b then return #a < #b and -1 or 1 end
     for i = 1, #a do
@@ -42,7 +42,7 @@ local function add(a, b)
     return string.reverse(table.concat(out))
 end
 
-local function sub(a, b) -- a >= b
+local function sub(a, b) -- a >= b >= 0
     local out, borrow, i, j = {}, 0, #a, #b
     while i > 0 do
         local d = string.byte(a, i) - 48 - borrow - (j > 0 and string.byte(b, j) - 48 or 0)
@@ -52,6 +52,26 @@ local function sub(a, b) -- a >= b
     end
     local s = string.gsub(string.reverse(table.concat(out)), '^0+', '')
     return s == '' and '0' or s
+end
+
+local function negative(a) return string.byte(a, 1) == 45 end -- '-'
+
+local function sadd(a, b) -- a + b for a signed (a balance) and b >= 0, signed
+    if not negative(a) then return add(a, b) end
+    local x = string.sub(a, 2)
+    if cmp(b, x) >= 0 then return sub(b, x) end
+    return '-' .. sub(x, b)
+end
+
+local function ssub(a, b) -- a - b for a signed (a balance) and b >= 0, signed
+    if negative(a) then return '-' .. add(string.sub(a, 2), b) end
+    if cmp(a, b) >= 0 then return sub(a, b) end
+    return '-' .. sub(b, a)
+end
+
+local function within(b, od) -- whether balance b (signed) is at or above -od (od nil: zero)
+    if not negative(b) then return true end
+    return od ~= nil and cmp(string.sub(b, 2), od) <= 0
 end
 
 -- writes, with an undo log while an atomic batch runs ------------------------------------------------
@@ -72,7 +92,7 @@ end
 local function hincr(key, field, delta)
     if undo then undo[#undo + 1] = { 'h', key, field, redis.call('HGET', key, field) } end
     local value = redis.call('HINCRBY', key, field, delta)
-    if value < EXACT then return string.format('%.0f', value) end
+    if value < EXACT and value > -EXACT then return string.format('%.0f', value) end
     return redis.call('HGET', key, field) -- the exact string: the double reply is rounded at or above 2^53
 end
 
@@ -114,22 +134,29 @@ local function credit(user, amount)
     return after
 end
 
-local function debit(user, amount) -- nil when the balance does not cover amount
+local function debit(user, amount, od) -- nil when the balance does not cover amount (down to -od: the
+    -- account's overdraft, nil for none)
     if undo then -- atomic: checked first, then changed through the undo log
-        if cmp(balance(user), amount) < 0 then return nil end
+        if not within(ssub(balance(user), amount), od) then return nil end
         local after = hincr(K_BAL, user, '-' .. amount)
         touched[user] = after
         return after
     end
-    -- One call when covered: take the amount, and put it back if that went below zero. The sign of the
-    -- double reply is exact at any magnitude, and nobody can observe the moment in between (the script
-    -- is atomic), so a refused debit changes nothing.
+    -- One call when covered: take the amount, and put it back if that went below zero (below -od). The
+    -- sign of the double reply is exact at any magnitude, the exact string is read back where the double
+    -- may be rounded, and nobody can observe the moment in between (the script is atomic), so a refused
+    -- debit changes nothing.
     local value = redis.call('HINCRBY', K_BAL, user, '-' .. amount)
+    local after
     if value < 0 then
-        if redis.call('HINCRBY', K_BAL, user, amount) == 0 then redis.call('HDEL', K_BAL, user) end
-        return nil
+        if od then after = value > -EXACT and string.format('%.0f', value) or redis.call('HGET', K_BAL, user) end
+        if not (after and within(after, od)) then
+            if redis.call('HINCRBY', K_BAL, user, amount) == 0 then redis.call('HDEL', K_BAL, user) end
+            return nil
+        end
+    else
+        after = value < EXACT and string.format('%.0f', value) or redis.call('HGET', K_BAL, user)
     end
-    local after = value < EXACT and string.format('%.0f', value) or redis.call('HGET', K_BAL, user)
     touched[user] = after
     return after
 end
@@ -163,10 +190,13 @@ local function commit()
     if seq_now and seq_now ~= seq_start then redis.call('SET', K_SEQ, string.format('%.0f', seq_now)) end
     -- The leaderboard: each account this call changed is scored once, however often it changed, with
     -- one variadic ZADD (and ZREM/HDEL for emptied accounts) per call.
-    local ranked, emptied, unheld = {}, {}, {}
+    -- Only positive balances are ranked: an overdrawn account is taken off the board (and keeps its balance).
+    local ranked, emptied, unranked, unheld = {}, {}, {}, {}
     for user, b in pairs(touched) do
         if b == '0' then
             emptied[#emptied + 1] = user
+        elseif negative(b) then
+            unranked[#unranked + 1] = user
         else
             ranked[#ranked + 1] = '-' .. b -- negated: ZRANGE gives balance desc, ties by id asc
             ranked[#ranked + 1] = user
@@ -180,6 +210,7 @@ local function commit()
         redis.call('ZREM', K_LB, unpack(part))
         redis.call('HDEL', K_BAL, unpack(part))
     end)
+    each_chunk(unranked, 1000, function(part) redis.call('ZREM', K_LB, unpack(part)) end)
     each_chunk(unheld, 1000, function(part) redis.call('HDEL', K_HELD, unpack(part)) end)
     local per_user, order = {}, {}
     for _, e in ipairs(hist) do

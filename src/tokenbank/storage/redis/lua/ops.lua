@@ -154,8 +154,16 @@ local function refusal(op, now) -- the status refusing op under its accounts' co
     if d and d.wa and COUNTED[kind] and cmp(add(window_spent(debit, d, now), amount), d.wa) > 0 then
         return ST_SPEND_LIMIT_EXCEEDED
     end
-    if c and c.max and cmp(add(balance(credit), amount), c.max) > 0 then return ST_MAX_BALANCE_EXCEEDED end
+    if c and c.max then
+        local after = sadd(balance(credit), amount)
+        if not negative(after) and cmp(after, c.max) > 0 then return ST_MAX_BALANCE_EXCEEDED end
+    end
     return nil
+end
+
+local function overdraft(user) -- the account's overdraft limit (a decimal string), nil for none
+    local d = controls_of(user)
+    return d and d.od or nil
 end
 
 local function record_spend(op, now) -- after a counted debit: the sender's window holds it
@@ -186,7 +194,7 @@ local function apply_one(op, default_now)
     local refused = refusal(op, now)
     if refused then return refused end
     if kind == 'transfer' then
-        local from_after = debit(op.from, op.amount)
+        local from_after = debit(op.from, op.amount, overdraft(op.from))
         if not from_after then return ST_INSUFFICIENT_BALANCE end
         txs = { new_tx(op, now, 'transfer', op.from, op.to, op.amount, from_after, credit(op.to, op.amount)) }
     elseif kind == 'mint' then
@@ -196,12 +204,12 @@ local function apply_one(op, default_now)
         hincr(K_TOKEN, 'total_supply', op.amount)
         txs = { new_tx(op, now, 'mint', nil, op.to, op.amount, nil, credit(op.to, op.amount)) }
     elseif kind == 'burn' then
-        local from_after = debit(op.from, op.amount)
+        local from_after = debit(op.from, op.amount, overdraft(op.from))
         if not from_after then return ST_INSUFFICIENT_BALANCE end
         hincr(K_TOKEN, 'total_supply', '-' .. op.amount)
         txs = { new_tx(op, now, 'burn', op.from, nil, op.amount, from_after, nil) }
     elseif kind == 'hold' then
-        local from_after = debit(op.from, op.amount)
+        local from_after = debit(op.from, op.amount, overdraft(op.from))
         if not from_after then return ST_INSUFFICIENT_BALANCE end
         change_held(op.from, op.amount)
         hold = cjson.encode({ id = op.hold_id, from_user_id = op.from, to_user_id = op.to, amount = op.amount,
@@ -222,7 +230,7 @@ local function apply_one(op, default_now)
         local o = cjson.decode(ojs)
         if o.type ~= 'transfer' then return ST_NOT_REVERSIBLE end
         if redis.call('HEXISTS', K_REV, o.id) == 1 then return ST_ALREADY_REVERSED end
-        local from_after = debit(o.to_user_id, o.amount)
+        local from_after = debit(o.to_user_id, o.amount, overdraft(o.to_user_id))
         if not from_after then return ST_INSUFFICIENT_BALANCE end
         local t = new_tx(op, now, 'reversal', o.to_user_id, o.from_user_id, o.amount, from_after,
                          credit(o.from_user_id, o.amount))

@@ -3,7 +3,8 @@
 -- ARGV: 1 account id, 2 the change (ControlsRecord.to_json), 3 the JSON fields it replaces (a JSON array),
 --       4 audit action
 -- Returns the status (status.lua is prepended): ST_OK; ST_ACCOUNT_CLOSED = the account is closed already;
---   ST_ACCOUNT_NOT_EMPTY = the change closes an account that still has a balance or held funds.
+--   ST_ACCOUNT_NOT_EMPTY = the change closes an account that still has a balance or held funds;
+--   ST_OVERDRAFT_IN_USE = the change leaves the account owing more than its overdraft allows.
 -- The audit entry's details are the account's controls after the change (the ctrl hash's new value).
 local user = ARGV[1]
 local current = redis.call('HGET', KEYS[1], user)
@@ -13,6 +14,11 @@ local change = cjson.decode(ARGV[2])
 for _, name in ipairs(cjson.decode(ARGV[3])) do controls[name] = change[name] end
 if controls.closed and (redis.call('HEXISTS', KEYS[2], user) == 1 or redis.call('HEXISTS', KEYS[3], user) == 1) then
     return ST_ACCOUNT_NOT_EMPTY -- the write scripts delete zero balances and held amounts: present = not zero
+end
+local balance = redis.call('HGET', KEYS[2], user)
+if balance and string.sub(balance, 1, 1) == '-' then -- it owes: the overdraft must still cover the debt
+    local debt, od = string.sub(balance, 2), controls.od
+    if not od or #debt > #od or (#debt == #od and debt > od) then return ST_OVERDRAFT_IN_USE end
 end
 local encoded = cjson.encode(controls)
 redis.call('HSET', KEYS[1], user, encoded)
