@@ -211,6 +211,11 @@ def processes_named(name: str) -> list[int]:
     return pids
 
 
+def postgres_cpu() -> float:
+    """CPU seconds so far of every PostgreSQL process on this machine (backends and the server's own)."""
+    return sum(process_cpu_seconds(pid) for pid in processes_named("postgres"))
+
+
 def socket_ports(pid: int) -> set[int]:
     """The local TCP ports of process ``pid``'s sockets: a server's view of its connections (e.g. PostgreSQL's
     ``pg_stat_activity.client_port``) names the process on the other end by them."""

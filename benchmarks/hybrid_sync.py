@@ -55,8 +55,8 @@ from _common import (
     format_table,
     median_run,
     percentile,
+    postgres_cpu,
     process_cpu_seconds,
-    processes_named,
     run_closed_loop,
     run_paced,
     socket_ports,
@@ -151,10 +151,6 @@ async def backend_cpu(admin: asyncpg.Connection, pid: int) -> dict[int, float]:
     ports = sorted(socket_ports(pid))
     rows = await admin.fetch("SELECT pid FROM pg_stat_activity WHERE client_port = ANY($1::int[])", ports)
     return {row["pid"]: process_cpu_seconds(row["pid"]) for row in rows}
-
-
-def postgres_cpu() -> float:
-    return sum(process_cpu_seconds(pid) for pid in processes_named("postgres"))
 
 
 @dataclass(frozen=True, slots=True)

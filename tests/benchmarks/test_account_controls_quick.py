@@ -1,5 +1,5 @@
 """Smoke-runs the account controls benchmark (``--quick``): it must finish on the three stores, verify each ledger
-and report both rates and their ratio."""
+and report both rates, both CPU costs per transfer and their ratios."""
 
 from __future__ import annotations
 
@@ -25,5 +25,7 @@ def test_account_controls_quick(tmp_path: Path) -> None:
     for store in ("sqlite", "postgres", "redis"):
         figures = results[store]
         assert figures["plain_tps"] > 0 and figures["limited_tps"] > 0
-        assert figures["cost_ratio"] == pytest.approx(figures["plain_tps"] / figures["limited_tps"])
+        assert figures["plain_cpu_us"] > 0 and figures["limited_cpu_us"] > 0
+        assert figures["throughput_ratio"] == pytest.approx(figures["plain_tps"] / figures["limited_tps"])
+        assert figures["cost_ratio"] == pytest.approx(figures["limited_cpu_us"] / figures["plain_cpu_us"])
     assert "cost ratio" in proc.stdout
