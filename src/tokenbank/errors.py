@@ -242,11 +242,14 @@ STATUS_TO_ERROR: dict[Status, type[TokenBankError]] = {
     Status.SPEND_LIMIT_EXCEEDED: LimitExceededError,
     Status.ACCOUNT_NOT_EMPTY: TransactionStateError,
     Status.OVERDRAFT_IN_USE: TransactionStateError,
+    Status.OVERDRAFT_TOO_LARGE: SupplyCapExceededError,
 }
 
 STATUS_MESSAGES: dict[Status, str] = {
     Status.INSUFFICIENT_BALANCE: "insufficient balance",
-    Status.SUPPLY_CAP_EXCEEDED: "the mint would exceed the maximum supply",
+    Status.SUPPLY_CAP_EXCEEDED: (
+        "the mint would exceed the maximum supply (the token's cap, or 2^63-1 base units less every overdraft limit)"
+    ),
     Status.IDEMPOTENCY_CONFLICT: "idempotency key already used for a different request",
     Status.HOLD_NOT_FOUND: "hold not found",
     Status.HOLD_NOT_PENDING: "hold is no longer pending",
@@ -265,6 +268,10 @@ STATUS_MESSAGES: dict[Status, str] = {
     Status.SPEND_LIMIT_EXCEEDED: "limit exceeded: spend_per_window of the debited account",
     Status.ACCOUNT_NOT_EMPTY: "the account still holds funds (balance or held): move them out before closing",
     Status.OVERDRAFT_IN_USE: "the account owes more than the new overdraft allows: bring its balance up first",
+    Status.OVERDRAFT_TOO_LARGE: (
+        "the total supply plus every overdraft limit may not exceed 2^63-1 base units (the largest balance the "
+        "ledger holds)"
+    ),
 }
 
 
@@ -289,6 +296,7 @@ STATUS_PARAMS: dict[Status, str | None] = {
     Status.SPEND_LIMIT_EXCEEDED: "amount",
     Status.ACCOUNT_NOT_EMPTY: "user_id",
     Status.OVERDRAFT_IN_USE: "overdraft",
+    Status.OVERDRAFT_TOO_LARGE: "overdraft",
 }
 """The argument a refused op's status blames (an insufficient reversal blames its ``transaction_id``: the
 caller gave no amount)."""

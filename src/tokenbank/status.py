@@ -30,6 +30,7 @@ class Status(IntEnum):
     SPEND_LIMIT_EXCEEDED = 19
     ACCOUNT_NOT_EMPTY = 20
     OVERDRAFT_IN_USE = 21
+    OVERDRAFT_TOO_LARGE = 22
 
     @property
     def ok(self) -> bool:

@@ -204,3 +204,10 @@ async def test_concurrent_debits_pass_exactly_up_to_the_window_limit(funded: Tok
     assert sum(passed) == 137
     assert await bank.get_balance("alice") == Decimal("98.63")
     assert (await bank.get_account("alice")).spent_in_window == Decimal("1.37")
+
+
+async def test_two_hundred_control_changes_at_once_all_apply(bank: TokenBank) -> None:
+    """More changes in flight than a connection pool holds: they wait for a connection (a cluster client's pools
+    never wait by themselves), none fails."""
+    infos = await asyncio.gather(*(bank.set_limits(f"u{n}", max_balance=n + 1) for n in range(200)))
+    assert [info.max_balance for info in infos] == list(range(1, 201))

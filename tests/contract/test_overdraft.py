@@ -13,6 +13,7 @@ from tests.backends import BoundBackend
 from tests.support import snapshot
 from tokenbank import (
     InsufficientBalanceError,
+    SupplyCapExceededError,
     TokenBank,
     TransactionStateError,
     TransferRequest,
@@ -203,3 +204,55 @@ async def test_debts_beyond_two_to_the_53_stay_exact(funded: TokenBank) -> None:
     assert await bank.get_balance("alice") == -floor + Decimal("0.02")
     assert await bank.get_rank("alice") is None and await bank.get_rank("carol") == 1
     await _conserved(bank, ["treasury", "alice", "bob", "carol"])
+
+
+LARGEST = Decimal(2**63 - 1) / 100
+"""The largest amount a store holds, 2^63-1 base units, at the suite's two decimals."""
+
+
+async def test_no_overdraft_can_take_a_balance_past_the_largest_amount(backend: BoundBackend) -> None:
+    async with TokenBank(backend.settings(initial_supply=LARGEST)) as bank:
+        before = (await bank.get_account("alice"), len(await bank.get_audit_log(limit=100)))
+        with pytest.raises(SupplyCapExceededError) as caught:
+            await bank.set_limits("alice", overdraft=Decimal("0.05"))
+        assert caught.value.param == "overdraft" and "2^63-1 base units" in str(caught.value)
+        assert (await bank.get_account("alice"), len(await bank.get_audit_log(limit=100))) == before
+        await bank.burn("treasury", Decimal("0.05"))
+        await bank.set_limits("alice", overdraft=Decimal("0.05"))  # supply + limits == the largest amount
+        with pytest.raises(SupplyCapExceededError):
+            await bank.set_limits("bob", overdraft=Decimal("0.01"))
+        with pytest.raises(SupplyCapExceededError):
+            await bank.set_limits("alice", overdraft=Decimal("0.06"))
+        with pytest.raises(SupplyCapExceededError) as refused_mint:
+            await bank.mint("carol", Decimal("0.01"))
+        assert "overdraft limit" in str(refused_mint.value)
+        await bank.transfer("alice", "treasury", Decimal("0.05"))  # the treasury now holds exactly the largest
+        assert await bank.get_balance("treasury") == LARGEST and await bank.get_balance("alice") == Decimal("-0.05")
+        with pytest.raises(InsufficientBalanceError):
+            await bank.transfer("alice", "treasury", Decimal("0.01"))
+        await bank.transfer("treasury", "alice", Decimal("0.05"))
+        await bank.set_limits("alice", overdraft=Decimal("0.02"))  # lowering frees room for a mint
+        await bank.mint("carol", Decimal("0.03"))
+        with pytest.raises(SupplyCapExceededError):
+            await bank.mint("carol", Decimal("0.01"))
+        await _conserved(bank, ["treasury", "alice", "carol"])
+
+
+async def test_mints_and_raised_limits_at_once_share_the_room_exactly(backend: BoundBackend) -> None:
+    async with TokenBank(backend.settings(initial_supply=LARGEST - Decimal("0.40"))) as bank:  # room: 40 units
+
+        async def attempt(n: int) -> bool:
+            try:
+                if n % 2:
+                    await bank.mint("carol", Decimal("0.01"))
+                else:
+                    await bank.set_limits(f"u{n}", overdraft=Decimal("0.01"))
+            except SupplyCapExceededError:
+                return False
+            return True
+
+        passed = await asyncio.gather(*(attempt(n) for n in range(100)))
+        assert sum(passed) == 40
+        limits = [(await bank.get_account(f"u{n}")).overdraft or 0 for n in range(0, 100, 2)]
+        assert await bank.get_total_supply() + sum(limits) == LARGEST
+        await _conserved(bank, ["treasury", "carol"])

@@ -16,6 +16,12 @@ RELEASED = {
     "0001_initial.sql": (3, "bf3166703b5c5eed4516ef15f463bbd0176ace57d77ae86957a33d070b2fd9e9"),
     "0002_hybrid_sync.sql": (5, "9053026a59cefeb870c7a79476a317b6fc746975e43b5d655fcbda1f322b2b98"),
     "0003_lean_apply.sql": (2, "62348729c7d80e867da3c926989dcc916bd2e3519cc5f04a24015b39862d7064"),
+    "0006_hash_chain.sql": (3, "9c2759503b25ca7e931a635063c92ac5235d44a0b3629d29887c70581c5baa99"),
+    "0007_lean_replicate.sql": (1, "f934ea3afdffe31e107442120c0a0cb8e610cc8d9f2d8ccede09764db307078e"),
+    "0008_account_controls.sql": (4, "ee23b0b26554e973611f3ec834d8d21960682a38cdf226204f77ac8cd15175ff"),
+    "0009_spend_totals.sql": (5, "168f616bc4edbc1306af8b2706d126e90ce14b315bc15279fbc7ba23795279a6"),
+    "0010_overdraft.sql": (4, "fb739167739930067c3bc78aa8eed17f8bb720ca63f907e51f5d07980cb3b2b5"),
+    "0011_overdraft_room.sql": (2, "bac56d29661d8106be6fdc0b929ccaffa5132171959d4953a9f3d3364a2e4c94"),
 }
 
 

@@ -28,7 +28,7 @@ def _values(rng: random.Random) -> list[int]:
 
 
 async def test_cmp_add_sub_are_exact(redis_url: str) -> None:
-    lib = resources.files("tokenbank.storage.redis").joinpath("lua", "lib.lua").read_text()
+    lib = resources.files("tokenbank.storage.redis").joinpath("lua", "decimal.lua").read_text()
     rng = random.Random(7)
     values = _values(rng)
     pairs = [(rng.choice(values), rng.choice(values)) for _ in range(400)] + [(v, v) for v in values[:12]]

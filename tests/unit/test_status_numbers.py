@@ -122,6 +122,9 @@ SQL_SITES: dict[tuple[str, str], tuple[Status, ...]] = {
     ("IF v_fail IS NOT NULL THEN",
      """SELECT json_agg(CASE WHEN n = v_fail THEN json_build_object('s', v_st[n]) ELSE '{"s": #}'::json END"""):
         (Status.BATCH_ABORTED,),
+    # 0011: the mint's cap leaves room for every overdraft limit
+    ("9223372036854775807 - tb_overdraft_total(p_token)) THEN", "RETURN jsonb_build_object('s', #);"):
+        (Status.SUPPLY_CAP_EXCEEDED,),
     ("SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN json_build_object('s', v_st[e.n])",
      "ELSE json_build_object('s', #, 't', json_build_array(row_to_json(ins)), 'h', NULL)"): (Status.OK,),
 }  # fmt: skip

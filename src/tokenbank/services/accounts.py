@@ -126,7 +126,7 @@ class AccountsService:
         await self._ledger.token_record()
         status = await self._ledger.storage.set_controls(user_id, change, groups, CONTROL_ACTIONS[kind])
         if status is not Status.OK:
-            param = "overdraft" if status is Status.OVERDRAFT_IN_USE else "user_id"
+            param = "overdraft" if status in (Status.OVERDRAFT_IN_USE, Status.OVERDRAFT_TOO_LARGE) else "user_id"
             raise error_for(status, f"account {user_id!r}", param=param)
         return await self.get_account(user_id)
 

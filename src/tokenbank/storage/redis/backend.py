@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
@@ -103,6 +104,13 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         self.stats = StoreStats()
         self._common = [self.keys.history_prefix, str(history_retention), str(stream_maxlen or 0)]
         self._reads = AutoPipeline(self.client, self._retrying)
+        # A cluster client's pools never wait: past their size a call fails. Scripts called one by one (control
+        # changes, reads by script) wait here for one of half its connections instead, as a plain client's
+        # blocking pool makes them (the other half serves the pipelined reads between them).
+        self._script_slots = (
+            asyncio.Semaphore(connect.cluster_connections(settings.pool_size) // 2) if connect.is_cluster(self.client)
+            else contextlib.nullcontext()
+        )  # fmt: skip
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batch_writes(settings.batch_writes, max_in_flight=settings.write_concurrency or 2, max_ops=256)
@@ -131,7 +139,8 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
     async def _script(
         self, script: AsyncScript, keys: list[str], args: Sequence[str | int], *, resend: bool = True
     ) -> Any:
-        return await self._retrying(lambda: script(keys=keys, args=args), resend=resend)
+        async with self._script_slots:
+            return await self._retrying(lambda: script(keys=keys, args=args), resend=resend)
 
     async def _retry_delay(self, error: StorageError, attempt: int, *, resend: bool) -> float | None:
         """After a connection error the idle pooled connections are dropped (they point at a dead server) and
@@ -329,7 +338,7 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         return out
 
     async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
-        keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq]
+        keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq, self.keys.token]
         fields = [name for group in groups for name in CONTROL_FIELDS[group]]
         args = [user_id, change.to_json(user_id), json.dumps(fields), action]
         return Status(int(await self._script(self.scripts.set_controls, keys, args, resend=False)))

@@ -19,9 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.dialects import postgresql, sqlite
 
+from tokenbank.amounts import MAX_BASE_UNITS
 from tokenbank.status import Status
 from tokenbank.storage.base import CONTROL_COLUMNS, ControlsRecord, OpKind, WriteOp
-from tokenbank.storage.sql.schema import account_controls, account_spends, accounts, audit
+from tokenbank.storage.sql.schema import account_controls, account_spends, accounts, audit, tokens
 
 _COUNTED = (OpKind.TRANSFER, OpKind.BURN, OpKind.HOLD)
 """The debits a spend window counts: what the account's owner spends (a reversal is a correction)."""
@@ -82,7 +83,8 @@ def write_controls(
 ) -> Status:
     """Replace the ``groups`` of the account's controls with ``change``'s (with an audit entry holding the result)
     unless it is closed, or the change closes it while it still holds funds, or leaves it owing more than its
-    overdraft allows (a limit lowered below the debt); in a write transaction of the caller.
+    overdraft allows (a limit lowered below the debt), or raises its overdraft past the room the total supply
+    leaves (:func:`overdraft_room`); in a write transaction of the caller.
     The account's row is locked first (created if new), as every write of the account does."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(insert(accounts).values(token=token, user_id=user_id, balance=0, held=0).on_conflict_do_nothing())
@@ -102,9 +104,33 @@ def write_controls(
         return Status.ACCOUNT_NOT_EMPTY
     if balance < -(controls.overdraft or 0):  # only a change lowering the overdraft below the debt gets here
         return Status.OVERDRAFT_IN_USE
+    raised = controls.overdraft if (controls.overdraft or 0) > (current.overdraft or 0) else None
+    if raised is not None and raised > overdraft_room(conn, token, user_id):
+        return Status.OVERDRAFT_TOO_LARGE
     _upsert(conn, token, user_id, controls, recount=row is None or "limits" in groups)
     conn.execute(audit.insert().values(token=token, action=action, details=controls.to_json(user_id), created_at=now))
     return Status.OK
+
+
+def overdraft_room(conn: Connection, token: str, user_id: str) -> int:
+    """The largest overdraft ``user_id`` may have: the total supply plus every overdraft limit stays within 2^63-1
+    base units, so no balance or held amount can pass what a store holds (a balance is at most the supply plus
+    what the other accounts may owe). The token's row is locked after the account's, the order of every write
+    (a mint locks it too): a mint either sees the new limit or this check sees the mint."""
+    supply = conn.execute(sa.select(tokens.c.total_supply).where(tokens.c.symbol == token).with_for_update()).scalar()
+    c = account_controls.c
+    others = conn.execute(
+        sa.select(sa.func.sum(c.overdraft)).where(c.token == token, c.overdraft.is_not(None), c.user_id != user_id)
+    ).scalar()
+    return MAX_BASE_UNITS - int(supply or 0) - int(others or 0)
+
+
+def overdraft_total_sqlite(raw: Any, token: str) -> int:
+    """Every overdraft limit of the token added up (SQLite's writer, before a mint)."""
+    row = raw.execute(
+        "SELECT sum(overdraft) FROM tb_account_controls WHERE token = ? AND overdraft IS NOT NULL", (token,)
+    ).fetchone()
+    return int(row[0] or 0)
 
 
 def prune_spends(conn: Connection, token: str, now: datetime) -> int:

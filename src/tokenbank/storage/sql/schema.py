@@ -280,6 +280,10 @@ account_controls = sa.Table(
     sa.Column("spent_through", TIME),
     sa.Column("spent_oldest", TIME),
 )
+_has_overdraft = account_controls.c.overdraft.is_not(None)
+# The accounts with an overdraft (usually few of many), whose limits a mint and a raised limit add up.
+sa.Index("ix_tb_account_controls_overdraft", account_controls.c.token, account_controls.c.overdraft,
+         postgresql_where=_has_overdraft, sqlite_where=_has_overdraft)  # fmt: skip
 
 # The debits a spend window counts (transfers, burns, holds of an account with a window), pruned as they leave it;
 # keyed in the order the window reads them (an account's spends by time). SQLite: WITHOUT ROWID, one B-tree.

@@ -23,7 +23,7 @@ from tokenbank.ids import new_id
 from tokenbank.status import Status
 from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
 from tokenbank.storage.sql.connection import SqliteThread
-from tokenbank.storage.sql.controls import SqliteControls
+from tokenbank.storage.sql.controls import SqliteControls, overdraft_total_sqlite
 from tokenbank.storage.sql.writer import SqlWriter
 from tokenbank.storage.wire import SQL
 
@@ -270,6 +270,8 @@ class _Writer:
         assert op.to_user_id and op.amount
         total, max_supply = self._one("SELECT total_supply, max_supply FROM tb_tokens WHERE symbol = ?", self.token)
         cap = MAX_BASE_UNITS if max_supply is None else min(max_supply, MAX_BASE_UNITS)
+        if self.controls.active():  # the room every overdraft limit keeps (controls.overdraft_room)
+            cap = min(cap, MAX_BASE_UNITS - overdraft_total_sqlite(self.controls.raw, self.token))
         if total + op.amount > cap:
             return OpResult(Status.SUPPLY_CAP_EXCEEDED)
         self._adjust_supply(op.amount)

@@ -1,5 +1,5 @@
 -- exchange.lua: exchanges between two tokens of one ledger group, each one op on each token, all or nothing
--- (scripts.py prepends status.lua and defines token_ledger(KEYS, ARGV): status.lua, lib.lua, ops.lua and
+-- (scripts.py prepends status.lua and defines token_ledger(KEYS, ARGV): status.lua, decimal.lua, lib.lua, ops.lua and
 -- ledger_api.lua, once per token, so each token's op runs with exactly the code and rules of apply.lua).
 -- KEYS: 1-16 the first token's keys, 17-32 the second token's (each in lib.lua's order; one hash tag, the
 --   ledger group's, so one cluster slot)

@@ -1,5 +1,5 @@
 -- ledger_api.lua: the end of one token's ledger instance inside a multi-token script (scripts.py wraps
--- status.lua, lib.lua, ops.lua and this file in `local function token_ledger(KEYS, ARGV) ... end`, so each
+-- status.lua, decimal.lua, lib.lua, ops.lua and this file in `local function token_ledger(KEYS, ARGV) ... end`, so each
 -- call makes a ledger with its own key names and its own undo log and deferred effects).
 -- Returns the functions a multi-token script drives; nothing here changes how lib.lua or ops.lua work.
 return {

@@ -1,5 +1,5 @@
--- lib.lua: code shared by the write scripts; scripts.py prepends it (after status.lua) to apply.lua and
--- create_token.lua.
+-- lib.lua: code shared by the write scripts; scripts.py prepends it (after status.lua and decimal.lua) to apply.lua
+-- and create_token.lua.
 --
 -- KEYS (the same 16 for every write script; all share the token's hash tag, so one cluster slot):
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit
@@ -9,70 +9,15 @@
 --   3 stream MAXLEN ("0" = never trim)
 --
 -- EXACTNESS: balances, amounts and supply are decimal strings. They change only through HINCRBY (exact
--- int64 in Redis) and are compared with cmp() below. An integer reply becomes a Lua double, exact only
+-- int64 in Redis) and are compared with cmp() (decimal.lua). An integer reply becomes a Lua double, exact only
 -- below 2^53: HINCRBY's reply is used as the new balance only below that bound, else the exact string is
 -- read back with HGET. Lua numbers are used for seq numbers and microsecond timestamps, far below 2^53.
 local K_TOKEN, K_SEQ, K_BAL, K_HELD, K_LB, K_TX, K_IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_REV, K_HOLDS, K_HEXP, K_STREAM, K_AUDIT, K_AUDITSEQ = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_HTRIM, K_CHAIN, K_CTRL = KEYS[14], KEYS[15], KEYS[16]
 local HIST_PREFIX, RETENTION, STREAM_MAXLEN = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local MAX_UNITS = '9223372036854775807'
 local NULL = cjson.null
 local EXACT = 9007199254740992 -- 2^53: integers below it are exact as Lua numbers
-
--- decimal strings (canonical; non-negative except balances, which an overdraft lets go below zero) ------
-local function cmp(a, b)
-    if #a ~= #b then return #a < #b and -1 or 1 end
-    for i = 1, #a do
-        local x, y = string.byte(a, i), string.byte(b, i)
-        if x ~= y then return x < y and -1 or 1 end
-    end
-    return 0
-end
-
-local function add(a, b)
-    if #a < 16 and #b < 16 then return string.format('%.0f', tonumber(a) + tonumber(b)) end -- exact: < 2^53
-    local out, carry, i, j = {}, 0, #a, #b
-    while i > 0 or j > 0 or carry > 0 do
-        local d = carry + (i > 0 and string.byte(a, i) - 48 or 0) + (j > 0 and string.byte(b, j) - 48 or 0)
-        out[#out + 1] = string.char(48 + d % 10)
-        carry = d >= 10 and 1 or 0
-        i, j = i - 1, j - 1
-    end
-    return string.reverse(table.concat(out))
-end
-
-local function sub(a, b) -- a >= b >= 0
-    local out, borrow, i, j = {}, 0, #a, #b
-    while i > 0 do
-        local d = string.byte(a, i) - 48 - borrow - (j > 0 and string.byte(b, j) - 48 or 0)
-        borrow = d < 0 and 1 or 0
-        out[#out + 1] = string.char(48 + d + 10 * borrow)
-        i, j = i - 1, j - 1
-    end
-    local s = string.gsub(string.reverse(table.concat(out)), '^0+', '')
-    return s == '' and '0' or s
-end
-
-local function negative(a) return string.byte(a, 1) == 45 end -- '-'
-
-local function sadd(a, b) -- a + b for a signed (a balance) and b >= 0, signed
-    if not negative(a) then return add(a, b) end
-    local x = string.sub(a, 2)
-    if cmp(b, x) >= 0 then return sub(b, x) end
-    return '-' .. sub(x, b)
-end
-
-local function ssub(a, b) -- a - b for a signed (a balance) and b >= 0, signed
-    if negative(a) then return '-' .. add(string.sub(a, 2), b) end
-    if cmp(a, b) >= 0 then return sub(a, b) end
-    return '-' .. sub(b, a)
-end
-
-local function within(b, od) -- whether balance b (signed) is at or above -od (od nil: zero)
-    if not negative(b) then return true end
-    return od ~= nil and cmp(string.sub(b, 2), od) <= 0
-end
 
 -- writes, with an undo log while an atomic batch runs ------------------------------------------------
 local undo = nil          -- a list when atomic: every change's previous value, replayed backwards to roll back

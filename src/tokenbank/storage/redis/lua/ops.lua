@@ -1,5 +1,6 @@
 -- ops.lua: one ledger op, the same semantics as tb_apply_one (PostgreSQL: sql/migrations/versions/0001_initial.sql).
--- Needs status.lua and lib.lua before it. apply_one(op, now) -> status, result JSON ({"s":..,"t":[..],"h":..}) or nil.
+-- Needs status.lua, decimal.lua and lib.lua before it.
+-- apply_one(op, now) -> status, result JSON ({"s":..,"t":[..],"h":..}) or nil.
 --   op: {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, ts, audit, id2}
 --       (amounts are decimal strings of base units, times are microseconds since the epoch as strings)
 -- Every check comes before the op's first write, so a refused op changes nothing.
@@ -200,6 +201,8 @@ local function apply_one(op, default_now)
     elseif kind == 'mint' then
         local cap = redis.call('HGET', K_TOKEN, 'max_supply') or MAX_UNITS
         if cmp(cap, MAX_UNITS) > 0 then cap = MAX_UNITS end
+        local room = sub(MAX_UNITS, overdraft_total(K_TOKEN, K_CTRL)) -- what accounts may owe stays holdable
+        if cmp(room, cap) < 0 then cap = room end
         if cmp(add(redis.call('HGET', K_TOKEN, 'total_supply'), op.amount), cap) > 0 then return ST_SUPPLY_CAP_EXCEEDED end
         hincr(K_TOKEN, 'total_supply', op.amount)
         txs = { new_tx(op, now, 'mint', nil, op.to, op.amount, nil, credit(op.to, op.amount)) }
