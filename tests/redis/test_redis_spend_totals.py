@@ -66,3 +66,31 @@ async def test_a_bare_total_from_an_older_release_is_read_with_its_set(
         assert (await bank.get_account("alice")).spent_in_window == 50
     finally:
         await client.aclose()
+
+
+async def test_the_account_reads_its_window_from_the_total_or_the_smaller_side_of_the_set(
+    clocked: tuple[TokenBank, ManualClock],
+) -> None:
+    """Spends that left the window stay in the set until the next debit: get_account counts them out exactly
+    whichever side of the window's start it reads (the total less those that left, or those inside summed)."""
+    bank, clock = clocked
+
+    async def spent() -> Decimal:
+        return (await bank.get_account("alice")).spent_in_window
+
+    await bank.transfer("treasury", "alice", 500)
+    await bank.set_limits("alice", spend_per_window=(500, 60))
+    assert await spent() == 0
+    for amount in (1, 2, 3):
+        await bank.transfer("alice", "bob", amount)
+    assert await spent() == 6  # the oldest is inside: the total alone
+    clock.advance(30)
+    await bank.transfer("alice", "bob", 4)
+    clock.advance(31)  # three left, one inside
+    assert await spent() == 4
+    await bank.transfer("alice", "bob", 10)  # removes the three that left
+    await bank.transfer("alice", "bob", 20)
+    clock.advance(30)  # the 4 left, two inside
+    assert await spent() == 30
+    clock.advance(31)
+    assert await spent() == 0

@@ -351,8 +351,9 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         if controls.window_seconds is None:
             return controls
         start = redis_controls.window_start_us(now, controls.window_seconds)
-        members = await self._cmd("ZRANGEBYSCORE", self.keys.spends(user_id), f"({start}", "+inf")
-        return replace(controls, window_spent=redis_controls.spent_in_window(members))
+        keys = [self.keys.spent, self.keys.spends(user_id)]
+        spent = await self._script(self.scripts.window_spent, keys, [user_id, start])
+        return replace(controls, window_spent=int(spent))
 
     async def verify(self) -> list[CheckRecord]:
         return await self._retrying(lambda: verify.run_checks(self.client, self.keys))

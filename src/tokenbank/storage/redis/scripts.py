@@ -31,12 +31,13 @@ _PREPENDED = {
     "create_token.lua": _WRITE_PATH,
     "update_token.lua": ("status.lua",),
     "set_controls.lua": ("status.lua", "decimal.lua"),
+    "window_spent.lua": ("decimal.lua",),
 }
 _PER_TOKEN = ("status.lua", "decimal.lua", "lib.lua", "ops.lua", "ledger_api.lua")
 """One token's ledger inside a script that touches several tokens: these files, wrapped in
 ``local function token_ledger(KEYS, ARGV) ... end`` (see lua/ledger_api.lua)."""
 _MULTI_TOKEN = ("exchange.lua",)
-_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua")
+_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua", "window_spent.lua")
 
 HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
 """Scripts of the hybrid sync worker and repair, run with :func:`run` on whichever client the caller holds (the
@@ -87,6 +88,7 @@ class Scripts:
     append_audit: AsyncScript
     top_holders: AsyncScript
     rank: AsyncScript
+    window_spent: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
     feed: AsyncScript
