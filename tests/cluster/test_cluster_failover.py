@@ -56,7 +56,7 @@ async def write_until(bank: TokenBank, run: Run, stop: asyncio.Event) -> None:
             return
 
 
-async def wait_for_write_after(run: Run, moment: float, seconds: float = 15.0) -> None:
+async def wait_for_write_after(run: Run, moment: float, seconds: float = 30.0) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not any(at > moment for at, _ in run.acked):  # noqa: ASYNC110
         await asyncio.sleep(0.05)
