@@ -1,7 +1,10 @@
 """A random walk of ledger operations, checked after every step against a plain in-memory model.
 
 The account set is small and amounts are large relative to balances, so refusals (insufficient balance,
-supply cap, settled holds, second reversals, frozen accounts, maximum balances) happen as often as successes.
+supply cap, settled holds, second reversals, frozen accounts, maximum balances, spend windows) happen as often
+as successes. Time is the bank's controllable clock, moved by a rule of its own: holds expire (a capture after
+the expiry is refused, the sweep voids exactly the holds due), freezes end at their ``until``, and spends leave
+their account's window exactly one window length after they were made.
 A second token (gems, whole units, no account controls) on the same store takes part through exchanges; an
 in-memory SQLite database belongs to one bank, so there the machine has no second token.
 Runs on every backend.
@@ -12,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
@@ -46,6 +49,7 @@ from tokenbank import (
     exchange,
 )
 from tokenbank.splits import plan_split
+from tokenbank.testing import ManualClock
 
 T = TypeVar("T")
 ACCOUNTS = ("treasury", "alice", "bob", "carol")
@@ -58,6 +62,11 @@ GEMS = 500
 accounts = st.sampled_from(ACCOUNTS)
 units = st.integers(min_value=1, max_value=60_00)
 forms = st.sampled_from(["str", "decimal", "int"])
+WINDOW = 60
+"""Every spend window of the model is this many seconds long (its amount changes; its length never does)."""
+HOLD_SECONDS = 60
+steps = st.sampled_from([1, 30, 60, 3600])
+"""How far the clock moves in one step: onto the window's end and the holds' expiry, and far past them."""
 SHARES = ["10%", "33.33%", "50%", "0.5%", "1.25", "20.00"]
 """Split shares: percentages that round, and fixed amounts that may exceed a small split."""
 
@@ -78,6 +87,7 @@ class ModelHold:
     sender: str
     receiver: str
     amount: int
+    expires_at: datetime
     status: HoldStatus = HoldStatus.PENDING
 
 
@@ -99,11 +109,12 @@ class LedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.runner = asyncio.Runner()
+        self.clock = ManualClock()
         settings = self.backend.settings(
             symbol=unique("m"), decimals=DECIMALS, initial_supply=tokens(INITIAL), max_supply=tokens(MAX_SUPPLY),
             ledger_group="model",
         )  # fmt: skip
-        self.bank = TokenBank(settings)
+        self.bank = TokenBank(settings, clock=self.clock)
         self.run(self.bank.open())
         self.gems: TokenBank | None = None
         self.gem_balance = dict.fromkeys(ACCOUNTS, 0)
@@ -112,7 +123,7 @@ class LedgerMachine(RuleBasedStateMachine):
             gem_settings = self.backend.settings(
                 symbol=unique("g"), decimals=0, initial_supply=GEMS, ledger_group="model"
             )
-            self.gems = TokenBank(gem_settings)
+            self.gems = TokenBank(gem_settings, clock=self.clock)
             self.run(self.gems.open())
         self.balance = dict.fromkeys(ACCOUNTS, 0)
         self.balance["treasury"] = INITIAL
@@ -122,8 +133,26 @@ class LedgerMachine(RuleBasedStateMachine):
         self.reversed: set[str] = set()
         self.frozen_debits: set[str] = set()
         self.frozen_credits: set[str] = set()
+        self.frozen_until: dict[str, datetime] = {}
         self.max_balance: dict[str, int] = {}
         self.overdraft: dict[str, int] = {}
+        self.window: dict[str, int] = {}  # account -> what its window of WINDOW seconds may spend
+        self.spends: list[tuple[str, datetime, int]] = []  # (account, when, amount) of each counted debit
+
+    def frozen(self, account: str | None, directions: set[str]) -> bool:
+        until = self.frozen_until.get(account or "")
+        return account in directions and (until is None or until > self.clock.now())
+
+    def spent(self, account: str) -> int:
+        """What the account's window holds now: its counted debits of the last WINDOW seconds (one made exactly
+        WINDOW seconds ago has left)."""
+        start = self.clock.now() - timedelta(seconds=WINDOW)
+        return sum(amount for who, when, amount in self.spends if who == account and when > start)
+
+    def spend(self, account: str, amount: int) -> None:
+        """A counted debit (transfer, burn, hold) applied: the account's window holds it if it has one."""
+        if account in self.window:
+            self.spends.append((account, self.clock.now(), amount))
 
     def short(self, account: str, amount: int, balance: dict[str, int] | None = None) -> bool:
         """Whether debiting ``amount`` would take the account below zero, or below minus its overdraft."""
@@ -131,12 +160,23 @@ class LedgerMachine(RuleBasedStateMachine):
         return balance[account] - amount < -self.overdraft.get(account, 0)
 
     def controls_refuse(
-        self, debit: str | None, credit: str | None, amount: int, balance: dict[str, int] | None = None
+        self,
+        debit: str | None,
+        credit: str | None,
+        amount: int,
+        balance: dict[str, int] | None = None,
+        *,
+        counted: bool = True,
+        pending: int = 0,
     ) -> type[TokenBankError] | None:
-        """What the accounts' controls refuse, checked before anything else, in the stores' order."""
+        """What the accounts' controls refuse, checked before anything else, in the stores' order. ``counted``:
+        the debit counts in the debited account's spend window (a reversal does not); ``pending``: what earlier
+        items of the same call added to that window."""
         balance = self.balance if balance is None else balance
-        if debit in self.frozen_debits or credit in self.frozen_credits:
+        if self.frozen(debit, self.frozen_debits) or self.frozen(credit, self.frozen_credits):
             return AccountFrozenError
+        if counted and debit in self.window and self.spent(debit) + pending + amount > self.window[debit]:
+            return LimitExceededError
         if credit in self.max_balance and balance[credit] + amount > self.max_balance[credit]:
             return LimitExceededError
         return None
@@ -166,6 +206,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert (tx.from_user_id, tx.to_user_id, tx.amount) == (sender, receiver, tokens(amount))
         self.balance[sender] -= amount
         self.balance[receiver] += amount
+        self.spend(sender, amount)
         return ModelTransfer(tx.id, sender, receiver, amount)
 
     @rule(target=irreversible, receiver=accounts, amount=units, form=forms)
@@ -194,6 +235,7 @@ class LedgerMachine(RuleBasedStateMachine):
         tx = self.run(call)
         self.balance[sender] -= amount
         self.supply -= amount
+        self.spend(sender, amount)
         return tx.id
 
     @rule(
@@ -205,10 +247,12 @@ class LedgerMachine(RuleBasedStateMachine):
         results = self.run(self.bank.transfer_many(requests, atomic=atomic))
         balance = dict(self.balance)
         expected: list[type[TokenBankError] | None] = []
+        applied: list[tuple[str, int]] = []
         for sender, receiver, amount in items:
+            pending = sum(units for who, units in applied if who == sender)
             if sender == receiver:
                 expected.append(InvalidAccountError)
-            elif refusal := self.controls_refuse(sender, receiver, amount, balance):
+            elif refusal := self.controls_refuse(sender, receiver, amount, balance, pending=pending):
                 expected.append(refusal)
             elif self.short(sender, amount, balance):
                 expected.append(InsufficientBalanceError)
@@ -216,6 +260,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 expected.append(None)
                 balance[sender] -= amount
                 balance[receiver] += amount
+                applied.append((sender, amount))
         if atomic and any(expected):
             invalid: list[type[TokenBankError] | None] = [e if e is InvalidAccountError else None for e in expected]
             if any(invalid):  # refused before reaching the store: each invalid item keeps its own error
@@ -223,9 +268,11 @@ class LedgerMachine(RuleBasedStateMachine):
             else:  # the store stops at the first failure
                 first = next(i for i, e in enumerate(expected) if e)
                 expected = [expected[first] if i == first else BatchAbortedError for i in range(len(items))]
-            balance = self.balance
+            balance, applied = self.balance, []
         assert [type(r.error) if r.error else None for r in results] == expected
         self.balance = balance
+        for sender, amount in applied:
+            self.spend(sender, amount)
 
     @rule(
         target=transfers,
@@ -249,8 +296,9 @@ class LedgerMachine(RuleBasedStateMachine):
         # accounts' controls or by the balance left, refuses the split.
         balance = dict(self.balance)
         plan = plan_split(sender, tokens(amount), legs, remainder_to, None, None, None, DECIMALS)
-        for leg in plan.legs:
-            refusal = self.controls_refuse(sender, leg.to_user_id, leg.units, balance)
+        for number, leg in enumerate(plan.legs):
+            pending = sum(earlier.units for earlier in plan.legs[:number])
+            refusal = self.controls_refuse(sender, leg.to_user_id, leg.units, balance, pending=pending)
             if refusal is None and self.short(sender, leg.units, balance):
                 refusal = InsufficientBalanceError
             if refusal is not None:
@@ -266,6 +314,7 @@ class LedgerMachine(RuleBasedStateMachine):
             leg = int(tx.amount.scaleb(DECIMALS))
             self.balance[sender] -= leg
             self.balance[tx.to_user_id] += leg
+            self.spend(sender, leg)
             moved.append(ModelTransfer(tx.id, sender, tx.to_user_id, leg))
         return multiple(*moved)
 
@@ -295,13 +344,14 @@ class LedgerMachine(RuleBasedStateMachine):
         )  # fmt: skip
         self.balance[user] -= amount
         self.balance[counterparty] += amount
+        self.spend(user, amount)
         self.gem_balance[counterparty] -= gems
         self.gem_balance[user] += gems
 
     # holds ----------------------------------------------------------------------------------------------
     @rule(target=holds, sender=accounts, receiver=accounts, amount=units)
     def hold(self, sender: str, receiver: str, amount: int) -> Any:
-        call = self.bank.hold(sender, receiver, tokens(amount), expires_in=3600)
+        call = self.bank.hold(sender, receiver, tokens(amount), expires_in=HOLD_SECONDS)
         if sender == receiver:
             self.refused(call, InvalidAccountError)
             return multiple()
@@ -312,10 +362,12 @@ class LedgerMachine(RuleBasedStateMachine):
             self.refused(call, InsufficientBalanceError)
             return multiple()
         hold = self.run(call)
-        assert hold.status is HoldStatus.PENDING and hold.amount == tokens(amount)
+        expires_at = self.clock.now() + timedelta(seconds=HOLD_SECONDS)
+        assert hold.status is HoldStatus.PENDING and hold.amount == tokens(amount) and hold.expires_at == expires_at
         self.balance[sender] -= amount
         self.held[sender] += amount
-        self.model_holds[hold.id] = ModelHold(sender, receiver, amount)
+        self.spend(sender, amount)
+        self.model_holds[hold.id] = ModelHold(sender, receiver, amount, expires_at)
         return hold.id
 
     def _release(self, hold: ModelHold, captured: int, status: HoldStatus) -> None:
@@ -332,6 +384,8 @@ class LedgerMachine(RuleBasedStateMachine):
             self.refused(call, HoldStateError)
         elif refusal := self.controls_refuse(None, hold.receiver, hold.amount if part is None else part):
             self.refused(call, refusal)
+        elif hold.expires_at <= self.clock.now():  # expired, not swept yet
+            self.refused(call, HoldStateError)
         elif part is not None and part > hold.amount:
             self.refused(call, InvalidAmountError)
         else:
@@ -351,12 +405,18 @@ class LedgerMachine(RuleBasedStateMachine):
         self._release(hold, 0, HoldStatus.VOIDED)
 
     @rule()
-    def expire_everything(self) -> None:
-        pending = [h for h in self.model_holds.values() if h.status is HoldStatus.PENDING]
-        later = datetime.now(UTC) + timedelta(hours=2)
-        assert self.run(self.bank.expire_holds(now=later)) == len(pending)
-        for hold in pending:
+    def sweep(self) -> None:
+        """The expiry sweep at the clock's time: exactly the pending holds whose expiry has come are voided."""
+        now = self.clock.now()
+        due = [h for h in self.model_holds.values() if h.status is HoldStatus.PENDING and h.expires_at <= now]
+        assert self.run(self.bank.expire_holds()) == len(due)
+        for hold in due:
             self._release(hold, 0, HoldStatus.VOIDED)
+
+    # time -----------------------------------------------------------------------------------------------
+    @rule(seconds=steps)
+    def advance(self, seconds: int) -> None:
+        self.clock.advance(seconds)
 
     # reversals ------------------------------------------------------------------------------------------
     @rule(tx=transfers)
@@ -364,7 +424,7 @@ class LedgerMachine(RuleBasedStateMachine):
         call = self.bank.reverse(tx.id, reason="model")
         if tx.id in self.reversed:
             self.refused(call, TransactionStateError)
-        elif refusal := self.controls_refuse(tx.receiver, tx.sender, tx.amount):
+        elif refusal := self.controls_refuse(tx.receiver, tx.sender, tx.amount, counted=False):
             self.refused(call, refusal)
         elif self.short(tx.receiver, tx.amount):
             self.refused(call, InsufficientBalanceError)
@@ -380,32 +440,44 @@ class LedgerMachine(RuleBasedStateMachine):
         self.refused(self.bank.reverse(tx_id, reason="model"), TransactionStateError)
 
     # account controls -----------------------------------------------------------------------------------
-    @rule(account=accounts, direction=st.sampled_from(["debits", "credits", "both"]))
-    def freeze(self, account: str, direction: str) -> None:
+    @rule(
+        account=accounts,
+        direction=st.sampled_from(["debits", "credits", "both"]),
+        lasts=st.none() | st.sampled_from([30, 60]),
+    )
+    def freeze(self, account: str, direction: str, lasts: int | None) -> None:
+        """A freeze for good, or until ``lasts`` seconds from now (it holds while the clock is before that)."""
         debits, credits = direction != "credits", direction != "debits"
-        info = self.run(self.bank.freeze(account, debits=debits, credits=credits, reason="model"))
+        until = None if lasts is None else self.clock.now() + timedelta(seconds=lasts)
+        info = self.run(self.bank.freeze(account, debits=debits, credits=credits, reason="model", until=until))
         assert info.frozen is not None and (info.frozen.debits, info.frozen.credits) == (debits, credits)
         self.frozen_debits.discard(account)
         self.frozen_credits.discard(account)
+        self.frozen_until.pop(account, None)
         if debits:
             self.frozen_debits.add(account)
         if credits:
             self.frozen_credits.add(account)
+        if until is not None:
+            self.frozen_until[account] = until
 
     @rule(account=accounts)
     def unfreeze(self, account: str) -> None:
         assert self.run(self.bank.unfreeze(account)).frozen is None
         self.frozen_debits.discard(account)
         self.frozen_credits.discard(account)
+        self.frozen_until.pop(account, None)
 
     @rule(account=accounts, maximum=st.none() | st.integers(1, 200_00), overdraft=st.none() | st.integers(0, 50_00))
     def set_limits(self, account: str, maximum: int | None, overdraft: int | None) -> None:
-        """Both limits replaced at once (a limit left out is removed); an overdraft of 0 is none. A change that
-        leaves the account owing more than its new overdraft is refused and changes nothing."""
+        """Both limits replaced at once (a limit left out is removed; the spend window is passed on as it is); an
+        overdraft of 0 is none. A change that leaves the account owing more than its new overdraft is refused and
+        changes nothing."""
         call = self.bank.set_limits(
             account,
             max_balance=None if maximum is None else tokens(maximum),
             overdraft=None if overdraft is None else tokens(overdraft),
+            spend_per_window=self._window_of(account),
         )
         if self.balance[account] < -(overdraft or 0):
             self.refused(call, TransactionStateError)
@@ -421,6 +493,23 @@ class LedgerMachine(RuleBasedStateMachine):
             self.overdraft[account] = overdraft
         else:
             self.overdraft.pop(account, None)
+
+    def _window_of(self, account: str) -> tuple[Decimal, int] | None:
+        return (tokens(self.window[account]), WINDOW) if account in self.window else None
+
+    @rule(account=accounts, amount=st.integers(1, 80_00))
+    def set_window(self, account: str, amount: int) -> None:
+        """Give the account a spend window (or a new amount for it), its other limits passed on as they are. The
+        spends it counts are those made while it had one."""
+        maximum, overdraft = self.max_balance.get(account), self.overdraft.get(account)
+        info = self.run(self.bank.set_limits(
+            account,
+            max_balance=None if maximum is None else tokens(maximum),
+            overdraft=None if overdraft is None else tokens(overdraft),
+            spend_per_window=(tokens(amount), WINDOW),
+        ))  # fmt: skip
+        self.window[account] = amount
+        assert info.spend_limit is not None and info.spent_in_window == tokens(self.spent(account))
 
     # checks ---------------------------------------------------------------------------------------------
     @invariant()
@@ -441,6 +530,8 @@ class LedgerMachine(RuleBasedStateMachine):
         ranked = sorted(((-v, a) for a, v in self.balance.items() if v > 0 and a != "treasury"))
         top = await bank.get_top_holders()
         assert [(h.user_id, h.balance) for h in top] == [(a, tokens(-v)) for v, a in ranked]
+        for account in self.window:
+            assert (await bank.get_account(account)).spent_in_window == tokens(self.spent(account)), account
         if self.gems is not None:
             assert await self.gems.get_balances(list(ACCOUNTS)) == {a: Decimal(v) for a, v in self.gem_balance.items()}
             assert await self.gems.get_total_supply() == GEMS
