@@ -406,7 +406,8 @@ async def drain(plan: Plan, run: Run, out: dict[str, Any]) -> None:
             rng, written, started = random.Random(11), len(accounts) + 1, time.perf_counter()
             while written < plan.backlog:
                 size = min(BATCH, plan.backlog - written)
-                await bank.transfer_many([TransferRequest(*rng.sample(accounts, 2), 1) for _ in range(size)])
+                pairs = [rng.sample(accounts, 2) for _ in range(size)]
+                await bank.transfer_many([TransferRequest(sender, receiver, 1) for sender, receiver in pairs])
                 written += size
             out["backlog"] = {"entries": written, "written_s": time.perf_counter() - started}
             out["drain"] = await drain_chunks(store, plan, admin)
