@@ -60,8 +60,10 @@ local function within(b, od) -- whether balance b (signed) is at or above -od (o
 end
 
 -- Every overdraft limit of a token added up: the token hash's "overdrafts" field, which set_controls.lua keeps;
--- counted from the controls hash for a token whose limits were set before the field was kept. A mint and a raised
--- limit keep the total supply plus this sum within MAX_UNITS, so no balance or held amount can pass it.
+-- counted once from the controls hash, and stored, for a token that has no field yet (its limits were set before
+-- the field was kept, or it never had one): so only the first call reads every account's controls. A mint and a
+-- raised limit keep the total supply plus this sum within MAX_UNITS, so no balance or held amount can pass it.
+-- Writes: call it from write scripts only.
 local function overdraft_total(token_key, ctrl_key)
     local total = redis.call('HGET', token_key, 'overdrafts')
     if total then return total end
@@ -70,5 +72,6 @@ local function overdraft_total(token_key, ctrl_key)
         local od = cjson.decode(js).od
         if od then total = add(total, od) end
     end
+    redis.call('HSET', token_key, 'overdrafts', total)
     return total
 end
