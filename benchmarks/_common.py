@@ -11,6 +11,7 @@ import json
 import math
 import os
 import platform
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -211,9 +212,23 @@ def processes_named(name: str) -> list[int]:
     return pids
 
 
-def postgres_cpu() -> float:
-    """CPU seconds so far of every PostgreSQL process on this machine (backends and the server's own)."""
-    return sum(process_cpu_seconds(pid) for pid in processes_named("postgres"))
+def postgres_cpu(client_pid: int | None = None) -> float:
+    """CPU seconds so far of the PostgreSQL processes on this machine: the server's own (postmaster, WAL writer,
+    checkpointer, autovacuum...) and its backends; with ``client_pid``, only the backends serving that process's
+    connections (a backend's command line names its client's port), so other work on the same server is left out."""
+    ports = None if client_pid is None else socket_ports(client_pid)
+    total = 0.0
+    for pid in processes_named("postgres"):
+        if ports is not None:
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    client = re.search(rb"\((\d+)\)", cmdline.read())
+            except OSError:
+                continue
+            if client is not None and int(client[1]) not in ports:
+                continue
+        total += process_cpu_seconds(pid)
+    return total
 
 
 def socket_ports(pid: int) -> set[int]:

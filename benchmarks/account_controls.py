@@ -5,14 +5,16 @@
 For SQLite (a file), PostgreSQL and Redis: ``bank.transfer()`` from 32 concurrent tasks between 200 funded
 accounts for a fixed time, between accounts without controls ("plain") and between accounts that each have a
 maximum balance and a spend limit per window, both far above what the load reaches ("limited": every transfer
-is checked against both, none is refused). Runs go plain, limited, limited, plain, twice (so a ledger that
-slows as it grows weighs on both sides alike); the median run of each is reported.
+is checked against both, none is refused). Runs go plain, limited, limited, plain, three times; the median run
+of each side is reported.
 
 Two ratios, limited over plain: the cost, CPU seconds per transfer of every process doing the work (this
-process, with SQLite's writer thread, plus the Redis server or all PostgreSQL processes), and the throughput
-(plain tx/s / limited tx/s). The target, at most 1.2x, is on the cost: on two shared cores throughput also
-measures whatever else the machine runs, while CPU per transfer is what the checks add. ``--quick``: one short
-run of each on 20 accounts (a smoke test, not a measurement).
+process, with SQLite's writer thread, plus the Redis server, or PostgreSQL's own processes and the backends
+serving this process), and the throughput (plain tx/s / limited tx/s). The target, at most 1.2x, is on the cost:
+on two shared cores throughput also measures whatever else the machine runs, while CPU per transfer is what the
+checks add. The cost ratio is the median of the ratios of neighbouring runs (plain-limited, limited-plain, ...),
+so a ledger that slows as it grows, or a machine whose speed drifts, weighs on both runs of a pair alike.
+``--quick``: one short run of each on 20 accounts (a smoke test, not a measurement).
 
 Uses the test services (PostgreSQL 127.0.0.1:5432 database ``test``, Redis 127.0.0.1:6379) under a unique
 schema / key prefix, removed at the end.
@@ -22,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import secrets
+import statistics
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -78,7 +82,7 @@ def server_cpu(store: str, client: aioredis.Redis) -> Callable[[], Awaitable[flo
         if store == "redis":
             info = await client.info("cpu")
             return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
-        return postgres_cpu() if store == "postgres" else 0.0
+        return postgres_cpu(os.getpid()) if store == "postgres" else 0.0
 
     return cpu
 
@@ -97,8 +101,13 @@ async def timed_run(bank: TokenBank, users: list[str], seconds: float, cpu: Call
     return Run(load, used / max(done[0], 1))
 
 
-def median_cost(runs: list[Run]) -> float:
-    return sorted(run.cpu_per_transfer for run in runs)[(len(runs) - 1) // 2]
+def paired_cost_ratios(runs: list[tuple[str, Run]]) -> list[float]:
+    """Limited over plain CPU per transfer of each pair of neighbouring runs (plain-limited, limited-plain, ...): a
+    ledger that slows as it grows, or a machine that speeds up or slows down, weighs on both runs of a pair alike."""
+    return [
+        (a if a_name == "limited" else b).cpu_per_transfer / (b if a_name == "limited" else a).cpu_per_transfer
+        for (a_name, a), (_, b) in zip(runs[::2], runs[1::2], strict=True)
+    ]
 
 
 async def measure(store: str, seconds: float, rounds: int, accounts: int, tag: str, folder: Path) -> dict[str, Any]:
@@ -110,19 +119,21 @@ async def measure(store: str, seconds: float, rounds: int, accounts: int, tag: s
                 await bank.transfer_many([TransferRequest("treasury", user, 10_000) for user in users])
             for user in groups["limited"]:
                 await bank.set_limits(user, max_balance=1_000_000, spend_per_window=(1_000_000, 3600))
-            runs: dict[str, list[Run]] = {"plain": [], "limited": []}
-            for name in ORDER * rounds:
-                runs[name].append(await timed_run(bank, groups[name], seconds, server_cpu(store, client)))
+            runs = [(name, await timed_run(bank, groups[name], seconds, server_cpu(store, client)))
+                    for name in ORDER * rounds]  # fmt: skip
             report = await bank.verify()
             assert report.ok, report
     finally:
         await client.aclose()
-    plain = median_run([run.load for run in runs["plain"]])
-    limited = median_run([run.load for run in runs["limited"]])
-    plain_cost, limited_cost = median_cost(runs["plain"]), median_cost(runs["limited"])
+    plain = median_run([run.load for name, run in runs if name == "plain"])
+    limited = median_run([run.load for name, run in runs if name == "limited"])
+    plain_cost = statistics.median([run.cpu_per_transfer for name, run in runs if name == "plain"])
+    limited_cost = statistics.median([run.cpu_per_transfer for name, run in runs if name == "limited"])
+    ratios = paired_cost_ratios(runs)
     return {
         "plain_tps": plain.tps, "limited_tps": limited.tps, "throughput_ratio": plain.tps / limited.tps,
-        "plain_cpu_us": plain_cost * 1e6, "limited_cpu_us": limited_cost * 1e6, "cost_ratio": limited_cost / plain_cost,
+        "plain_cpu_us": plain_cost * 1e6, "limited_cpu_us": limited_cost * 1e6, "cost_ratio": statistics.median(ratios),
+        "pair_cost_ratios": ratios,
         "plain_p99_ms": plain.p99_ms, "limited_p99_ms": limited.p99_ms,
     }  # fmt: skip
 
@@ -150,7 +161,7 @@ async def main() -> int:
     options = parser.parse_args()
     if warning := busy_warning():
         print(warning)
-    seconds, rounds, accounts = (0.3, 1, 20) if options.quick else (4.0, 2, ACCOUNTS)
+    seconds, rounds, accounts = (0.3, 1, 20) if options.quick else (4.0, 3, ACCOUNTS)
     tag = "tbbc_" + secrets.token_hex(4)
     results: dict[str, Any] = {}
     try:
@@ -166,9 +177,12 @@ async def main() -> int:
         for store, r in results.items()
     ]  # fmt: skip
     runs = len(ORDER) * rounds // 2
-    print(f"bank.transfer(), {CONCURRENCY} tasks, {accounts} accounts per group, median of {runs} runs of {seconds} s")
+    print(f"bank.transfer(), {CONCURRENCY} tasks, {accounts} accounts per group, {runs} runs of {seconds} s each: "
+          f"medians of the runs; cost ratio = median of the {runs} neighbouring pairs' ratios")  # fmt: skip
     headers = ["store", "plain tx/s", "limited tx/s", "tps ratio", "plain CPU µs/tx", "limited CPU µs/tx"]
     print(format_table([*headers, "cost ratio", f"target <= {TARGET}x"], rows))
+    for store, r in results.items():
+        print(f"{store}: pair cost ratios {', '.join(f'{ratio:.2f}' for ratio in r['pair_cost_ratios'])}")
     if options.json:
         write_json(options.json, results)
     return 0

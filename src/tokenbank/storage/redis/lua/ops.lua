@@ -88,27 +88,31 @@ end
 
 local function frozen_now(c, now) return c['until'] == nil or tonumber(c['until']) > tonumber(now) end
 
-local function window_state(user) -- the account's running total and its oldest spend's score (nil: none)
+local function score_text(score) -- a spend's score as ZRANGE WITHSCORES gives it, as the integer text it was
+    return score and string.format('%.0f', tonumber(score)) or nil
+end
+
+local function window_state(user) -- the account's running total and its oldest spend's score (text; nil: none)
     local state = window_now[user]
     if state then return state[1], state[2] end
     local v = redis.call('HGET', K_SPENT, user)
     if not v then return '0', nil end
     local total, oldest = string.match(v, '^(%d+):(%d*)$')
-    if total then return total, tonumber(oldest) end -- tonumber('') is nil: no spend left
+    if total then return total, oldest ~= '' and oldest or nil end
     -- a bare total, as stored before the oldest was kept alongside it
     local first = redis.call('ZRANGE', SPEND_PREFIX .. user, 0, 0, 'WITHSCORES')
-    return v, first[2] and tonumber(first[2]) or nil
+    return v, score_text(first[2])
 end
 
 local function keep_window(user, total, oldest)
     window_now[user] = { total, oldest }
-    hset(K_SPENT, user, total .. ':' .. (oldest and string.format('%.0f', oldest) or ''))
+    hset(K_SPENT, user, total .. ':' .. (oldest or ''))
 end
 
 local function window_spent(user, c, now) -- what the window ending now holds, after forgetting what left it
     local total, oldest = window_state(user)
     local cut = tonumber(now) - c.ws * 1000000
-    if oldest == nil or oldest > cut then
+    if oldest == nil or tonumber(oldest) > cut then
         window_now[user] = { total, oldest }
         return total
     end
@@ -121,7 +125,7 @@ local function window_spent(user, c, now) -- what the window ending now holds, a
     end
     local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
     total = sub(total, left)
-    keep_window(user, total, first[2] and tonumber(first[2]) or nil)
+    keep_window(user, total, score_text(first[2]))
     return total
 end
 
@@ -173,8 +177,7 @@ local function record_spend(op, now) -- after a counted debit: the sender's wind
     if not (d and d.wa) then return end
     zset(SPEND_PREFIX .. op.from, op.id .. ':' .. op.amount, now)
     local total, oldest = window_state(op.from)
-    local at = tonumber(now)
-    keep_window(op.from, add(total, op.amount), (oldest == nil or at < oldest) and at or oldest)
+    keep_window(op.from, add(total, op.amount), (oldest == nil or tonumber(now) < tonumber(oldest)) and now or oldest)
 end
 
 local function apply_one(op, default_now)
