@@ -2,7 +2,8 @@
 
 Every coroutine method of :class:`tokenbank.TokenBank` and of its services is wrapped here, one line each, to run
 on a private event loop in a daemon thread: one implementation, and one loop the bank's connection pools stay
-bound to, whichever threads call it. A test checks that no public coroutine method is left out.
+bound to, whichever threads call it. A test checks that no public coroutine method is left out. :func:`exchange`
+wraps :func:`tokenbank.exchanges.exchange` for two banks sharing one loop (``share_loop_with``).
 
 ::
 
@@ -22,11 +23,15 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Itera
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
+from tokenbank.amounts import AmountInput
 from tokenbank.bank import TokenBank as AsyncTokenBank
 from tokenbank.clock import Clock
+from tokenbank.errors import ConfigurationError, InvalidRequestError
 from tokenbank.events import BalanceUpdate
+from tokenbank.exchanges import Rate, _store_pair
+from tokenbank.exchanges import exchange as async_exchange
 from tokenbank.metrics import Metrics
-from tokenbank.models import SettingDrift, Transaction
+from tokenbank.models import Exchange, SettingDrift, Transaction
 from tokenbank.services.accounts import AccountsService
 from tokenbank.services.analytics import AnalyticsService
 from tokenbank.services.balances import BalancesService
@@ -51,6 +56,7 @@ __all__ = [
     "BlockingTransactions",
     "BlockingWebhooks",
     "TokenBank",
+    "exchange",
 ]
 
 logger = logging.getLogger("tokenbank")
@@ -75,6 +81,8 @@ class _LoopThread:
     def __init__(self) -> None:
         self._loop = asyncio.new_event_loop()
         self._closed = False
+        self._lock = threading.Lock()
+        self._banks = 0
         self._thread = threading.Thread(target=self._serve, name="tokenbank-loop", daemon=True)
         self._thread.start()
 
@@ -124,19 +132,64 @@ class _LoopThread:
             future.cancel()  # KeyboardInterrupt while waiting: do not leave the call running unseen
             raise
 
-    def stop(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+    def enter(self) -> _BankLoop | None:
+        """One more bank's handle on this loop; None once the loop has stopped (its last bank closed)."""
+        with self._lock:
+            if self._closed:
+                return None
+            self._banks += 1
+        return _BankLoop(self)
+
+    def leave(self) -> None:
+        """A bank is done with the loop: the last one stops it."""
+        with self._lock:
+            self._banks -= 1
+            # Decided under the lock, so no bank can enter a loop that is about to stop.
+            if self._banks > 0 or self._closed:
+                return
+            self._closed = True
         self._loop.call_soon_threadsafe(self._loop.stop)
         if threading.current_thread() is not self._thread:
             self._thread.join(_STOP_WAIT)
 
 
+class _BankLoop:
+    """One blocking bank's use of a loop thread, which other banks may share (``share_loop_with``): each bank
+    closes on its own, and the loop stops when the last of them closes."""
+
+    def __init__(self, thread: _LoopThread) -> None:
+        self.thread = thread
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed or self.thread.closed
+
+    def run(self, fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs) -> R:
+        """The loop thread's ``run``; also RuntimeError once this bank is closed."""
+        self._check()
+        return self.thread.run(fn, *args, **kwargs)
+
+    def call(self, fn: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
+        """The loop thread's ``call``; also RuntimeError once this bank is closed."""
+        self._check()
+        return self.thread.call(fn, *args, **kwargs)
+
+    def _check(self) -> None:
+        if self._closed:
+            raise RuntimeError("this blocking TokenBank is closed")
+
+    def stop(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self.thread.leave()
+
+
 class _Wrapper(Generic[S]):
     """A blocking view of one async object: its coroutine methods run on the owner's loop thread."""
 
-    def __init__(self, target: S, loop: _LoopThread) -> None:
+    def __init__(self, target: S, loop: _BankLoop) -> None:
         self._target = target
         self._loop = loop
 
@@ -264,7 +317,7 @@ class BlockingBalances(_Wrapper[BalancesService]):
     """:class:`~tokenbank.services.balances.BalancesService`, blocking. Balance event callbacks are called on
     the bank's event thread (an async callback runs on the bank's loop instead)."""
 
-    def __init__(self, target: BalancesService, loop: _LoopThread, events: _EventThread) -> None:
+    def __init__(self, target: BalancesService, loop: _BankLoop, events: _EventThread) -> None:
         super().__init__(target, loop)
         self._events = events
 
@@ -427,8 +480,11 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
     """:class:`tokenbank.TokenBank` for synchronous code; thread-safe: share one per process.
 
     Use as ``with TokenBank(Settings(...)) as bank:``, or call :meth:`open` and :meth:`close`. The arguments are
-    those of the async bank. Once closed it cannot be opened again. Every method raises what its async twin
-    raises, and RuntimeError when the bank is closed."""
+    those of the async bank, plus ``share_loop_with``: another open blocking bank whose event loop this one runs
+    on too, so that :func:`exchange` can use both (the loop stops when the last bank on it closes). Once closed
+    it cannot be opened again. Every method raises what its async twin raises, and RuntimeError when the bank is
+    closed; the constructor raises ConfigurationError for a ``share_loop_with`` that is not an open blocking
+    bank."""
 
     def __init__(
         self,
@@ -437,9 +493,10 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
         storage: Storage | None = None,
         price_provider: PriceProvider | None = None,
         clock: Clock | None = None,
+        share_loop_with: TokenBank | None = None,
         **overrides: Any,
     ) -> None:
-        loop = _LoopThread()
+        loop = _loop_for(share_loop_with)
         try:
             # Built on its loop: whatever the bank creates there belongs to that loop.
             build = functools.partial(
@@ -579,3 +636,72 @@ class TokenBank(_Wrapper[AsyncTokenBank]):
     rebuild_cache = _Method(AsyncTokenBank.rebuild_cache)
     get_audit_log = _Method(AsyncTokenBank.get_audit_log)
     verify = _Method(AsyncTokenBank.verify)
+
+
+def _loop_for(share_loop_with: object) -> _BankLoop:
+    """A new bank's handle: on a loop thread of its own, or on ``share_loop_with``'s. Raises ConfigurationError."""
+    if share_loop_with is None:
+        loop = _LoopThread().enter()
+        assert loop is not None
+        return loop
+    if not isinstance(share_loop_with, TokenBank):
+        raise ConfigurationError(
+            "share_loop_with: must be a blocking bank (tokenbank.blocking.TokenBank), "
+            f"got {type(share_loop_with).__name__}"
+        )
+    loop = None if share_loop_with._loop.closed else share_loop_with._loop.thread.enter()
+    if loop is None:
+        raise ConfigurationError("share_loop_with: that bank is closed; only an open bank's loop can be shared")
+    return loop
+
+
+def exchange(
+    pay: tuple[TokenBank, str, AmountInput | None],
+    receive: tuple[TokenBank, str, AmountInput | None],
+    *,
+    rate: Rate | None = None,
+    idempotency_key: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> Exchange:
+    """:func:`tokenbank.exchanges.exchange` for blocking banks, with the same arguments, rules, result and
+    errors: ``pay=(coins, user_id, amount_a)``, ``receive=(gems, counterparty_id, amount_b)``.
+
+    The exchange uses both banks' connections in one call, and a bank's connections belong to its event loop,
+    so both banks must run on one: make the second with ``TokenBank(..., share_loop_with=first)``. An async
+    ``rate`` provider is awaited on that loop.
+
+    Raises what :func:`tokenbank.exchanges.exchange` raises; InvalidRequestError also for a side whose bank is not
+    an open blocking TokenBank; ConfigurationError also for two banks on different event loops (after the check
+    that they share one store, whose error comes first: sharing a loop would not help them)."""
+    bank_a, user, amount_a = _blocking_side(pay, "pay")
+    bank_b, counterparty, amount_b = _blocking_side(receive, "receive")
+    if bank_a._loop.thread is not bank_b._loop.thread:
+        _store_pair(bank_a.async_bank, bank_b.async_bank)
+        raise ConfigurationError(
+            f"exchange between {bank_a.settings.symbol} and {bank_b.settings.symbol}: the blocking banks run on "
+            "different event loops; make the second with TokenBank(..., share_loop_with=<the first>)"
+        )
+    return bank_a._loop.run(
+        async_exchange, (bank_a.async_bank, user, amount_a), (bank_b.async_bank, counterparty, amount_b),
+        rate=rate, idempotency_key=idempotency_key, metadata=metadata, reason=reason,
+    )  # fmt: skip
+
+
+def _blocking_side(side: object, name: str) -> tuple[TokenBank, Any, Any]:
+    """The side's bank, account and amount (the async exchange checks the last two). Raises InvalidRequestError."""
+    if isinstance(side, str | bytes) or not isinstance(side, tuple | list) or len(side) != 3:
+        raise InvalidRequestError(f"{name} must be a (bank, user_id, amount) triple", param=name)
+    bank, user, amount = side
+    if not isinstance(bank, TokenBank):
+        raise InvalidRequestError(
+            f"{name}: the first item must be a blocking TokenBank (tokenbank.blocking.TokenBank), "
+            f"got {type(bank).__name__}",
+            param=name,
+        )
+    if not bank.async_bank.is_open:
+        raise InvalidRequestError(
+            f"{name}: the bank of {bank.settings.symbol} is not open (use it inside 'with bank', or call open())",
+            param=name,
+        )
+    return bank, user, amount

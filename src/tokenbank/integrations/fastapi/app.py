@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, HTTPException
@@ -55,13 +55,17 @@ def create_app(
     authorize: Authorize | None = None,
     prefix: str = "",
     dashboard: bool = True,
+    exchange_banks: Mapping[str, TokenBank] | None = None,
 ) -> FastAPI:
     """The tokenbank API as an app: lifespan (opens the bank from ``settings``, or the environment), router,
     error handlers, ``/metrics``, ``/health`` and, unless ``dashboard=False``, the operator dashboard at
     ``/dashboard``. ``bank``: use this already opened bank instead (the caller opens and closes it).
-    ``api_key`` defaults to ``$TOKENBANK_API_KEY``.
+    ``api_key`` defaults to ``$TOKENBANK_API_KEY``. ``exchange_banks={symbol: bank}``: adds ``POST /exchanges``
+    between the app's bank and these banks of other tokens on the same store, behind the API key like every
+    write (see ``create_router``; the caller opens and closes these banks).
 
-    Raises ConfigurationError without an API key unless ``allow_unauthenticated``."""
+    Raises ConfigurationError without an API key unless ``allow_unauthenticated``, and for ``exchange_banks``
+    that is not a non-empty mapping of each symbol to its token's bank."""
     if bank is not None and settings is not None:
         raise ConfigurationError("create_app: pass settings or an opened bank, not both")
     if bank is None and settings is None:
@@ -87,7 +91,7 @@ def create_app(
     # Reads are open by design (the key guards the writes); without a key only a loopback server may get here.
     router = create_router(
         prefix=prefix, authorize=authorize, mutation_dependencies=guard, allow_anonymous=True, decimals=decimals,
-        account_controls=True,
+        account_controls=True, exchange_banks=exchange_banks,
     )  # fmt: skip
     app.include_router(router)
     if dashboard:
