@@ -28,7 +28,7 @@ from tokenbank.bank import TokenBank as AsyncTokenBank
 from tokenbank.clock import Clock
 from tokenbank.errors import ConfigurationError, InvalidRequestError
 from tokenbank.events import BalanceUpdate
-from tokenbank.exchanges import Rate, _store_pair
+from tokenbank.exchanges import Rate, store_pair
 from tokenbank.exchanges import exchange as async_exchange
 from tokenbank.metrics import Metrics
 from tokenbank.models import Exchange, SettingDrift, Transaction
@@ -677,7 +677,7 @@ def exchange(
     bank_a, user, amount_a = _blocking_side(pay, "pay")
     bank_b, counterparty, amount_b = _blocking_side(receive, "receive")
     if bank_a._loop.thread is not bank_b._loop.thread:
-        _store_pair(bank_a.async_bank, bank_b.async_bank)
+        store_pair(bank_a.async_bank, bank_b.async_bank)
         raise ConfigurationError(
             f"exchange between {bank_a.settings.symbol} and {bank_b.settings.symbol}: the blocking banks run on "
             "different event loops; make the second with TokenBank(..., share_loop_with=<the first>)"

@@ -88,7 +88,7 @@ async def exchange(
     AccountFrozenError, AccountClosedError, LimitExceededError, IdempotencyConflictError, StorageError."""
     bank_a, user, amount_a = _side(pay, "pay")
     bank_b, counterparty, amount_b = _side(receive, "receive")
-    store = _store_pair(bank_a, bank_b)
+    store = store_pair(bank_a, bank_b)
     with blame("pay.user_id"):
         user = check_account_id(user, "user")
     with blame("receive.user_id"):
@@ -146,7 +146,7 @@ def _side(side: object, name: str) -> tuple[TokenBank, object, object]:
     return bank, user, amount
 
 
-def _store_pair(bank_a: TokenBank, bank_b: TokenBank) -> ExchangeStore:
+def store_pair(bank_a: TokenBank, bank_b: TokenBank) -> ExchangeStore:
     """The store that applies both legs. Raises InvalidRequestError (one token twice), ConfigurationError."""
     if bank_a is bank_b or bank_a.settings.symbol == bank_b.settings.symbol:
         raise InvalidRequestError("an exchange needs banks of two different tokens", param="receive")
