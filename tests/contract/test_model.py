@@ -4,7 +4,8 @@ The account set is small and amounts are large relative to balances, so refusals
 supply cap, settled holds, second reversals, frozen accounts, maximum balances, spend windows) happen as often
 as successes. Time is the bank's controllable clock, moved by a rule of its own: holds expire (a capture after
 the expiry is refused, the sweep voids exactly the holds due), freezes end at their ``until``, and spends leave
-their account's window exactly one window length after they were made.
+their account's window exactly one window length after they were made (a change of the window's length forgets what
+had left the old one; a removal forgets every spend).
 A second token (gems, whole units, no account controls) on the same store takes part through exchanges; an
 in-memory SQLite database belongs to one bank, so there the machine has no second token.
 Runs on every backend.
@@ -62,8 +63,8 @@ GEMS = 500
 accounts = st.sampled_from(ACCOUNTS)
 units = st.integers(min_value=1, max_value=60_00)
 forms = st.sampled_from(["str", "decimal", "int"])
-WINDOW = 60
-"""Every spend window of the model is this many seconds long (its amount changes; its length never does)."""
+WINDOWS = st.sampled_from([30, 60, 120])
+"""Spend window lengths in seconds: a change may lengthen or shorten an account's window."""
 HOLD_SECONDS = 60
 steps = st.sampled_from([1, 30, 60, 3600])
 """How far the clock moves in one step: onto the window's end and the holds' expiry, and far past them."""
@@ -136,7 +137,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.frozen_until: dict[str, datetime] = {}
         self.max_balance: dict[str, int] = {}
         self.overdraft: dict[str, int] = {}
-        self.window: dict[str, int] = {}  # account -> what its window of WINDOW seconds may spend
+        self.window: dict[str, tuple[int, int]] = {}  # account -> (what its window may spend, its seconds)
         self.spends: list[tuple[str, datetime, int]] = []  # (account, when, amount) of each counted debit
 
     def frozen(self, account: str | None, directions: set[str]) -> bool:
@@ -144,9 +145,9 @@ class LedgerMachine(RuleBasedStateMachine):
         return account in directions and (until is None or until > self.clock.now())
 
     def spent(self, account: str) -> int:
-        """What the account's window holds now: its counted debits of the last WINDOW seconds (one made exactly
-        WINDOW seconds ago has left)."""
-        start = self.clock.now() - timedelta(seconds=WINDOW)
+        """What the account's window holds now: its counted debits of the window's last seconds (one made exactly
+        that long ago has left)."""
+        start = self.clock.now() - timedelta(seconds=self.window[account][1])
         return sum(amount for who, when, amount in self.spends if who == account and when > start)
 
     def spend(self, account: str, amount: int) -> None:
@@ -175,7 +176,7 @@ class LedgerMachine(RuleBasedStateMachine):
         balance = self.balance if balance is None else balance
         if self.frozen(debit, self.frozen_debits) or self.frozen(credit, self.frozen_credits):
             return AccountFrozenError
-        if counted and debit in self.window and self.spent(debit) + pending + amount > self.window[debit]:
+        if counted and debit in self.window and self.spent(debit) + pending + amount > self.window[debit][0]:
             return LimitExceededError
         if credit in self.max_balance and balance[credit] + amount > self.max_balance[credit]:
             return LimitExceededError
@@ -495,21 +496,40 @@ class LedgerMachine(RuleBasedStateMachine):
             self.overdraft.pop(account, None)
 
     def _window_of(self, account: str) -> tuple[Decimal, int] | None:
-        return (tokens(self.window[account]), WINDOW) if account in self.window else None
+        if account not in self.window:
+            return None
+        amount, seconds = self.window[account]
+        return tokens(amount), seconds
 
-    @rule(account=accounts, amount=st.integers(1, 80_00))
-    def set_window(self, account: str, amount: int) -> None:
-        """Give the account a spend window (or a new amount for it), its other limits passed on as they are. The
-        spends it counts are those made while it had one."""
+    @rule(account=accounts, amount=st.none() | st.integers(1, 80_00), seconds=WINDOWS)
+    def set_window(self, account: str, amount: int | None, seconds: int) -> None:
+        """Give the account a spend window, change its amount or length, or remove it (None), its other limits
+        passed on as they are. The spends it counts are those made while it had one; a change forgets those that
+        had left the window in force until then, a removal all of them."""
         maximum, overdraft = self.max_balance.get(account), self.overdraft.get(account)
         info = self.run(self.bank.set_limits(
             account,
             max_balance=None if maximum is None else tokens(maximum),
             overdraft=None if overdraft is None else tokens(overdraft),
-            spend_per_window=(tokens(amount), WINDOW),
+            spend_per_window=None if amount is None else (tokens(amount), seconds),
         ))  # fmt: skip
-        self.window[account] = amount
+        if account in self.window:
+            kept = self.clock.now() - timedelta(seconds=self.window[account][1])
+            self.spends = [(who, when, spent) for who, when, spent in self.spends
+                           if who != account or (amount is not None and when > kept)]  # fmt: skip
+        if amount is None:
+            self.window.pop(account, None)
+            assert info.spend_limit is None and info.spent_in_window == 0
+            return
+        self.window[account] = (amount, seconds)
         assert info.spend_limit is not None and info.spent_in_window == tokens(self.spent(account))
+
+    @precondition(lambda self: bool(self.window))
+    @rule(data=st.data(), seconds=WINDOWS)
+    def resize_window(self, data: st.DataObject, seconds: int) -> None:
+        """The length of a window changed, its amount kept: lengthened, it must not count again what had left it."""
+        account = data.draw(st.sampled_from(sorted(self.window)))
+        self.set_window(account, self.window[account][0], seconds)
 
     # checks ---------------------------------------------------------------------------------------------
     @invariant()

@@ -77,3 +77,35 @@ async def test_concurrent_batched_debits_see_spends_leave_in_real_time(backend: 
         assert await _spent(bank) == 0
         assert sum(await asyncio.gather(*(one(n) for n in range(80)))) == 50
         assert await bank.get_balance("alice") == 98
+
+
+@pytest.mark.parametrize("pruned_first", [False, True], ids=["unpruned", "pruned"])
+async def test_a_changed_window_counts_what_the_old_one_held_at_the_change(
+    backend: BoundBackend, pruned_first: bool
+) -> None:
+    """Lengthening a window cannot bring back spends that had left the old one, whether or not the sweeper pruned
+    them yet; removing the window forgets every spend, so a window given back later starts empty."""
+    clock = ManualClock()
+    async with TokenBank(backend.settings(initial_supply=1000), clock=clock) as bank:
+        await bank.transfer("treasury", "alice", 500)
+        await bank.set_limits("alice", spend_per_window=(100, 10))
+        await bank.transfer("alice", "bob", 40)  # t=0
+        clock.advance(8)
+        await bank.transfer("alice", "bob", 20)  # t=8
+        clock.advance(4)  # t=12: t=0's 40 left the 10-second window
+        if pruned_first:
+            await bank.ledger.prune_spends()
+        await bank.set_limits("alice", spend_per_window=(100, 60))
+        assert await _spent(bank) == 20
+        await bank.transfer("alice", "bob", 80)
+        with pytest.raises(LimitExceededError):
+            await bank.transfer("alice", "bob", Decimal("0.01"))
+        clock.advance(10)  # t=22: both kept spends are inside the 60-second window
+        assert await _spent(bank) == 100
+        await bank.set_limits("alice")  # no window: its spends are forgotten
+        await bank.transfer("alice", "bob", 10)  # not counted: the account has no window
+        await bank.set_limits("alice", spend_per_window=(100, 60))
+        assert await _spent(bank) == 0
+        await bank.transfer("alice", "bob", 100)
+        assert await _spent(bank) == 100
+        assert (await bank.verify()).ok

@@ -124,7 +124,9 @@ class AccountsService:
         with blame("user_id"):
             check_account_id(user_id)
         await self._ledger.token_record()
-        status = await self._ledger.storage.set_controls(user_id, change, groups, CONTROL_ACTIONS[kind])
+        status = await self._ledger.storage.set_controls(
+            user_id, change, groups, CONTROL_ACTIONS[kind], self._ledger.ops.stamp()
+        )
         if status is not Status.OK:
             param = "overdraft" if status in (Status.OVERDRAFT_IN_USE, Status.OVERDRAFT_TOO_LARGE) else "user_id"
             raise error_for(status, f"account {user_id!r}", param=param)

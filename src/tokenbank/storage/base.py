@@ -348,12 +348,16 @@ class Storage(ABC):
     async def append_audit(self, action: str, details: str) -> None: ...
 
     @abstractmethod
-    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
+    async def set_controls(
+        self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None
+    ) -> Status:
         """Replace the ``groups`` (``freeze``, ``close``, ``limits``) of the account's controls with ``change``'s,
         with an audit entry ``action`` holding the result, ordered with the account's writes. Refuses (nothing
         changed): ACCOUNT_CLOSED when it is closed already; ACCOUNT_NOT_EMPTY when the change closes an account
         that still has a balance or held funds; OVERDRAFT_IN_USE when it leaves the account owing more than its
-        overdraft allows."""
+        overdraft allows. ``now``: the bank's time when it has a clock of its own (None: the store's). A change of
+        limits forgets the spends that left the account's window by then (all of them when the window is removed).
+        """
 
     @abstractmethod
     async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:

@@ -259,9 +259,11 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
             ) from None
 
     # verification and health -------------------------------------------------------------------------------
-    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
+    async def set_controls(
+        self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None
+    ) -> Status:
         """Redis enforces them; the change's audit entry carries it to PostgreSQL with the sync."""
-        return await self.redis.set_controls(user_id, change, groups, action)
+        return await self.redis.set_controls(user_id, change, groups, action, now)
 
     async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:
         return await self.redis.get_controls(user_id, now)

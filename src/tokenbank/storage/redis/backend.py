@@ -337,10 +337,13 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
                 out.append(AuditRecord(entry_id, m["action"], m["details"], from_us(m["ts"])))
         return out
 
-    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
-        keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq, self.keys.token]
+    async def set_controls(
+        self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None
+    ) -> Status:
+        keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq, self.keys.token,
+                self.keys.spent, self.keys.spends(user_id)]  # fmt: skip
         fields = [name for group in groups for name in CONTROL_FIELDS[group]]
-        args = [user_id, change.to_json(user_id), json.dumps(fields), action]
+        args = [user_id, change.to_json(user_id), json.dumps(fields), action, "" if now is None else to_us(now)]
         return Status(int(await self._script(self.scripts.set_controls, keys, args, resend=False)))
 
     async def get_controls(self, user_id: str, now: datetime) -> ControlsRecord | None:

@@ -275,10 +275,12 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeSto
     async def audit_log(self, limit: int, before_id: int | None) -> list[AuditRecord]:
         return await self.run_sync(lambda conn: reads.audit_log(conn, self.token, limit, before_id))
 
-    async def set_controls(self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str) -> Status:
-        now = datetime.now(UTC)
+    async def set_controls(
+        self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None
+    ) -> Status:
+        at = now or datetime.now(UTC)
         return await self.run_sync(
-            lambda conn: write_controls(conn, self.token, user_id, change, groups, action, now), write=True
+            lambda conn: write_controls(conn, self.token, user_id, change, groups, action, at), write=True
         )
 
     async def prune_spends(self, now: datetime) -> int:

@@ -107,9 +107,22 @@ def write_controls(
     raised = controls.overdraft if (controls.overdraft or 0) > (current.overdraft or 0) else None
     if raised is not None and raised > overdraft_room(conn, token, user_id):
         return Status.OVERDRAFT_TOO_LARGE
+    if "limits" in groups and current.window_seconds is not None:
+        forget_spends(conn, token, user_id, current.window_seconds, now if controls.window_seconds else None)
     _upsert(conn, token, user_id, controls, recount=row is None or "limits" in groups)
     conn.execute(audit.insert().values(token=token, action=action, details=controls.to_json(user_id), created_at=now))
     return Status.OK
+
+
+def forget_spends(conn: Connection, token: str, user_id: str, seconds: int, now: datetime | None) -> None:
+    """A change of an account's limits forgets the spends that left its window of ``seconds`` by ``now`` (every
+    spend when ``now`` is None: the window is removed). So what a changed window counts never depends on when
+    the sweeper last ran: a lengthened window counts what the old one still held at the change, and later spends."""
+    s = account_spends.c
+    forgotten = account_spends.delete().where(s.token == token, s.user_id == user_id)
+    if now is not None:
+        forgotten = forgotten.where(s.at <= now - timedelta(seconds=seconds))
+    conn.execute(forgotten)
 
 
 def overdraft_room(conn: Connection, token: str, user_id: str) -> int:

@@ -1,20 +1,26 @@
 -- set_controls.lua: change one account's controls and write their audit entry, atomically.
--- KEYS: 1 ctrl hash, 2 bal hash, 3 held hash, 4 audit hash, 5 audit id counter, 6 token hash
+-- KEYS: 1 ctrl hash, 2 bal hash, 3 held hash, 4 audit hash, 5 audit id counter, 6 token hash, 7 spent hash
+--       (account -> "total:oldest" of its spend set), 8 the account's spend set ("tx_id:amount" scored by time)
 -- ARGV: 1 account id, 2 the change (ControlsRecord.to_json), 3 the JSON fields it replaces (a JSON array),
---       4 audit action
+--       4 audit action, 5 the time of the change in microseconds ('': the server's)
 -- Returns the status (status.lua is prepended): ST_OK; ST_ACCOUNT_CLOSED = the account is closed already;
 --   ST_ACCOUNT_NOT_EMPTY = the change closes an account that still has a balance or held funds;
 --   ST_OVERDRAFT_IN_USE = the change leaves the account owing more than its overdraft allows;
 --   ST_OVERDRAFT_TOO_LARGE = the raised overdraft would take the total supply plus every limit past MAX_UNITS.
 -- The token hash's "overdrafts" field keeps the sum of every overdraft limit (decimal.lua, overdraft_total).
 -- The audit entry's details are the account's controls after the change (the ctrl hash's new value).
+-- A change of limits forgets the spends that left the window in force until then (every spend when the window is
+-- removed) and counts the rest again, so what a changed window counts never depends on when spends were pruned.
 local user = ARGV[1]
 local current = redis.call('HGET', KEYS[1], user)
 local controls = current and cjson.decode(current) or { user_id = user }
 if controls.closed then return ST_ACCOUNT_CLOSED end
-local old_od = controls.od
+local old_od, old_ws, limits = controls.od, controls.ws, false
 local change = cjson.decode(ARGV[2])
-for _, name in ipairs(cjson.decode(ARGV[3])) do controls[name] = change[name] end
+for _, name in ipairs(cjson.decode(ARGV[3])) do
+    controls[name] = change[name]
+    if name == 'ws' then limits = true end
+end
 if controls.closed and (redis.call('HEXISTS', KEYS[2], user) == 1 or redis.call('HEXISTS', KEYS[3], user) == 1) then
     return ST_ACCOUNT_NOT_EMPTY -- the write scripts delete zero balances and held amounts: present = not zero
 end
@@ -33,9 +39,28 @@ if new_od ~= old_od then
     end
     redis.call('HSET', KEYS[6], 'overdrafts', new_od and add(others, new_od) or others)
 end
+local now = ARGV[5]
+if now == '' then
+    local t = redis.call('TIME')
+    now = t[1] .. string.format('%06d', tonumber(t[2]))
+end
+if limits and old_ws then
+    if not controls.ws then
+        redis.call('DEL', KEYS[8])
+        redis.call('HDEL', KEYS[7], user)
+    else
+        redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', string.format('%.0f', tonumber(now) - old_ws * 1000000))
+        local total, oldest = '0', nil
+        local kept = redis.call('ZRANGE', KEYS[8], 0, -1, 'WITHSCORES')
+        for i = 1, #kept, 2 do
+            total = add(total, string.match(kept[i], ':(%d+)$'))
+            oldest = oldest or string.format('%.0f', tonumber(kept[i + 1]))
+        end
+        if oldest then redis.call('HSET', KEYS[7], user, total .. ':' .. oldest) else redis.call('HDEL', KEYS[7], user) end
+    end
+end
 local encoded = cjson.encode(controls)
 redis.call('HSET', KEYS[1], user, encoded)
-local t = redis.call('TIME')
-local entry = cjson.encode({ action = ARGV[4], details = encoded, ts = t[1] .. string.format('%06d', tonumber(t[2])) })
+local entry = cjson.encode({ action = ARGV[4], details = encoded, ts = now })
 redis.call('HSET', KEYS[4], redis.call('INCR', KEYS[5]), entry)
 return ST_OK
