@@ -3,9 +3,9 @@
 ``:class:`~tokenbank.bank.TokenBank``` (and ``:meth:``, ``:func:``, ``:attr:``, ``:data:``, ``:exc:``, ``:mod:``)
 becomes a cross-reference to the rendered object when the site has one, plain code otherwise; a paragraph ending
 in ``::`` followed by an indented block becomes a fenced code block (Python when it parses, text otherwise).
-A blocking twin declared as ``transfer = _Method(AsyncTokenBank.transfer)`` gets its async method's docstring, as
-``help()`` shows it; a ``Settings`` field names its environment variable. Only the rendered docstrings change:
-the source keeps reading as it does in the editor.
+A blocking twin declared as ``transfer = BlockingMethod(AsyncTokenBank.transfer)`` gets its async method's
+docstring, as ``help()`` shows it; a ``Settings`` field names its environment variable. Only the rendered
+docstrings change: the source keeps reading as it does in the editor.
 Loaded by ``mkdocs.yml`` (``extensions:`` of the python handler).
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import griffe
 
-TWIN = re.compile(r"^_(?:Method|Iterator)\((\w+(?:\.\w+)+)\)$")
+TWIN = re.compile(r"^Blocking(?:Method|Iterator)\((\w+(?:\.\w+)+)\)$")
 ENV = re.compile(r"""validation_alias=_env\(["'](\w+)["']""")
 ROLE = re.compile(r":(?:py:)?(class|meth|func|attr|data|exc|mod|obj):`(~?)([\w.]+)(?:\(\))?`")
 CALLABLE_ROLES = frozenset({"meth", "func"})

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from tokenbank import convert
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError
-from tokenbank.integrations.fastapi.schemas import amount_text
+from tokenbank.integrations.fastapi.field_types import amount_text
 from tokenbank.integrations.fastapi.sse import EventStreamResponse
 from tokenbank.models import Transaction
 from tokenbank.storage.base import TxRecord

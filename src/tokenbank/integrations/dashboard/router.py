@@ -23,9 +23,9 @@ from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH
 from tokenbank.integrations.dashboard import data
 from tokenbank.integrations.dashboard.live import feed_stream
 from tokenbank.integrations.dashboard.page import ASSETS, asset, render_page
+from tokenbank.integrations.fastapi.access import Authorize
+from tokenbank.integrations.fastapi.field_types import CURSOR_PATTERN, ID_PATTERN
 from tokenbank.integrations.fastapi.lifespan import get_token_bank
-from tokenbank.integrations.fastapi.router import Authorize
-from tokenbank.integrations.fastapi.schemas import CURSOR_PATTERN, ID_PATTERN
 from tokenbank.integrations.fastapi.sse import EventStreamResponse
 
 DASHBOARD_READ = "dashboard.read"

@@ -21,16 +21,16 @@ import tokenbank.integrations.fastapi.schemas as api
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError, InvalidRequestError
 from tokenbank.exchanges import exchange
-from tokenbank.integrations.fastapi.router import (
-    _WRITE,
-    Action,
-    Allow,
+from tokenbank.integrations.fastapi.access import Action, Allow
+from tokenbank.integrations.fastapi.field_types import AccountId, Amount, Metadata, Reason
+from tokenbank.integrations.fastapi.route_support import (
+    WRITE_ERRORS,
     Bank,
     IdempotencyKey,
-    _mark_replay,
-    _replay_doc,
+    mark_replay,
+    replay_response,
 )
-from tokenbank.integrations.fastapi.schemas import AccountId, Amount, Metadata, Reason, _Request
+from tokenbank.integrations.fastapi.schemas import _Request
 from tokenbank.models import Exchange
 
 SYMBOL_PATTERN = r"^[A-Za-z0-9_-]{1,16}$"
@@ -84,7 +84,7 @@ def add_exchange_route(
 
     @router.post(
         "/exchanges", status_code=201, response_model=ExchangeOut, dependencies=writes,
-        responses={**_WRITE, **_replay_doc(ExchangeOut)},
+        responses={**WRITE_ERRORS, **replay_response(ExchangeOut)},
     )  # fmt: skip
     async def create_exchange(
         request: Request, response: Response, bank: Bank, body: ExchangeBody, idempotency_key: IdempotencyKey = None
@@ -106,5 +106,5 @@ def add_exchange_route(
             sides[0], sides[1], idempotency_key=idempotency_key, metadata=body.metadata, reason=body.reason
         )
         if ex.replayed:
-            _mark_replay(response, ex.pay)
+            mark_replay(response, ex.pay)
         return ExchangeOut.of(ex)

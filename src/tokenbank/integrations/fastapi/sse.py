@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 import tokenbank.integrations.fastapi.schemas as api
 from tokenbank.bank import TokenBank
 from tokenbank.events import BalanceUpdate
-from tokenbank.integrations.fastapi.schemas import amount_text
+from tokenbank.integrations.fastapi.field_types import amount_text
 
 DEFAULT_KEEPALIVE = 15.0
 DEFAULT_MAX_PENDING = 1000
