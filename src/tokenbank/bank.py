@@ -32,6 +32,7 @@ from tokenbank.models import (
     Hold,
     Holder,
     SettingDrift,
+    Stake,
     TokenInfo,
     Transaction,
     TransferRequest,
@@ -46,6 +47,7 @@ from tokenbank.services.formatter import FormatterService
 from tokenbank.services.pricing import PriceProvider, PricingService
 from tokenbank.services.transactions import TransactionsService
 from tokenbank.settings import Settings
+from tokenbank.staking import StakingService
 from tokenbank.storage.base import Storage
 from tokenbank.storage.capabilities import SyncOperations
 from tokenbank.token_config import UNSET, Unset
@@ -98,6 +100,7 @@ class TokenBank:
         self.transactions = TransactionsService(self.ledger)
         self.chain = ChainService(self.ledger)
         self.accounts = AccountsService(self.ledger)
+        self._staking = StakingService(self.ledger)
         self._metrics: Metrics | None = Metrics.for_ledger(self.ledger) if metrics_available() else None
         self.ledger.observer = self._metrics
 
@@ -344,12 +347,44 @@ class TokenBank:
 
     async def capture(self, hold_id: str, amount: AmountInput | None = None, *, reason: str | None = None) -> Hold:
         """Pay out a pending hold, all or part; a partial capture releases the rest to the sender.
-        Raises HoldNotFoundError, HoldStateError (captured, voided or expired), InvalidAmountError."""
-        return await self.ledger.write_hold(self.ledger.ops.capture(hold_id, amount, reason))
+        Raises HoldNotFoundError, HoldStateError (captured, voided or expired; a stake), InvalidAmountError."""
+        op = self.ledger.ops.capture(hold_id, amount, reason)
+        await self._staking.refuse_stake_settlement(hold_id)
+        return await self.ledger.write_hold(op)
 
     async def void(self, hold_id: str, *, reason: str | None = None) -> Hold:
-        """Release a pending (or expired) hold back to the sender. Raises HoldNotFoundError, HoldStateError."""
-        return await self.ledger.write_hold(self.ledger.ops.void(hold_id, reason))
+        """Release a pending (or expired) hold back to the sender. Raises HoldNotFoundError, HoldStateError (also
+        for a stake: :meth:`unstake` releases it)."""
+        op = self.ledger.ops.void(hold_id, reason)
+        await self._staking.refuse_stake_settlement(hold_id)
+        return await self.ledger.write_hold(op)
+
+    async def stake(
+        self,
+        user_id: str,
+        amount: AmountInput,
+        *,
+        until: datetime,
+        reward: AmountInput = 0,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Stake:
+        """Lock ``amount`` of the account's tokens until ``until`` (held out of its balance); :meth:`unstake`
+        returns them then, with ``reward`` minted on top. Raises InsufficientBalanceError, InvalidRequestError,
+        InvalidAmountError and the account's controls (see docs/staking.md)."""
+        return await self._staking.stake(user_id, amount, until=until, reward=reward, idempotency_key=idempotency_key,
+                                        metadata=metadata, reason=reason)  # fmt: skip
+
+    async def unstake(self, stake_id: str, *, reason: str | None = None) -> Stake:
+        """Release a stake at or after its unlock time: its tokens back to the owner and its reward minted, in one
+        atomic write (sent again, it answers ``replayed``). Raises StakeNotFoundError, StakeLockedError (too early),
+        SupplyCapExceededError (``param="reward"``)."""
+        return await self._staking.unstake(stake_id, reason=reason)
+
+    async def get_stake(self, stake_id: str) -> Stake:
+        """Raises StakeNotFoundError."""
+        return await self._staking.get_stake(stake_id)
 
     async def get_hold(self, hold_id: str) -> Hold:
         with blame("hold_id"):

@@ -18,6 +18,8 @@
     ├── TokenNotInitializedError      token_not_initialized   (409)
     ├── TransactionNotFoundError      transaction_not_found   (404)
     ├── HoldNotFoundError             hold_not_found          (404)
+    ├── StakeNotFoundError            stake_not_found         (404)
+    ├── StakeLockedError              stake_locked            (409)
     ├── WebhookNotFoundError          webhook_not_found       (404)
     ├── MonitorNotFoundError          monitor_not_found       (404)
     ├── FeedGapError                  feed_gap                (410)
@@ -173,6 +175,18 @@ class TransactionNotFoundError(TokenBankError):
 class HoldNotFoundError(TokenBankError):
     code = "hold_not_found"
     http_status = 404
+
+
+class StakeNotFoundError(TokenBankError):
+    code = "stake_not_found"
+    http_status = 404
+
+
+class StakeLockedError(TokenBankError):
+    """An unstake before the stake's unlock time; nothing changed."""
+
+    code = "stake_locked"
+    http_status = 409
 
 
 class WebhookNotFoundError(TokenBankError):

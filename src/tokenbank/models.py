@@ -136,6 +136,29 @@ class Hold:
     """True when ``hold()`` was answered from an earlier hold with the same idempotency key."""
 
 
+class StakeStatus(StrEnum):
+    STAKED = "staked"
+    RELEASED = "released"
+
+
+@dataclass(frozen=True, slots=True)
+class Stake:
+    """Tokens locked by their owner until ``unlock_at``; :meth:`TokenBank.unstake` then gives them back with
+    ``reward`` minted on top. While staked they are held out of the owner's balance (the stake is a hold for the
+    staking pool that no capture, void or expiry sweep can end)."""
+
+    id: str
+    user_id: str
+    amount: Decimal
+    reward: Decimal
+    unlock_at: datetime
+    status: StakeStatus
+    created_at: datetime
+    metadata: dict[str, Any] | None = None
+    replayed: bool = field(default=False, compare=False)
+    """True when the call was answered from an earlier one (the same idempotency key, or an unstake made before)."""
+
+
 @dataclass(frozen=True, slots=True)
 class TransferRequest:
     """One item of :meth:`TokenBank.transfer_many`."""

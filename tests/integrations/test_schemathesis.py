@@ -73,21 +73,21 @@ def _close_bank() -> Iterator[None]:
 def _beyond_the_schema(path: str, body: object) -> bool:
     """Whether a request breaks a rule JSON Schema cannot state (the schema says it in words, and the answer is a
     documented 422), so it is not held to "schema-valid means accepted": a transfer to oneself, a split that
-    breaks its cross-field rules; a freeze of neither debits nor credits, or until a time that is not in the
-    future."""
+    breaks its cross-field rules; a freeze of neither debits nor credits; a freeze or stake until a time that is
+    not in the future (or a stake until the year 9999)."""
     if not isinstance(body, dict):
         return False
     if _breaks_a_cross_field_rule(body):
         return True
-    if path.endswith("/freeze"):
-        if not body.get("debits", True) and not body.get("credits", False):
+    if path.endswith("/freeze") and not body.get("debits", True) and not body.get("credits", False):
+        return True
+    until = body.get("until") if path.endswith(("/freeze", "/stakes")) else None
+    if isinstance(until, str):
+        try:
+            moment = datetime.fromisoformat(until).astimezone(UTC)
+        except (ValueError, OverflowError):
             return True
-        until = body.get("until")
-        if isinstance(until, str):
-            try:
-                return datetime.fromisoformat(until).astimezone(UTC) <= datetime.now(UTC)
-            except (ValueError, OverflowError):
-                return True
+        return moment <= datetime.now(UTC) or moment.year == 9999  # a stake unlocks before 9999-12-31
     return False
 
 

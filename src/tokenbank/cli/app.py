@@ -17,6 +17,7 @@ from tokenbank.cli import (
     ledger,
     migrate,
     split,
+    stake,
     sync,
     token,
     webhooks,
@@ -77,6 +78,7 @@ def root(
 
 ledger.register(app)
 split.register(app)
+stake.register(app)
 exchange.register(app)
 chain.register(app)
 demo.register(app)

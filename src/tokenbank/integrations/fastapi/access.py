@@ -23,7 +23,9 @@ class Action(StrEnum):
     its tokens go back). ``account.control`` (the account): a freeze, unfreeze, close or change of limits; an
     operator's action, so a hook that lets users act on their own account must refuse it (``request.url.path``
     says which change it is). ``exchange`` (the paying user) and then ``exchange.counterparty`` (the counterparty,
-    whose tokens move too), for ``POST /exchanges`` (``create_router(exchange_banks=...)``).
+    whose tokens move too), for ``POST /exchanges`` (``create_router(exchange_banks=...)``). ``stake`` (the
+    staker), ``stake.read`` and ``unstake`` (the stake's owner), for ``create_router(staking=True)``; the body of a
+    stake sets its reward, minted at the unstake, so ``stake`` is an operator's action too.
     ``transaction.read``: the transaction's sender (its receiver for a mint).
     Token-wide (``None``): ``token.read``, ``leaderboard.read``, ``health.read``, ``metrics.read``.
     The hook sees everything else on ``request`` (headers, ``request.path_params``, ``await request.json()``).
@@ -46,6 +48,9 @@ class Action(StrEnum):
     HOLD_CAPTURE = "hold.capture"
     HOLD_VOID = "hold.void"
     REVERSE = "reverse"
+    STAKE = "stake"
+    STAKE_READ = "stake.read"
+    UNSTAKE = "unstake"
     TRANSACTION_READ = "transaction.read"
     LEADERBOARD_READ = "leaderboard.read"
     HEALTH_READ = "health.read"

@@ -59,7 +59,8 @@ def create_app(
 ) -> FastAPI:
     """The tokenbank API as an app: lifespan (opens the bank from ``settings``, or the environment), router,
     error handlers, ``/metrics``, ``/health`` and, unless ``dashboard=False``, the operator dashboard at
-    ``/dashboard``. ``bank``: use this already opened bank instead (the caller opens and closes it).
+    ``/dashboard``; the operator routes of account controls and staking are on (behind the API key like every
+    write). ``bank``: use this already opened bank instead (the caller opens and closes it).
     ``api_key`` defaults to ``$TOKENBANK_API_KEY``. ``exchange_banks={symbol: bank}``: adds ``POST /exchanges``
     between the app's bank and these banks of other tokens on the same store, behind the API key like every
     write (see ``create_router``; the caller opens and closes these banks).
@@ -91,7 +92,7 @@ def create_app(
     # Reads are open by design (the key guards the writes); without a key only a loopback server may get here.
     router = create_router(
         prefix=prefix, authorize=authorize, mutation_dependencies=guard, allow_anonymous=True, decimals=decimals,
-        account_controls=True, exchange_banks=exchange_banks,
+        account_controls=True, exchange_banks=exchange_banks, staking=True,
     )  # fmt: skip
     app.include_router(router)
     if dashboard:

@@ -14,7 +14,7 @@ from fastapi.responses import Response
 
 import tokenbank.integrations.fastapi.schemas as api
 from tokenbank.bank import TokenBank
-from tokenbank.errors import HoldNotFoundError, TransactionNotFoundError
+from tokenbank.errors import HoldNotFoundError, StakeNotFoundError, TransactionNotFoundError
 from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH
 from tokenbank.integrations.fastapi.field_types import ID_PATTERN, MAX_LOOKUP_ID_LENGTH
 from tokenbank.integrations.fastapi.lifespan import get_token_bank
@@ -88,8 +88,8 @@ def mark_replay(response: Response, result: Transaction | Hold) -> Any:
     return result
 
 
-def lookup_id(value: str, missing: type[TransactionNotFoundError | HoldNotFoundError]) -> str:
-    """A transaction or hold id from a path: one the schema allows but that cannot exist (not printable) is
+def lookup_id(value: str, missing: type[TransactionNotFoundError | HoldNotFoundError | StakeNotFoundError]) -> str:
+    """A transaction, hold or stake id from a path: one the schema allows but that cannot exist (not printable) is
     simply not found."""
     if not value.isprintable():
         raise missing(f"{missing.__name__.removesuffix('NotFoundError').lower()} not found")

@@ -28,6 +28,7 @@ from tokenbank.integrations.fastapi.read_routes import add_read_routes
 from tokenbank.integrations.fastapi.route_support import COMMON_ERRORS, REPLAYED_HEADER, format_amount
 from tokenbank.integrations.fastapi.schemas import request_bodies
 from tokenbank.integrations.fastapi.sse import DEFAULT_KEEPALIVE
+from tokenbank.integrations.fastapi.stake_routes import add_stake_routes
 from tokenbank.integrations.fastapi.transfer_routes import add_reverse_route, add_transfer_routes
 
 
@@ -44,6 +45,7 @@ def create_router(
     max_body_bytes: int = MAX_BODY_BYTES,
     account_controls: bool = False,
     exchange_banks: Mapping[str, TokenBank] | None = None,
+    staking: bool = False,
 ) -> APIRouter:
     """The tokenbank REST API. Needs the bank on ``app.state`` (see ``token_bank_lifespan``) and the app's
     ``install_error_handlers(app)`` for ``{code, message, param}`` error bodies.
@@ -59,7 +61,9 @@ def create_router(
     account, never lets them unfreeze themselves or lift their own limits.
     ``exchange_banks={symbol: bank}`` adds ``POST /exchanges`` between the router's bank and these banks of other
     tokens on the same store (actions ``exchange`` and ``exchange.counterparty``; see docs/exchange.md): off by
-    default for the same reason.
+    default for the same reason. ``staking=True`` adds ``POST /stakes``, ``GET /stakes/{stake_id}`` and
+    ``POST /stakes/{stake_id}/unstake`` (actions ``stake``, ``stake.read``, ``unstake``; see docs/staking.md): off by
+    default, as a stake's body sets the reward the unstake mints.
 
     Raises ConfigurationError without a guard or for a bad ``decimals`` / ``max_body_bytes``."""
     if authorize is None and not dependencies and not allow_anonymous:
@@ -95,6 +99,8 @@ def create_router(
         add_account_routes(router, allow, writes, bodies.limits)
     if exchanges is not None:
         add_exchange_route(router, allow, writes, exchanges)
+    if staking:
+        add_stake_routes(router, allow, writes)
     return router
 
 
