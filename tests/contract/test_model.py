@@ -1,7 +1,8 @@
 """A random walk of ledger operations, checked after every step against a plain in-memory model.
 
 The account set is small and amounts are large relative to balances, so refusals (insufficient balance,
-supply cap, settled holds, second reversals, frozen accounts, maximum balances, spend windows) happen as often
+supply cap, settled holds, second reversals, frozen accounts, maximum balances, spend windows, stakes unstaked too
+early) happen as often
 as successes. Time is the bank's controllable clock, moved by a rule of its own: holds expire (a capture after
 the expiry is refused, the sweep voids exactly the holds due), freezes end at their ``until``, and spends leave
 their account's window exactly one window length after they were made (a change of the window's length forgets what
@@ -42,6 +43,8 @@ from tokenbank import (
     InvalidAccountError,
     InvalidAmountError,
     LimitExceededError,
+    StakeLockedError,
+    StakeStatus,
     SupplyCapExceededError,
     TokenBank,
     TokenBankError,
@@ -92,6 +95,15 @@ class ModelHold:
     status: HoldStatus = HoldStatus.PENDING
 
 
+@dataclass
+class ModelStake:
+    user: str
+    amount: int
+    reward: int
+    unlock_at: datetime
+    released: bool = False
+
+
 @dataclass(frozen=True)
 class ModelTransfer:
     id: str
@@ -104,6 +116,7 @@ class LedgerMachine(RuleBasedStateMachine):
     backend: ClassVar[BoundBackend]
 
     holds = Bundle("holds")
+    stakes = Bundle("stakes")
     transfers = Bundle("transfers")
     irreversible = Bundle("irreversible")
 
@@ -131,6 +144,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.held = dict.fromkeys(ACCOUNTS, 0)
         self.supply = INITIAL
         self.model_holds: dict[str, ModelHold] = {}
+        self.model_stakes: dict[str, ModelStake] = {}
         self.reversed: set[str] = set()
         self.frozen_debits: set[str] = set()
         self.frozen_credits: set[str] = set()
@@ -413,6 +427,53 @@ class LedgerMachine(RuleBasedStateMachine):
         assert self.run(self.bank.expire_holds()) == len(due)
         for hold in due:
             self._release(hold, 0, HoldStatus.VOIDED)
+
+    # staking --------------------------------------------------------------------------------------------
+    @rule(target=stakes, user=accounts, amount=units, seconds=st.sampled_from([30, 60, 3600]),
+          reward=st.sampled_from([0, 1, 5_00, 200_00]))  # fmt: skip
+    def stake(self, user: str, amount: int, seconds: int, reward: int) -> Any:
+        """A stake is refused as a hold from the account would be; it holds the amount out of the balance."""
+        unlock_at = self.clock.now() + timedelta(seconds=seconds)
+        call = self.bank.stake(user, tokens(amount), until=unlock_at, reward=tokens(reward))
+        if refusal := self.controls_refuse(user, None, amount):
+            self.refused(call, refusal)
+            return multiple()
+        if self.short(user, amount):
+            self.refused(call, InsufficientBalanceError)
+            return multiple()
+        stake = self.run(call)
+        assert (stake.amount, stake.reward, stake.unlock_at) == (tokens(amount), tokens(reward), unlock_at)
+        self.balance[user] -= amount
+        self.held[user] += amount
+        self.spend(user, amount)
+        self.model_stakes[stake.id] = ModelStake(user, amount, reward, unlock_at)
+        return stake.id
+
+    @rule(stake_id=stakes)
+    def unstake(self, stake_id: str) -> None:
+        """Refused before the unlock time, by the owner's credit controls or a reward past the cap (then nothing
+        changes); else the amount comes back with the reward minted, once: a second unstake replays. A void of the
+        stake's hold is always refused."""
+        stake = self.model_stakes[stake_id]
+        self.refused(self.bank.void(stake_id), HoldStateError)
+        call = self.bank.unstake(stake_id)
+        if stake.released:
+            assert self.run(call).replayed
+            return
+        after_void = {**self.balance, stake.user: self.balance[stake.user] + stake.amount}
+        if self.clock.now() < stake.unlock_at:
+            self.refused(call, StakeLockedError)
+        elif stake.reward and (refusal := self.controls_refuse(None, stake.user, stake.reward, after_void)):
+            self.refused(call, refusal)
+        elif self.supply + stake.reward > MAX_SUPPLY:
+            self.refused(call, SupplyCapExceededError)
+        else:
+            released = self.run(call)
+            assert released.status is StakeStatus.RELEASED and not released.replayed
+            self.balance[stake.user] += stake.amount + stake.reward
+            self.held[stake.user] -= stake.amount
+            self.supply += stake.reward
+            stake.released = True
 
     # time -----------------------------------------------------------------------------------------------
     @rule(seconds=steps)
