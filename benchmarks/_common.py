@@ -252,3 +252,28 @@ def socket_ports(pid: int) -> set[int]:
                 if parts[9] in inodes:
                     ports.add(int(parts[1].rsplit(":", 1)[1], 16))
     return ports
+
+
+# What a benchmark leaves in the shared test services, removed at its end ------------------------------------------
+async def drop_schema(dsn: str, schema: str) -> None:
+    """Drop a PostgreSQL schema and everything in it (``dsn``: a plain ``postgresql://`` URL)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def delete_keys(redis_url: str, pattern: str) -> None:
+    """Delete every Redis key matching ``pattern`` (e.g. ``"{tag:*"``, a benchmark's key prefix)."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    try:
+        keys = [key async for key in client.scan_iter(match=pattern, count=5000)]
+        for start in range(0, len(keys), 1000):
+            await client.unlink(*keys[start : start + 1000])
+    finally:
+        await client.aclose()

@@ -35,12 +35,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import redis.asyncio as aioredis
 
 from _common import (
     LoadResult,
     busy_warning,
+    delete_keys,
+    drop_schema,
     format_table,
     median_run,
     postgres_cpu,
@@ -139,18 +140,8 @@ async def measure(store: str, seconds: float, rounds: int, accounts: int, tag: s
 
 
 async def cleanup(tag: str) -> None:
-    conn = await asyncpg.connect(PG_URL.replace("+asyncpg", ""))
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE')
-    finally:
-        await conn.close()
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match="{" + tag + ":*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await client.unlink(*keys[start : start + 500])
-    finally:
-        await client.aclose()
+    await drop_schema(PG_URL.replace("+asyncpg", ""), tag)
+    await delete_keys(REDIS_URL, "{" + tag + ":*")
 
 
 async def main() -> int:

@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
-from _common import busy_warning, format_table, run_closed_loop, write_json
+from _common import busy_warning, delete_keys, drop_schema, format_table, run_closed_loop, write_json
 from tokenbank import Settings, TokenBank, TransferRequest
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -178,18 +178,8 @@ def measure(store: str, tag: str, folder: str, seconds: float, pool: Any) -> dic
 
 
 async def cleanup(tag: str) -> None:
-    conn = await asyncpg.connect(PG_DSN)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{tag}" CASCADE')
-    finally:
-        await conn.close()
-    client = aioredis.Redis.from_url(REDIS_URL)
-    try:
-        keys = [key async for key in client.scan_iter(match="{" + tag + "*", count=1000)]
-        for start in range(0, len(keys), 500):
-            await client.unlink(*keys[start : start + 500])
-    finally:
-        await client.aclose()
+    await drop_schema(PG_DSN, tag)
+    await delete_keys(REDIS_URL, "{" + tag + "*")  # the bank's keys and the raw hash
 
 
 def main() -> int:

@@ -33,9 +33,18 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import asyncpg
-import redis.asyncio as aioredis
 
-from _common import busy_warning, environment, format_table, percentile, process_cpu_seconds, socket_ports, write_json
+from _common import (
+    busy_warning,
+    delete_keys,
+    drop_schema,
+    environment,
+    format_table,
+    percentile,
+    process_cpu_seconds,
+    socket_ports,
+    write_json,
+)
 from tokenbank import Settings, TokenBank, TransferRequest
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
@@ -61,7 +70,7 @@ class Plan:
 
 
 FULL = Plan(entries=10_000, batches=(20, 100, 1000), rounds=3, accounts=10_000)
-QUICK = Plan(entries=1_000, batches=(20, 1000), rounds=1, accounts=500)
+QUICK = Plan(entries=5_000, batches=(20, 1000), rounds=1, accounts=500)  # enough work for a few CPU ticks
 
 
 async def backends_cpu(admin: asyncpg.Connection) -> dict[int, float]:
@@ -160,18 +169,8 @@ def medians(cells: list[dict[str, Any]]) -> dict[str, float]:
 
 
 async def cleanup(schema: str, prefix: str) -> None:
-    conn = await asyncpg.connect(DSN.replace("+asyncpg", ""), timeout=10)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
-    client = aioredis.Redis.from_url(REDIS, decode_responses=True)
-    try:
-        keys = [key async for key in client.scan_iter(match="{" + prefix + ":*", count=5000)]
-        for start in range(0, len(keys), 1000):
-            await client.unlink(*keys[start : start + 1000])
-    finally:
-        await client.aclose()
+    await drop_schema(DSN.replace("+asyncpg", ""), schema)
+    await delete_keys(REDIS, "{" + prefix + ":*")
 
 
 def report(plan: Plan, out: dict[str, Any]) -> bool:

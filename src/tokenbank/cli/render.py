@@ -66,14 +66,21 @@ def hold_dict(hold: Hold) -> dict[str, Any]:
 
 
 def hold_table(hold: Hold, symbol: str) -> Table:
-    table = Table(title=f"hold ({hold.status.value})", show_header=False, title_justify="left")
+    amounts = {"amount": hold.amount, "captured_amount": hold.captured_amount}
+    return field_table(f"hold ({hold.status.value})", hold_dict(hold), amounts, symbol)
+
+
+def field_table(title: str, fields: dict[str, Any], amounts: dict[str, Decimal], symbol: str) -> Table:
+    """One record as a two-column table: its ``fields`` (a ``*_dict``'s) but ``status`` and ``replayed`` (the title
+    says them) and empty ones; ``amounts`` shown grouped, with the token's symbol."""
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value", overflow="fold")
-    for name, value in hold_dict(hold).items():
+    for name, value in fields.items():
         if value is None or name in ("status", "replayed"):
             continue
-        if name in ("amount", "captured_amount"):
-            value = f"{grouped(getattr(hold, name))} {symbol}"
+        if name in amounts:
+            value = f"{grouped(amounts[name])} {symbol}"
         elif name == "metadata":
             value = json.dumps(value, ensure_ascii=False)
         table.add_row(name, Text(str(value)))

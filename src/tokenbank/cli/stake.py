@@ -3,13 +3,10 @@ reward minted on top."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
-from rich.text import Text
 
 from tokenbank.cli import render
 from tokenbank.cli.ledger import Amount, AmountCommand, IdempotencyKey, JsonFlag, Metadata, Reason, _with_symbol, _write
@@ -76,19 +73,9 @@ def _show(ctx: typer.Context, shown: tuple[Stake, str], as_json: bool) -> None:
     if as_json:
         render.emit_json(stake_dict(item))
         return
-    replayed = " (replayed)" if item.replayed else ""
-    table = Table(title=f"stake ({item.status.value}){replayed}", show_header=False, title_justify="left")
-    table.add_column("field", style="bold")
-    table.add_column("value", overflow="fold")
-    for name, value in stake_dict(item).items():
-        if value is None or name in ("status", "replayed"):
-            continue
-        if name in ("amount", "reward"):
-            value = f"{render.grouped(getattr(item, name))} {symbol}"
-        elif name == "metadata":
-            value = json.dumps(value, ensure_ascii=False)
-        table.add_row(name, Text(str(value)))
-    state_of(ctx).out.print(table)
+    title = f"stake ({item.status.value}){' (replayed)' if item.replayed else ''}"
+    amounts = {"amount": item.amount, "reward": item.reward}
+    state_of(ctx).out.print(render.field_table(title, stake_dict(item), amounts, symbol))
 
 
 def register(app: typer.Typer) -> None:
