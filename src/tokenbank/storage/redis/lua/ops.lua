@@ -65,15 +65,13 @@ end
 local ctrl_any = nil -- whether the token has any controls, read once per script call
 local ctrl_seen = {} -- account -> its decoded controls (false: none), read once per script call (set_controls
                      -- is a script of its own, so they cannot change during this one)
--- Per account with a spend window: a sorted set of its counted debits ("seq:amount" scored by time; sets written
--- before kept "tx_id:amount", which reads the same) and, in
+-- Per account with a spend window: a sorted set of its counted debits ("tx_id:amount" scored by time) and, in
 -- a hash, "total:oldest": their running total and the score of the oldest (so a check knows without a read of
 -- the set whether any left the window), both named after the token's tag ("{tag}:ctrl" -> "{tag}:sp:<id>",
 -- "{tag}:spent").
 local TAG = string.sub(K_CTRL, 1, -5)
 local SPEND_PREFIX, K_SPENT = TAG .. 'sp:', TAG .. 'spent'
 local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
-local window_after = nil -- { op id, the window's total with it } as refusal() checked it, for record_spend
 
 local function controls_of(a, b) -- the controls of accounts a and b (either may be nil): one HMGET for both
     if ctrl_any == nil then ctrl_any = redis.call('EXISTS', K_CTRL) == 1 end
@@ -158,10 +156,8 @@ local function refusal(op, now) -- the status refusing op under its accounts' co
     if (d and d.closed) or (c and c.closed) then return ST_ACCOUNT_CLOSED end
     if d and d.df and frozen_now(d, now) then return ST_DEBITS_FROZEN end
     if c and c.cf and frozen_now(c, now) then return ST_CREDITS_FROZEN end
-    if d and d.wa and COUNTED[kind] then
-        local after = add(window_spent(debit, d, now), amount)
-        if cmp(after, d.wa) > 0 then return ST_SPEND_LIMIT_EXCEEDED end
-        window_after = { op.id, after } -- what record_spend keeps if the op applies
+    if d and d.wa and COUNTED[kind] and cmp(add(window_spent(debit, d, now), amount), d.wa) > 0 then
+        return ST_SPEND_LIMIT_EXCEEDED
     end
     if c and c.max then
         local after = sadd(balance(credit), amount)
@@ -175,14 +171,13 @@ local function overdraft(user) -- the account's overdraft limit (a decimal strin
     return d and d.od or nil
 end
 
-local function record_spend(op, now, seq) -- after a counted debit (its journal seq): the sender's window holds it
+local function record_spend(op, now) -- after a counted debit: the sender's window holds it
     if not COUNTED[op.kind] then return end
     local d = controls_of(op.from)
     if not (d and d.wa) then return end
-    zset(SPEND_PREFIX .. op.from, string.format('%.0f', seq) .. ':' .. op.amount, now)
+    zset(SPEND_PREFIX .. op.from, op.id .. ':' .. op.amount, now)
     local total, oldest = window_state(op.from)
-    total = window_after and window_after[1] == op.id and window_after[2] or add(total, op.amount)
-    keep_window(op.from, total, (oldest == nil or tonumber(now) < tonumber(oldest)) and now or oldest)
+    keep_window(op.from, add(total, op.amount), (oldest == nil or tonumber(now) < tonumber(oldest)) and now or oldest)
 end
 
 local function apply_one(op, default_now)
@@ -249,9 +244,9 @@ local function apply_one(op, default_now)
         hset(K_REV, o.id, op.id)
         txs = { t }
     end
+    record_spend(op, now)
     local first = txs[1]
     for i, t in ipairs(txs) do txs[i] = put_tx(t) end
-    record_spend(op, now, first.seq)
     if op.audit then
         audit(op.audit, cjson.encode({ transaction_id = first.id, type = first.type,
                                        from_user_id = first.from_user_id or NULL,

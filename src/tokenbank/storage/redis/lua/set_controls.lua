@@ -1,6 +1,6 @@
 -- set_controls.lua: change one account's controls and write their audit entry, atomically.
 -- KEYS: 1 ctrl hash, 2 bal hash, 3 held hash, 4 audit hash, 5 audit id counter, 6 token hash, 7 spent hash
---       (account -> "total:oldest" of its spend set), 8 the account's spend set ("seq:amount" scored by time)
+--       (account -> "total:oldest" of its spend set), 8 the account's spend set ("tx_id:amount" scored by time)
 -- ARGV: 1 account id, 2 the change (ControlsRecord.to_json), 3 the JSON fields it replaces (a JSON array),
 --       4 audit action, 5 the time of the change in microseconds ('': the server's)
 -- Returns the status (status.lua is prepended): ST_OK; ST_ACCOUNT_CLOSED = the account is closed already;

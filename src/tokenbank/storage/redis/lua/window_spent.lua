@@ -1,6 +1,6 @@
 -- window_spent.lua: what an account's spend window holds now, read in one consistent step.
 -- KEYS: 1 the token's "spent" hash (account -> "total:oldest", the running total of the account's spend set and
---       the score of its oldest member), 2 the account's spend set ("seq:amount" scored by time, microseconds)
+--       the score of its oldest member), 2 the account's spend set ("tx_id:amount" scored by time, microseconds)
 -- ARGV: 1 account id, 2 the window's start (microseconds): spends scored after it count
 -- Returns: the window's spent amount, a decimal string of base units (decimal.lua is prepended).
 -- The set keeps the spends that left the window until the account's next counted debit removes them, so its
