@@ -103,10 +103,11 @@ class StakingService:
         with blame("until"):
             unlock_at = _unlock_time(until, ledger.ops.now())
         with blame("metadata"):
+            encode_metadata(metadata)  # a dict of JSON values, or a typed error
             if metadata is not None and TERMS in metadata:
                 raise InvalidRequestError(f"metadata key {TERMS!r} is reserved for the stake's terms")
-            meta = encode_metadata({**(metadata or {}), TERMS: {"unlock_at": unlock_at.isoformat(),
-                                                                "reward": str(reward_units)}})  # fmt: skip
+            terms = {"unlock_at": unlock_at.isoformat(), "reward": str(reward_units)}
+            meta = encode_metadata({**(metadata or {}), TERMS: terms})
         with blame("idempotency_key"):
             key = check_idempotency_key(idempotency_key)
         with blame("reason"):

@@ -126,6 +126,7 @@ async def test_unknown_and_bad_stakes_are_typed_errors_that_change_nothing(backe
             ({"until": clock.now()}, InvalidRequestError, "until"),
             ({"until": datetime(2030, 1, 1)}, InvalidRequestError, "until"),  # naive
             ({"metadata": {"tokenbank.stake": 1}}, InvalidRequestError, "metadata"),
+            ({"metadata": ["not", "a", "dict"]}, InvalidRequestError, "metadata"),
         ]
         for change, error, param in bad:
             args: dict[str, object] = {"amount": 10, "until": later, "reward": 1, **change}
