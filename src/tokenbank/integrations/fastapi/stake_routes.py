@@ -16,13 +16,13 @@ from tokenbank.errors import StakeNotFoundError
 from tokenbank.integrations.fastapi.access import Action, Allow
 from tokenbank.integrations.fastapi.field_types import AccountId, Amount, Metadata, OutAmount, Reason, Time, amount_text
 from tokenbank.integrations.fastapi.route_support import (
-    REPLAYED_HEADER,
     WRITE_ERRORS,
     Bank,
     IdempotencyKey,
     ObjectId,
     error_responses,
     lookup_id,
+    mark_replay,
     replay_response,
 )
 
@@ -62,14 +62,6 @@ class Stake(BaseModel):
         )  # fmt: skip
 
 
-def _answer(response: Response, stake: models.Stake) -> Stake:
-    """A first write answers its status; a replayed one 200 with ``Idempotent-Replayed: true``."""
-    if stake.replayed:
-        response.status_code = 200
-        response.headers[REPLAYED_HEADER] = "true"
-    return Stake.of(stake)
-
-
 def add_stake_routes(router: APIRouter, allow: Allow, writes: list[DependsParam]) -> None:
     """Add ``POST /stakes``, ``GET /stakes/{stake_id}`` and ``POST /stakes/{stake_id}/unstake`` to ``router``."""
 
@@ -87,7 +79,7 @@ def add_stake_routes(router: APIRouter, allow: Allow, writes: list[DependsParam]
             body.user_id, body.amount, until=body.until, reward=body.reward or 0, idempotency_key=idempotency_key,
             metadata=body.metadata, reason=body.reason,
         )  # fmt: skip
-        return _answer(response, stake)
+        return Stake.of(mark_replay(response, stake))
 
     @router.get("/stakes/{stake_id}", response_model=Stake, responses=error_responses(404, 422))
     async def get_stake(request: Request, bank: Bank, stake_id: ObjectId) -> Stake:
@@ -104,4 +96,6 @@ def add_stake_routes(router: APIRouter, allow: Allow, writes: list[DependsParam]
         minted, in one atomic write; sent again, it answers 200 with ``Idempotent-Replayed: true``."""
         stake = await bank.get_stake(lookup_id(stake_id, StakeNotFoundError))
         await allow(request, Action.UNSTAKE, stake.user_id)
-        return _answer(response, await bank.unstake(stake_id, reason=None if body is None else body.reason))
+        return Stake.of(
+            mark_replay(response, await bank.unstake(stake_id, reason=None if body is None else body.reason))
+        )
