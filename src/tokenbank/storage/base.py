@@ -35,6 +35,8 @@ class OpKind(StrEnum):
     CAPTURE = "capture"
     VOID = "void"
     REVERSE = "reversal"
+    GRANT = "grant"
+    EXPIRE = "expire"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +44,9 @@ class WriteOp:
     """One ledger write. Which fields matter depends on ``kind``:
 
     transfer: from, to, amount; mint: to, amount; burn: from, amount; hold: from, to, amount, hold_id,
-    expires_at; capture: hold_id, amount (None = all); void: hold_id; reversal: reverses_id.
+    expires_at; capture: hold_id, amount (None = all); void: hold_id; reversal: reverses_id; grant: to, amount,
+    from (None: minted from supply), expires_at, available_at, category (the new lot's id is ``tx_id``); expire:
+    lot_id, from (the lot's owner), to (the breakage account).
     """
 
     kind: OpKind
@@ -59,6 +63,14 @@ class WriteOp:
     reverses_id: str | None = None
     timestamp: datetime | None = None
     audit_action: str | None = None
+    available_at: datetime | None = None
+    category: str | None = None
+    lot_id: str | None = None
+
+
+LotMoves = tuple[tuple[str, int], ...]
+"""What a transaction did to lots, in order: ``(lot_id, units)``, positive when taken from the lot (a debit, a
+hold's reservation, an expiry), negative when given back to it (a void, a reversal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,33 @@ class TxRecord:
     reverses_id: str | None = None
     from_balance_after: int | None = None
     to_balance_after: int | None = None
+    lots: LotMoves = ()
+    expires_at: datetime | None = None
+    """A grant's lot: when it expires (None: never)."""
+    available_at: datetime | None = None
+    """A grant's lot: when it becomes spendable (None: at once)."""
+    category: str | None = None
+    """A grant's lot: its category (None: none)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LotRecord:
+    """One credit lot as a store keeps it: granted ``amount``, ``remaining`` now (what debits, holds and expiry
+    have not taken), spendable from ``available_at`` (None: at once) until ``expires_at`` (None: never)."""
+
+    id: str
+    user_id: str
+    amount: int
+    remaining: int
+    expires_at: datetime | None
+    available_at: datetime | None
+    category: str | None
+    created_at: datetime
+
+    def spendable_at(self, now: datetime) -> bool:
+        return (self.available_at is None or self.available_at <= now) and (
+            self.expires_at is None or self.expires_at > now
+        )
 
 
 @dataclass(frozen=True, slots=True)

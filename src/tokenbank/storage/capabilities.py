@@ -9,20 +9,24 @@ feature. Nothing here is found by looking for attributes.
 - :class:`ChainStore`: the journal's hash chain and signed checkpoints (every store; see docs/chain.md).
 - :class:`ExchangeStore`: one op on this store's token and one on another token's store, in ONE atomic call
   (every store, when both tokens live in one database or one Redis ledger group; see docs/exchange.md).
+- :class:`LotStore`: credit lots (grants that expire or mature), spent first-expiring-first by every debit
+  inside the store's own write (see docs/lots.md).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from sqlalchemy import Connection
 
     from tokenbank.chain.proofs import Checkpoint
-    from tokenbank.storage.base import OpResult, Storage, TxRecord, WriteOp
+    from tokenbank.storage.base import LotRecord, OpResult, Storage, TxRecord, WriteOp
     from tokenbank.storage.hybrid.reports import RebuildReport, ReconcileReport
     from tokenbank.storage.hybrid.status import SyncStatus
 
@@ -162,3 +166,22 @@ __all__ = [
     "SqlLedgerAccess",
     "SyncOperations",
 ]
+
+
+class LotStore(ABC):
+    """A store that keeps credit lots: ``grant`` and ``expire`` ops, and every debit taking from the debited
+    account's spendable lots (soonest expiry first, lots without expiry next, by lot id within a moment) before
+    its plain balance, in the same atomic write. A lot is spendable from its ``available_at`` until its
+    ``expires_at``; before and after, what is left of it is locked (counted in the balance, not spendable)."""
+
+    @abstractmethod
+    async def get_lots(self, user_id: str) -> list[LotRecord]:
+        """The account's lots with something left, in spend order (soonest expiry first, then no expiry; by id)."""
+
+    @abstractmethod
+    async def expired_lots(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        """``(lot_id, user_id)`` of up to ``limit`` lots expired at ``now`` with something left, soonest first."""
+
+    @abstractmethod
+    async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
+        """Each account's balance less what its lots hold locked at ``now`` (not yet available, or expired)."""

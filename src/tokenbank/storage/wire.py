@@ -3,10 +3,13 @@
 PostgreSQL's ``tb_apply`` and the Redis scripts (``ops.lua``) read the same op object and answer the same
 result array; the stores differ only in how a moment is spelled and whether text escapes non-ASCII:
 
-- op: ``kind id from to amount key hash meta reason hold_id expires_at reverses_id ts audit [notify] [id2]``, all
+- op: ``kind id from to amount key hash meta reason hold_id expires_at reverses_id available_at category lot_id ts
+  audit [notify] [id2]``, all
   strings, absent fields left out (amounts as decimal strings, so nothing passes through a double); ``notify`` is
   PostgreSQL's NOTIFY channel, ``id2`` the id of the release a partial capture also writes.
-- answer: one ``{"s": status, "t": [transaction, ...], "h": hold}`` per op, ``t`` and ``h`` optional.
+- answer: one ``{"s": status, "t": [transaction, ...], "h": hold}`` per op, ``t`` and ``h`` optional. A
+  transaction that moved lots has ``lots``: ``[["<lot id>", "<signed units>"], ...]`` (see ``LotMoves``); a grant
+  has its lot's ``expires_at``, ``available_at`` and ``category`` when set.
 
 :data:`SQL` spells moments as ISO 8601 text and escapes non-ASCII (tb_apply, and the rows SQLAlchemy returns);
 :data:`LUA` as integer microseconds since the epoch (exact, no float) in UTF-8 text.
@@ -22,7 +25,7 @@ from typing import Any
 
 from tokenbank.ids import new_id
 from tokenbank.status import Status
-from tokenbank.storage.base import HoldRecord, OpKind, OpResult, TxRecord, WriteOp
+from tokenbank.storage.base import HoldRecord, LotMoves, LotRecord, OpKind, OpResult, TxRecord, WriteOp
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
@@ -51,6 +54,23 @@ def utc(value: Any) -> datetime:
 
 def _opt_int(value: Any) -> int | None:
     return None if value is None else int(value)
+
+
+def lot_moves(value: Any) -> LotMoves:
+    """A transaction's lot moves from their JSON (text, as a SQL column keeps it, or parsed):
+    ``[["<lot id>", "<signed units>"], ...]``; None or empty: none."""
+    if not value:
+        return ()
+    if isinstance(value, str):
+        value = json.loads(value)
+    return tuple((str(lot_id), int(units)) for lot_id, units in value)
+
+
+def lot_moves_json(moves: LotMoves) -> str | None:
+    """Lot moves as the JSON a store keeps (None when there are none)."""
+    if not moves:
+        return None
+    return json.dumps([[lot_id, str(units)] for lot_id, units in moves], separators=(",", ":"))
 
 
 def _mapping(row: Any) -> Mapping[str, Any]:
@@ -83,6 +103,9 @@ class Wire:
             "hold_id": op.hold_id,
             "expires_at": None if op.expires_at is None else self.write_time(op.expires_at),
             "reverses_id": op.reverses_id,
+            "available_at": None if op.available_at is None else self.write_time(op.available_at),
+            "category": op.category,
+            "lot_id": op.lot_id,
             "ts": None if op.timestamp is None else self.write_time(op.timestamp),
             "audit": op.audit_action,
             "notify": notify,
@@ -113,6 +136,27 @@ class Wire:
             reverses_id=m.get("reverses_id"),
             from_balance_after=_opt_int(m.get("from_balance_after")),
             to_balance_after=_opt_int(m.get("to_balance_after")),
+            lots=lot_moves(m.get("lots")),
+            expires_at=self._opt_time(m.get("expires_at")),
+            available_at=self._opt_time(m.get("available_at")),
+            category=m.get("category"),
+        )
+
+    def _opt_time(self, value: Any) -> datetime | None:
+        return None if value is None else self.read_time(value)
+
+    def lot(self, row: Any) -> LotRecord:
+        """A lot: a JSON object (text or parsed) or a SQLAlchemy row."""
+        m = _mapping(row)
+        return LotRecord(
+            id=m["id"],
+            user_id=m["user_id"],
+            amount=int(m["amount"]),
+            remaining=int(m["remaining"]),
+            expires_at=self._opt_time(m.get("expires_at")),
+            available_at=self._opt_time(m.get("available_at")),
+            category=m.get("category"),
+            created_at=self.read_time(m["created_at"]),
         )
 
     def hold(self, row: Any) -> HoldRecord:

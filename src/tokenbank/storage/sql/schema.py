@@ -64,6 +64,8 @@ accounts = sa.Table(
     sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), primary_key=True),
     sa.Column("balance", UNITS, nullable=False),
     sa.Column("held", UNITS, nullable=False),
+    # Set by the account's first lot and never cleared: a debit of an account without lots reads no lot row.
+    sa.Column("has_lots", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 # Leaderboard: an index walk from the top, ties broken by user id.
 sa.Index("ix_tb_accounts_leaderboard", accounts.c.token, accounts.c.balance.desc(), accounts.c.user_id)
@@ -87,6 +89,13 @@ transactions = sa.Table(
     sa.Column("reason", sa.Text),
     sa.Column("hold_id", sa.String(36)),
     sa.Column("reverses_id", sa.String(36)),
+    # What the transaction took from lots (positive) or gave back to them (negative), as JSON
+    # ``[["<lot id>", "<units>"], ...]``; NULL when it moved none.
+    sa.Column("lots", sa.Text),
+    # A grant's lot: its expiry, the moment it becomes spendable and its category (NULL: none).
+    sa.Column("expires_at", TIME),
+    sa.Column("available_at", TIME),
+    sa.Column("category", sa.String(64)),
     # The chain hash (tokenbank.chain.encoding); NULL until PostgreSQL's sealer reaches the row (revision 0006).
     sa.Column("hash", sa.String(64)),
 )
@@ -112,6 +121,7 @@ holds = sa.Table(
     sa.Column("expires_at", TIME, nullable=False),
     sa.Column("created_at", TIME, nullable=False),
     sa.Column("metadata", sa.Text),
+    sa.Column("lots", sa.Text),  # what the hold reserved from lots (as tb_transactions.lots), given back by a void
 )
 sa.Index("ix_tb_holds_expiry", holds.c.token, holds.c.status, holds.c.expires_at)
 
@@ -298,3 +308,23 @@ account_spends = sa.Table(
     sa.PrimaryKeyConstraint("token", "user_id", "at", "tx_id", name="tb_account_spends_pkey"),
     sqlite_with_rowid=False,
 )
+
+# Credit lots: what a grant gave, spendable from ``available_at`` (NULL: at once) until ``expires_at`` (NULL: never),
+# taken by debits soonest expiry first; ``remaining`` is what debits, holds and expiry have not taken.
+lots = sa.Table(
+    "tb_lots",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), nullable=False),
+    sa.Column("amount", UNITS, nullable=False),
+    sa.Column("remaining", UNITS, nullable=False),
+    sa.Column("expires_at", TIME),
+    sa.Column("available_at", TIME),
+    sa.Column("category", sa.String(64)),
+    sa.Column("created_at", TIME, nullable=False),
+)
+_lot_left = sa.text("remaining > 0")
+# An account's open lots (a debit's spend order), and the open lots by expiry (the sweeper's walk).
+sa.Index("ix_tb_lots_owner", lots.c.token, lots.c.user_id, postgresql_where=_lot_left, sqlite_where=_lot_left)
+sa.Index("ix_tb_lots_expiry", lots.c.token, lots.c.expires_at, postgresql_where=_lot_left, sqlite_where=_lot_left)

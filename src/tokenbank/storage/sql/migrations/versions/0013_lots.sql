@@ -1,0 +1,1 @@
+-- Credit lots in PostgreSQL's write functions (filled in by this revision).
