@@ -242,14 +242,14 @@ async def test_a_vesting_matures_tranche_by_tranche_after_its_cliff(backend: Bou
         start = clock.now()
         vesting = await bank.vest("alice", 1000, start=start, duration=12 * 30 * DAY, cliff=3 * 30 * DAY,
                                   interval=30 * DAY)  # fmt: skip
-        assert [lot.amount for lot in vesting.lots] == [250, *[Decimal(1000 * k // 12 - 1000 * (k - 1) // 12)
-                                                               for k in range(4, 13)]]  # fmt: skip
+        cents = [100_000 * k // 12 - 100_000 * (k - 1) // 12 for k in range(4, 13)]  # exact in base units
+        assert [lot.amount for lot in vesting.lots] == [250, *(Decimal(c).scaleb(-2) for c in cents)]
         assert sum(lot.amount for lot in vesting.lots) == 1000
         assert await bank.get_balance("alice") == 0
         clock.advance(3 * 30 * DAY)
         assert await bank.get_balance("alice") == 250
         clock.advance(30 * DAY)
-        assert await bank.get_balance("alice") == 1000 * 4 // 12
+        assert await bank.get_balance("alice") == Decimal(100_000 * 4 // 12).scaleb(-2)
         clock.advance(12 * 30 * DAY)
         assert await bank.get_balance("alice") == 1000
         await _conserved(bank, "alice")
