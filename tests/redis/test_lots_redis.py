@@ -385,3 +385,52 @@ async def test_verify_checks_the_lots(redis_backend: BoundBackend, clock: Manual
         await lots.store.client.hset(lots.store.keys.lots, "alice", json.dumps(bad))
         report = {check.name: check for check in (await bank.verify()).checks}
         assert not report["lots"].ok and "lot-b" in report["lots"].detail
+
+
+async def test_grants_obey_the_accounts_controls_and_a_funded_one_counts_in_the_spend_window(
+    lots: Lots, bank: TokenBank
+) -> None:
+    await bank.freeze("frozen", debits=False, credits=True, reason="no credits")
+    assert (await lots.grant("frozen", 10)).status is Status.CREDITS_FROZEN
+    await bank.set_limits("capped", max_balance=50)
+    await lots.transfer("treasury", "capped", 30)
+    assert (await lots.grant("capped", 21)).status is Status.MAX_BALANCE_EXCEEDED
+    await bank.freeze("payer", reason="no debits")
+    assert (await lots.grant("alice", 10, funder="payer")).status is Status.DEBITS_FROZEN
+    await bank.set_limits("treasury", spend_per_window=(100, 3600))
+    assert (await lots.grant("alice", 60, funder="treasury")).status is Status.OK
+    assert (await lots.grant("alice", 500)).status is Status.OK  # minted: not the treasury's spend
+    assert (await lots.grant("alice", 41, funder="treasury")).status is Status.SPEND_LIMIT_EXCEEDED
+    assert (await lots.transfer("treasury", "bob", 40)).status is Status.OK
+    # an expiry is no spend of its owner's: the window of an owner is left alone
+    await bank.set_limits("alice", spend_per_window=(1, 3600))
+    await lots.grant("alice", 5, lot_id="lot-short", expires_in=timedelta(seconds=1))
+    lots.clock.advance(2)
+    assert [tx.amount for tx in (await lots.expire("lot-short", "alice")).transactions] == [5]
+    assert (await lots.transfer("alice", "bob", 1)).status is Status.OK
+
+
+async def test_an_exchange_leg_takes_the_payers_lots(redis_backend: BoundBackend, clock: ManualClock) -> None:
+    group = "lots" + new_id()[-8:]
+    coins_settings = redis_backend.settings(symbol="c" + new_id()[-8:], initial_supply=1000, decimals=0,
+                                            ledger_group=group)  # fmt: skip
+    gems_settings = redis_backend.settings(symbol="g" + new_id()[-8:], initial_supply=1000, decimals=0,
+                                           ledger_group=group)  # fmt: skip
+    async with TokenBank(coins_settings, clock=clock) as coins, TokenBank(gems_settings, clock=clock) as gems:
+        coin_lots, gem_lots = Lots(coins, clock), Lots(gems, clock)
+        await coin_lots.grant("alice", 100, lot_id="lot-a", expires_in=HOUR)
+        await gem_lots.transfer("treasury", "bob", 10)
+        pay = coin_lots.op(OpKind.TRANSFER, from_user_id="alice", to_user_id="bob", amount=60)
+        get = gem_lots.op(OpKind.TRANSFER, from_user_id="bob", to_user_id="alice", amount=10)
+        mine, theirs = await coin_lots.store.apply_exchange(gem_lots.store, pay, get)
+        assert (mine.status, theirs.status) == (Status.OK, Status.OK)
+        assert moves(mine.transactions[0]) == [("lot-a", 60)] and theirs.transactions[0].lots == ()
+        assert await coin_lots.remaining("alice") == [("lot-a", 40)]
+        # a refused exchange leaves the lots as they were
+        pay = coin_lots.op(OpKind.TRANSFER, from_user_id="alice", to_user_id="bob", amount=40)
+        get = gem_lots.op(OpKind.TRANSFER, from_user_id="bob", to_user_id="alice", amount=1)
+        mine, theirs = await coin_lots.store.apply_exchange(gem_lots.store, pay, get)
+        assert (mine.status, theirs.status) == (Status.BATCH_ABORTED, Status.INSUFFICIENT_BALANCE)
+        assert await coin_lots.remaining("alice") == [("lot-a", 40)]
+        for bank in (coins, gems):
+            assert (await bank.verify()).ok
