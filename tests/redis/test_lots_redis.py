@@ -434,3 +434,11 @@ async def test_an_exchange_leg_takes_the_payers_lots(redis_backend: BoundBackend
         assert await coin_lots.remaining("alice") == [("lot-a", 40)]
         for bank in (coins, gems):
             assert (await bank.verify()).ok
+
+
+async def test_spendable_balances_reload_their_script_when_the_server_lost_it(lots: Lots) -> None:
+    await lots.grant("alice", 100, lot_id="lot-p", available_in=HOUR)
+    await lots.transfer("treasury", "alice", 30)
+    lots.store.scripts.spendable.sha = "0" * 40  # as after a restart of the server: EVALSHA answers NOSCRIPT
+    assert await lots.spendable("alice") == 30
+    assert await lots.spendable("alice") == 30

@@ -368,22 +368,26 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
         return [lots.expiry_member(member) for member in members]
 
     async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
-        """One round trip: the balances and the lots of the accounts, the locked part computed here."""
+        """One round trip, shared with concurrent reads: spendable.lua reads the balances and the lots at one
+        moment, the locked part is computed here."""
         ids = list(user_ids)
         if not ids:
             return {}
-
-        async def both() -> list[Any]:
-            async with self.client.pipeline(transaction=True) as pipe:
-                pipe.hmget(self.keys.bal, ids)
-                pipe.hmget(self.keys.lots, ids)
-                return await pipe.execute()
-
-        balances, texts = await self._retrying(both)
+        flat = await self._read_script(self.scripts.spendable, [self.keys.bal, self.keys.lots], ids)
+        count = len(ids)
         return {
-            user: int(balance or 0) - lots.locked(lots.decode(user, text), now)
-            for user, balance, text in zip(ids, balances, texts, strict=True)
+            user: int(flat[i] or 0) - lots.locked(lots.decode(user, flat[count + i]), now) for i, user in enumerate(ids)
         }
+
+    async def _read_script(self, script: AsyncScript, keys: list[str], args: Sequence[str | int]) -> Any:
+        """A read-only script as a plain EVALSHA through the read auto-pipeline (no script slot, coalesced with
+        concurrent reads); a server that lost its scripts (restart, SCRIPT FLUSH) gets it loaded again."""
+        try:
+            return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
+        except StorageError as exc:
+            if "NoScriptError" not in str(exc):
+                raise
+        return await self._script(script, keys, args)
 
     async def verify(self) -> list[CheckRecord]:
         return await self._retrying(lambda: verify.run_checks(self.client, self.keys))

@@ -37,7 +37,9 @@ _PER_TOKEN = ("status.lua", "decimal.lua", "lib.lua", "lots.lua", "ops.lua", "le
 """One token's ledger inside a script that touches several tokens: these files, wrapped in
 ``local function token_ledger(KEYS, ARGV) ... end`` (see lua/ledger_api.lua)."""
 _MULTI_TOKEN = ("exchange.lua",)
-_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua", "window_spent.lua")
+_READ_ONLY = (
+    "top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua", "window_spent.lua", "spendable.lua",
+)  # fmt: skip
 
 HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
 """Scripts of the hybrid sync worker and repair, run with :func:`run` on whichever client the caller holds (the
@@ -89,6 +91,7 @@ class Scripts:
     top_holders: AsyncScript
     rank: AsyncScript
     window_spent: AsyncScript
+    spendable: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
     feed: AsyncScript
