@@ -18,6 +18,7 @@ from tokenbank.ids import new_id
 from tokenbank.status import Status
 from tokenbank.storage.base import LotRecord, OpKind, OpResult, TxRecord, WriteOp
 from tokenbank.storage.capabilities import LotStore
+from tokenbank.storage.redis import layout
 from tokenbank.storage.redis.backend import RedisStorage
 from tokenbank.storage.wire import to_us
 from tokenbank.testing import ManualClock
@@ -442,3 +443,30 @@ async def test_spendable_balances_reload_their_script_when_the_server_lost_it(lo
     lots.store.scripts.spendable.sha = "0" * 40  # as after a restart of the server: EVALSHA answers NOSCRIPT
     assert await lots.spendable("alice") == 30
     assert await lots.spendable("alice") == 30
+
+
+async def test_a_rebuild_writes_lots_as_the_scripts_keep_them(lots: Lots) -> None:
+    """layout.put_lots (the hybrid rebuild's writer): spend order, the expiry index, used-up lots refillable."""
+    now = lots.now()
+    await lots.transfer("treasury", "alice", 150)  # the balance the lots are part of
+    records = [
+        LotRecord("lot-z", "alice", 50, 50, None, None, "x", now),
+        LotRecord("lot-y", "alice", 50, 50, now + HOUR, None, None, now),
+        LotRecord("lot-w", "alice", 50, 0, now + HOUR, None, None, now),
+        LotRecord("lot-v", "alice", 50, 50, now + 2 * HOUR, now + HOUR, None, now),
+    ]
+    async with lots.store.client.pipeline(transaction=True) as pipe:
+        layout.put_lots(pipe, lots.store.keys, records)
+        await pipe.execute()
+    assert await lots.store.get_lots("alice") == [records[1], records[3], records[0]]
+    assert await lots.store.expired_lots(now + 3 * HOUR, 10) == [("lot-y", "alice"), ("lot-v", "alice")]
+    assert await lots.spendable("alice") == 100
+    [tx] = (await lots.transfer("alice", "bob", 60)).transactions
+    assert moves(tx) == [("lot-y", 50), ("lot-z", 10)]
+    # a used-up lot written by the rebuild is found by a give-back
+    tx_json = await lots.raw_tx(tx.id)
+    tx_json["lots"] = [["lot-w", "20"]]
+    await lots.store.client.hset(lots.store.keys.tx, tx.id, json.dumps(tx_json))
+    [back] = (await lots.one(OpKind.REVERSE, reverses_id=tx.id)).transactions
+    assert moves(back) == [("lot-w", -20)]
+    assert [lot_id for lot_id, _ in await lots.remaining("alice")] == ["lot-w", "lot-v", "lot-z"]
