@@ -3,6 +3,7 @@ back, expiry, and the reads, at the Storage level on a bank with its own clock (
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -470,3 +471,17 @@ async def test_a_rebuild_writes_lots_as_the_scripts_keep_them(lots: Lots) -> Non
     [back] = (await lots.one(OpKind.REVERSE, reverses_id=tx.id)).transactions
     assert moves(back) == [("lot-w", -20)]
     assert [lot_id for lot_id, _ in await lots.remaining("alice")] == ["lot-w", "lot-v", "lot-z"]
+
+
+async def test_concurrent_debits_batched_into_one_call_share_the_lots_exactly(lots: Lots, bank: TokenBank) -> None:
+    for n in range(5):
+        await lots.grant("alice", 20, lot_id=f"lot-{n}", expires_in=(n + 1) * HOUR)
+    await lots.grant("alice", 50, lot_id="lot-pending", available_in=HOUR)
+
+    async def pay(n: int) -> Status:
+        return (await lots.transfer("alice", f"shop{n % 3}", 3)).status
+
+    statuses = await asyncio.gather(*(pay(n) for n in range(40)))
+    assert statuses.count(Status.OK) == 33 and statuses.count(Status.INSUFFICIENT_BALANCE) == 7
+    assert await lots.remaining("alice") == [("lot-4", 1), ("lot-pending", 50)]
+    assert await lots.balance("alice") == 51
