@@ -383,7 +383,7 @@ async def test_verify_checks_the_lots(redis_backend: BoundBackend, clock: Manual
         await lots.transfer("alice", "bob", 120)
         report = {check.name: check for check in (await bank.verify()).checks}
         assert report["lots"].ok and all(check.ok for check in report.values()), report
-        bad = [{"id": "lot-b", "amount": "50", "remaining": "60", "created_at": "0"}]
+        bad = [["lot-b", "60", "50", None, None, None, "0"]]
         await lots.store.client.hset(lots.store.keys.lots, "alice", json.dumps(bad))
         report = {check.name: check for check in (await bank.verify()).checks}
         assert not report["lots"].ok and "lot-b" in report["lots"].detail

@@ -167,7 +167,7 @@ def put_lots(pipe: Pipeline, keys: TokenKeys, lots: Iterable[LotRecord]) -> None
             if lot.expires_at is not None:
                 pipe.zadd(keys.lotexp, {f"{lot.id}:{lot.user_id}": to_us(lot.expires_at)})
         else:
-            pipe.hset(keys.lotsdone, lot.id, json.dumps({**redis_lots.encode(lot), "user_id": lot.user_id}))
+            pipe.hset(keys.lotsdone, lot.id, json.dumps([*redis_lots.encode(lot), lot.user_id]))
     for user_id, open_lots in by_user.items():
         open_lots.sort(key=redis_lots.spend_order)
         pipe.hset(keys.lots, user_id, json.dumps([redis_lots.encode(lot) for lot in open_lots]))

@@ -64,12 +64,12 @@ async def _scan(client: Redis, keys: TokenKeys) -> _Scan:
         scan.ranked[user] = score
     async for _, row in _hscan(client, keys.tx):
         _replay(scan, json.loads(row))
-    async for user, row in _hscan(client, keys.lots):
+    async for user, row in _hscan(client, keys.lots):  # lots as storage/redis/lots.py describes them
         for lot in json.loads(row):
             _check_lot(scan, lot, user, open_lot=True)
     async for _, row in _hscan(client, keys.lotsdone):
         lot = json.loads(row)
-        _check_lot(scan, lot, lot.get("user_id"), open_lot=False)
+        _check_lot(scan, lot, lot[7] if len(lot) > 7 else None, open_lot=False)
     async for user, row in _hscan(client, keys.ctrl):
         controls = json.loads(row)
         if controls.get("closed"):
@@ -79,14 +79,14 @@ async def _scan(client: Redis, keys: TokenKeys) -> _Scan:
     return scan
 
 
-def _check_lot(scan: _Scan, lot: dict[str, str], user: str | None, *, open_lot: bool) -> None:
+def _check_lot(scan: _Scan, lot: list[str], user: str | None, *, open_lot: bool) -> None:
     scan.lots += 1
     if scan.bad_lot is not None:
         return
-    amount, remaining = int(lot["amount"]), int(lot["remaining"])
+    lot_id, remaining, amount = lot[0], int(lot[1]), int(lot[2])
     if not 0 <= remaining <= amount or (remaining > 0) != open_lot:
         where = "open" if open_lot else "used up"
-        scan.bad_lot = f"lot {lot['id']} of {user!r}: remaining {remaining} of {amount} ({where})"
+        scan.bad_lot = f"lot {lot_id} of {user!r}: remaining {remaining} of {amount} ({where})"
 
 
 def _replay(scan: _Scan, tx: dict[str, str]) -> None:

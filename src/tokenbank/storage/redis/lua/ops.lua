@@ -271,8 +271,7 @@ local function apply_one(op, default_now)
             hincr(K_TOKEN, 'total_supply', op.amount)
         end
         local to_after = credit(op.to, op.amount)
-        add_lot(op.to, { id = op.id, amount = op.amount, remaining = op.amount, expires_at = op.expires_at,
-                         available_at = op.available_at, category = op.category, created_at = now })
+        add_lot(op.to, op.id, op.amount, op.expires_at, op.available_at, op.category, now)
         local t = new_tx(op, now, 'grant', op.from, op.to, op.amount, from_after, to_after)
         t.lots, t.expires_at, t.available_at, t.category = moves, op.expires_at, op.available_at, op.category
         txs = { t }
