@@ -30,6 +30,7 @@ from tokenbank.storage.base import (
     ControlsRecord,
     HistoryQuery,
     HoldRecord,
+    LotRecord,
     OpResult,
     Storage,
     StoreStats,
@@ -40,8 +41,8 @@ from tokenbank.storage.base import (
     exclusions_to_text,
     register_storage,
 )
-from tokenbank.storage.capabilities import ChainEntry, ChainStore, ExchangeStore
-from tokenbank.storage.redis import codec, connect, events, replicas, verify
+from tokenbank.storage.capabilities import ChainEntry, ChainStore, ExchangeStore, LotStore
+from tokenbank.storage.redis import codec, connect, events, lots, replicas, verify
 from tokenbank.storage.redis import controls as redis_controls
 from tokenbank.storage.redis.autopipeline import AutoPipeline
 from tokenbank.storage.redis.chain import RedisChain
@@ -76,7 +77,7 @@ def make_client(settings: Settings, *, socket_timeout: float | None = SOCKET_TIM
     )
 
 
-class RedisStorage(Storage, ChainStore, ExchangeStore):
+class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
     """A token's ledger in Redis. Keys: see :class:`~tokenbank.storage.redis.keys.TokenKeys` and docs/redis.md.
 
     ``stream_maxlen``: approximate cap of the ledger stream (None = never trimmed, for the hybrid sync worker).
@@ -341,7 +342,7 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None
     ) -> Status:
         keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq, self.keys.token,
-                self.keys.spent, self.keys.spends(user_id)]  # fmt: skip
+                self.keys.spent, self.keys.spends(user_id), self.keys.lots]  # fmt: skip
         fields = [name for group in groups for name in CONTROL_FIELDS[group]]
         args = [user_id, change.to_json(user_id), json.dumps(fields), action, "" if now is None else to_us(now)]
         return Status(int(await self._script(self.scripts.set_controls, keys, args, resend=False)))
@@ -357,6 +358,36 @@ class RedisStorage(Storage, ChainStore, ExchangeStore):
         keys = [self.keys.spent, self.keys.spends(user_id)]
         spent = await self._script(self.scripts.window_spent, keys, [user_id, start])
         return replace(controls, window_spent=int(spent))
+
+    # credit lots (lua/lots.lua, storage/redis/lots.py) ------------------------------------------------------
+    async def get_lots(self, user_id: str) -> list[LotRecord]:
+        return lots.decode(user_id, await self._cmd("HGET", self.keys.lots, user_id))
+
+    async def expired_lots(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        members = await self._cmd("ZRANGE", self.keys.lotexp, "-inf", to_us(now), "BYSCORE", "LIMIT", 0, limit)
+        return [lots.expiry_member(member) for member in members]
+
+    async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
+        """One round trip, shared with concurrent reads: spendable.lua reads the balances and the lots at one
+        moment, the locked part is computed here."""
+        ids = list(user_ids)
+        if not ids:
+            return {}
+        flat = await self._read_script(self.scripts.spendable, [self.keys.bal, self.keys.lots], ids)
+        count = len(ids)
+        return {
+            user: int(flat[i] or 0) - lots.locked(lots.decode(user, flat[count + i]), now) for i, user in enumerate(ids)
+        }
+
+    async def _read_script(self, script: AsyncScript, keys: list[str], args: Sequence[str | int]) -> Any:
+        """A read-only script as a plain EVALSHA through the read auto-pipeline (no script slot, coalesced with
+        concurrent reads); a server that lost its scripts (restart, SCRIPT FLUSH) gets it loaded again."""
+        try:
+            return await self._cmd("EVALSHA", script.sha, len(keys), *keys, *args)
+        except StorageError as exc:
+            if "NoScriptError" not in str(exc):
+                raise
+        return await self._script(script, keys, args)
 
     async def verify(self) -> list[CheckRecord]:
         return await self._retrying(lambda: verify.run_checks(self.client, self.keys))

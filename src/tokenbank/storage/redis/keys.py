@@ -31,7 +31,7 @@ def check_key_prefix(prefix: str) -> str:
 
 _FIXED = (
     "token", "seq", "bal", "held", "lb", "tx", "idem", "rev", "holds", "hexp", "stream", "audit", "auditseq", "htrim",
-    "chain", "ctrl",
+    "chain", "ctrl", "lots", "lotsdone", "lotexp",
 )  # fmt: skip
 
 
@@ -57,6 +57,12 @@ class TokenKeys:
     htrim: str
     chain: str
     ctrl: str
+    lots: str
+    """Account id -> JSON array of its open credit lots (remaining > 0) in spend order (lua/lots.lua)."""
+    lotsdone: str
+    """Lot id -> JSON of a lot with nothing left (with its ``user_id``), which a void or reversal may refill."""
+    lotexp: str
+    """Sorted set of the open lots with an expiry: ``<lot id>:<account id>``, score = ``expires_at`` (us)."""
     history_prefix: str
 
     @classmethod

@@ -9,13 +9,17 @@ redis client's: callers wrap them (``storage.redis.errors.translated``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from tokenbank.storage.base import LotRecord
+from tokenbank.storage.redis import lots as redis_lots
 from tokenbank.storage.redis import scripts
+from tokenbank.storage.redis.codec import to_us
 from tokenbank.storage.redis.keys import TokenKeys
 
 
@@ -150,3 +154,20 @@ async def put_audit(client: Redis, keys: TokenKeys, entries: Mapping[str, str]) 
 async def put_controls(client: Redis, keys: TokenKeys, entries: Mapping[str, str]) -> None:
     """Write account controls (account id -> the ctrl hash's JSON)."""
     await client.hset(keys.ctrl, mapping=dict(entries))  # type: ignore[arg-type]
+
+
+def put_lots(pipe: Pipeline, keys: TokenKeys, lots: Iterable[LotRecord]) -> None:
+    """Queue credit lots as the write scripts keep them (lua/lots.lua): each account's open lots as one array in
+    spend order (replacing what its field held), used-up lots in ``lotsdone``, open lots with an expiry in
+    ``lotexp``. Give every lot of an account in one call: its field is written from these alone."""
+    by_user: dict[str, list[LotRecord]] = {}
+    for lot in lots:
+        if lot.remaining > 0:
+            by_user.setdefault(lot.user_id, []).append(lot)
+            if lot.expires_at is not None:
+                pipe.zadd(keys.lotexp, {f"{lot.id}:{lot.user_id}": to_us(lot.expires_at)})
+        else:
+            pipe.hset(keys.lotsdone, lot.id, json.dumps([*redis_lots.encode(lot), lot.user_id]))
+    for user_id, open_lots in by_user.items():
+        open_lots.sort(key=redis_lots.spend_order)
+        pipe.hset(keys.lots, user_id, json.dumps([redis_lots.encode(lot) for lot in open_lots]))

@@ -1,7 +1,7 @@
 """The Lua scripts, loaded from ``lua/*.lua`` package files and called by SHA (EVALSHA, reloaded on NOSCRIPT).
 
 The write scripts share ``decimal.lua`` (exact decimal-string arithmetic), ``lib.lua`` (keys, undo log, deferred
-effects) and
+effects), ``lots.lua`` (credit lots) and
 ``ops.lua`` (one op, the semantics of ``tb_apply_one``); Redis has no ``require``, so the files are joined
 here into one script text each. Each file starts with a header listing its KEYS, ARGV and reply.
 
@@ -25,7 +25,7 @@ from redis.commands.core import AsyncScript
 
 from tokenbank.status import Status
 
-_WRITE_PATH = ("status.lua", "decimal.lua", "lib.lua", "ops.lua")
+_WRITE_PATH = ("status.lua", "decimal.lua", "lib.lua", "lots.lua", "ops.lua")
 _PREPENDED = {
     "apply.lua": _WRITE_PATH,
     "create_token.lua": _WRITE_PATH,
@@ -33,11 +33,13 @@ _PREPENDED = {
     "set_controls.lua": ("status.lua", "decimal.lua"),
     "window_spent.lua": ("decimal.lua",),
 }
-_PER_TOKEN = ("status.lua", "decimal.lua", "lib.lua", "ops.lua", "ledger_api.lua")
+_PER_TOKEN = ("status.lua", "decimal.lua", "lib.lua", "lots.lua", "ops.lua", "ledger_api.lua")
 """One token's ledger inside a script that touches several tokens: these files, wrapped in
 ``local function token_ledger(KEYS, ARGV) ... end`` (see lua/ledger_api.lua)."""
 _MULTI_TOKEN = ("exchange.lua",)
-_READ_ONLY = ("top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua", "window_spent.lua")
+_READ_ONLY = (
+    "top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua", "window_spent.lua", "spendable.lua",
+)  # fmt: skip
 
 HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
 """Scripts of the hybrid sync worker and repair, run with :func:`run` on whichever client the caller holds (the
@@ -89,6 +91,7 @@ class Scripts:
     top_holders: AsyncScript
     rank: AsyncScript
     window_spent: AsyncScript
+    spendable: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
     feed: AsyncScript

@@ -20,8 +20,8 @@ from tokenbank.storage.redis.keys import TokenKeys
 ATTEMPTS = 3
 _CHUNK = 2000
 _SAMPLE = 5
-_DEBIT = ("transfer", "burn", "hold", "reversal")
-_CREDIT = ("transfer", "mint", "capture", "reversal")
+_DEBIT = ("transfer", "burn", "hold", "reversal", "grant", "expire")  # a grant debits only when funded
+_CREDIT = ("transfer", "mint", "capture", "reversal", "grant", "expire")
 
 
 @dataclass
@@ -36,6 +36,9 @@ class _Scan:
     burned: int = 0
     closed: list[str] = field(default_factory=list)
     overdraft: dict[str, int] = field(default_factory=dict)
+    bad_lot: str | None = None
+    """The first lot found whose remaining is not within 0..amount (or not positive while open), described."""
+    lots: int = 0
 
 
 async def _hscan(client: Redis, key: str) -> AsyncIterator[tuple[str, str]]:
@@ -61,6 +64,12 @@ async def _scan(client: Redis, keys: TokenKeys) -> _Scan:
         scan.ranked[user] = score
     async for _, row in _hscan(client, keys.tx):
         _replay(scan, json.loads(row))
+    async for user, row in _hscan(client, keys.lots):  # lots as storage/redis/lots.py describes them
+        for lot in json.loads(row):
+            _check_lot(scan, lot, user, open_lot=True)
+    async for _, row in _hscan(client, keys.lotsdone):
+        lot = json.loads(row)
+        _check_lot(scan, lot, lot[7] if len(lot) > 7 else None, open_lot=False)
     async for user, row in _hscan(client, keys.ctrl):
         controls = json.loads(row)
         if controls.get("closed"):
@@ -70,15 +79,25 @@ async def _scan(client: Redis, keys: TokenKeys) -> _Scan:
     return scan
 
 
+def _check_lot(scan: _Scan, lot: list[str], user: str | None, *, open_lot: bool) -> None:
+    scan.lots += 1
+    if scan.bad_lot is not None:
+        return
+    lot_id, remaining, amount = lot[0], int(lot[1]), int(lot[2])
+    if not 0 <= remaining <= amount or (remaining > 0) != open_lot:
+        where = "open" if open_lot else "used up"
+        scan.bad_lot = f"lot {lot_id} of {user!r}: remaining {remaining} of {amount} ({where})"
+
+
 def _replay(scan: _Scan, tx: dict[str, str]) -> None:
     kind, amount = tx["type"], int(tx["amount"])
-    if kind in _DEBIT:
+    if kind in _DEBIT and tx.get("from_user_id"):
         scan.replayed[tx["from_user_id"]] -= amount
     if kind in _CREDIT:
         scan.replayed[tx["to_user_id"]] += amount
     if kind == "void":
         scan.replayed[tx["from_user_id"]] += amount
-    if kind == "mint":
+    if kind == "mint" or (kind == "grant" and not tx.get("from_user_id")):
         scan.minted += amount
     elif kind == "burn":
         scan.burned += amount
@@ -133,4 +152,5 @@ def _checks(scan: _Scan, total: int, note: str) -> list[CheckRecord]:
         CheckRecord("balances == replayed ledger", not replay_mismatch, _sample(replay_mismatch) + note),
         CheckRecord("leaderboard == balances", not board_mismatch, _sample(board_mismatch) + note),
         CheckRecord("closed accounts hold nothing", not closed_holding, _sample(closed_holding) + note),
+        CheckRecord("lots", scan.bad_lot is None, (scan.bad_lot or f"{scan.lots} lots within 0..amount") + note),
     ]

@@ -1,6 +1,6 @@
 -- apply.lua: apply a list of ledger ops in one atomic script call (status.lua, decimal.lua, lib.lua, ops.lua
 -- prepended).
--- KEYS: the 16 token keys listed in lib.lua
+-- KEYS: the 19 token keys listed in lib.lua
 -- ARGV: 1-3 as in lib.lua; 4 atomic ("1"/"0"); 5 ops as a JSON array (see ops.lua)
 -- Returns: a JSON array, one {"s": status, "t": [transaction...], "h": hold|null} per op
 --   (status numbers are tokenbank.status.Status, from status.lua; ST_TOKEN_NOT_INITIALIZED for every

@@ -1,5 +1,5 @@
 -- create_token.lua: create the token hash with its initial mint and audit entry, or return the existing one.
--- KEYS: the 16 token keys listed in lib.lua (status.lua, decimal.lua, lib.lua and ops.lua are prepended)
+-- KEYS: the 19 token keys listed in lib.lua (status.lua, decimal.lua, lib.lua and ops.lua are prepended)
 -- ARGV: 1-3 as in lib.lua; 4 token fields as a JSON object of strings; 5 details of the
 --   "token.initialize" audit entry (JSON text); 6 the initial mint as a JSON array of 0 or 1 op
 -- Returns: JSON {"token": [field, value, ...], "r": [op result...] | null (token existed)}

@@ -1,7 +1,7 @@
 -- exchange.lua: exchanges between two tokens of one ledger group, each one op on each token, all or nothing
 -- (scripts.py prepends status.lua and defines token_ledger(KEYS, ARGV): status.lua, decimal.lua, lib.lua, ops.lua and
 -- ledger_api.lua, once per token, so each token's op runs with exactly the code and rules of apply.lua).
--- KEYS: 1-16 the first token's keys, 17-32 the second token's (each in lib.lua's order; one hash tag, the
+-- KEYS: 1-19 the first token's keys, 20-38 the second token's (each in lib.lua's order; one hash tag, the
 --   ledger group's, so one cluster slot)
 -- ARGV: 1-3 the first token's common arguments (lib.lua), 4-6 the second token's, 7 the first token's ops,
 --   8 the second token's ops (JSON arrays of ops as in ops.lua, of one length: exchange i is op i of each)
@@ -9,8 +9,9 @@
 --   order, each exchange applied or not as if alone: when either op is refused neither is applied, the
 --   refused one reports its status and the other ST_BATCH_ABORTED (ST_TOKEN_NOT_INITIALIZED for a token that
 --   does not exist).
-local first = token_ledger({ unpack(KEYS, 1, 16) }, { ARGV[1], ARGV[2], ARGV[3] })
-local second = token_ledger({ unpack(KEYS, 17, 32) }, { ARGV[4], ARGV[5], ARGV[6] })
+local PER_TOKEN = #KEYS / 2 -- lib.lua's token keys
+local first = token_ledger({ unpack(KEYS, 1, PER_TOKEN) }, { ARGV[1], ARGV[2], ARGV[3] })
+local second = token_ledger({ unpack(KEYS, PER_TOKEN + 1, #KEYS) }, { ARGV[4], ARGV[5], ARGV[6] })
 local ledgers, ops = { first, second }, { cjson.decode(ARGV[7]), cjson.decode(ARGV[8]) }
 if #ops[1] ~= #ops[2] then return redis.error_reply('tokenbank: the two lists of ops differ in length') end
 local function pair(results, refused, js)

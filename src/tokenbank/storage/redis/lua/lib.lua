@@ -1,10 +1,13 @@
 -- lib.lua: code shared by the write scripts; scripts.py prepends it (after status.lua and decimal.lua) to apply.lua
 -- and create_token.lua.
 --
--- KEYS (the same 16 for every write script; all share the token's hash tag, so one cluster slot):
+-- KEYS (the same 19 for every write script; all share the token's hash tag, so one cluster slot):
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit
 --   13 auditseq  14 htrim  15 chain (the journal in seq order, "seq:id" per entry, for the chain sealer)
 --   16 ctrl (account controls: account -> JSON, see storage/redis/controls.py)
+--   17 lots (account -> JSON array of its open credit lots, remaining > 0, in spend order; see ops.lua)
+--   18 lotsdone (lot id -> JSON of a lot with nothing left, with its user_id: a void or reversal may refill it)
+--   19 lotexp (sorted set "<lot id>:<account id>" of the open lots with an expiry, score = expires_at in us)
 -- ARGV (first three, common): 1 history key prefix ("{p:SYM}:h:"), 2 history retention per account,
 --   3 stream MAXLEN ("0" = never trim)
 --
@@ -15,6 +18,7 @@
 local K_TOKEN, K_SEQ, K_BAL, K_HELD, K_LB, K_TX, K_IDEM = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
 local K_REV, K_HOLDS, K_HEXP, K_STREAM, K_AUDIT, K_AUDITSEQ = KEYS[8], KEYS[9], KEYS[10], KEYS[11], KEYS[12], KEYS[13]
 local K_HTRIM, K_CHAIN, K_CTRL = KEYS[14], KEYS[15], KEYS[16]
+local K_LOTS, K_LOTSDONE, K_LOTEXP = KEYS[17], KEYS[18], KEYS[19]
 local HIST_PREFIX, RETENTION, STREAM_MAXLEN = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local NULL = cjson.null
 local EXACT = 9007199254740992 -- 2^53: integers below it are exact as Lua numbers
@@ -32,6 +36,11 @@ local window_now = {}     -- account -> { total, oldest } of its spend window as
 local function hset(key, field, value)
     if undo then undo[#undo + 1] = { 'h', key, field, redis.call('HGET', key, field) } end
     redis.call('HSET', key, field, value)
+end
+
+local function hdel(key, field)
+    if undo then undo[#undo + 1] = { 'h', key, field, redis.call('HGET', key, field) } end
+    redis.call('HDEL', key, field)
 end
 
 local function hincr(key, field, delta)

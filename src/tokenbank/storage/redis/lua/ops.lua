@@ -1,8 +1,11 @@
 -- ops.lua: one ledger op, the same semantics as tb_apply_one (PostgreSQL: sql/migrations/versions/0001_initial.sql).
--- Needs status.lua, decimal.lua and lib.lua before it.
+-- Needs status.lua, decimal.lua, lib.lua and lots.lua before it.
 -- apply_one(op, now) -> status, result JSON ({"s":..,"t":[..],"h":..}) or nil.
---   op: {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, ts, audit, id2}
+--   op: {kind, id, from, to, amount, key, hash, meta, reason, hold_id, expires_at, reverses_id, available_at,
+--        category, lot_id, ts, audit, id2}
 --       (amounts are decimal strings of base units, times are microseconds since the epoch as strings)
+-- A transaction that moved lots carries lots = [[lot id, "signed units"], ...] (never an empty list); a grant
+-- carries its lot's expires_at, available_at and category; a hold keeps its lot moves in the hold JSON's lots.
 -- Every check comes before the op's first write, so a refused op changes nothing.
 
 local function ok(txs, hold)
@@ -37,6 +40,11 @@ local function settle(op, now) -- capture (all or part, releasing the rest) or v
     local rest = sub(h.amount, captured)
     change_held(h.from_user_id, '-' .. h.amount)
     local from_after = credit(h.from_user_id, rest)
+    local back = nil -- what the release gives back to the lots the hold took, from the last one
+    if rest ~= '0' and type(h.lots) == 'table' then
+        back = give_back(h.from_user_id, released(h.lots, rest))
+        if #back == 0 then back = nil end
+    end
     local to_after = credit(h.to_user_id, captured)
     h.status = op.kind == 'capture' and 'captured' or 'voided'
     h.captured_amount = captured
@@ -51,7 +59,7 @@ local function settle(op, now) -- capture (all or part, releasing the rest) or v
     end
     if rest ~= '0' then
         local t = new_tx(op, now, 'void', h.from_user_id, h.to_user_id, rest, from_after, to_after)
-        t.hold_id = h.id
+        t.hold_id, t.lots = h.id, back
         if captured ~= '0' then
             t.id, t.idempotency_key, t.request_hash = op.id2, nil, nil
             t.reason = op.reason or 'released by partial capture'
@@ -71,7 +79,8 @@ local ctrl_seen = {} -- account -> its decoded controls (false: none), read once
 -- "{tag}:spent").
 local TAG = string.sub(K_CTRL, 1, -5)
 local SPEND_PREFIX, K_SPENT = TAG .. 'sp:', TAG .. 'spent'
-local COUNTED = { transfer = true, burn = true, hold = true } -- the debits a spend window counts
+local COUNTED = { transfer = true, burn = true, hold = true, grant = true } -- the debits a spend window counts
+                                                                          -- (a grant's when funded)
 
 local function controls_of(a, b) -- the controls of accounts a and b (either may be nil): one HMGET for both
     if ctrl_any == nil then ctrl_any = redis.call('EXISTS', K_CTRL) == 1 end
@@ -137,6 +146,8 @@ local function refusal(op, now) -- the status refusing op under its accounts' co
         debit = op.from
     elseif kind == 'mint' then
         credit = op.to
+    elseif kind == 'grant' then
+        debit, credit = op.from, op.to
     elseif kind == 'capture' then
         local hjs = redis.call('HGET', K_HOLDS, op.hold_id)
         if not hjs then return nil end
@@ -150,7 +161,7 @@ local function refusal(op, now) -- the status refusing op under its accounts' co
         if o.type ~= 'transfer' or redis.call('HEXISTS', K_REV, o.id) == 1 then return nil end -- apply_one says why
         debit, credit, amount = o.to_user_id, o.from_user_id, o.amount
     else
-        return nil -- a void releases held funds to their owner: never refused
+        return nil -- a void releases held funds to their owner, an expiry is the lot's end: never refused
     end
     local d, c = controls_of(debit, credit)
     if (d and d.closed) or (c and c.closed) then return ST_ACCOUNT_CLOSED end
@@ -180,7 +191,29 @@ local function record_spend(op, now) -- after a counted debit: the sender's wind
     keep_window(op.from, add(total, op.amount), (oldest == nil or tonumber(now) < tonumber(oldest)) and now or oldest)
 end
 
+local function spend(user, amount, now) -- debit(), lots first: the balance after (nil: refused) and the moves
+    -- (nil: none). The check leaves out what the account's lots hold locked (pending or expired).
+    local od, lots = overdraft(user), lots_of(user)
+    if not lots then return debit(user, amount, od), nil end
+    local now_n = tonumber(now)
+    local held_back = locked(lots, now_n)
+    if held_back ~= '0' and not within(ssub(ssub(balance(user), held_back), amount), od) then return nil end
+    local after = debit(user, amount, od)
+    if not after then return nil end
+    return after, take_lots(user, lots, amount, now_n)
+end
+
+local function supply_refusal(amount) -- ST_SUPPLY_CAP_EXCEEDED when minting amount passes the cap, else nil
+    local cap = redis.call('HGET', K_TOKEN, 'max_supply') or MAX_UNITS
+    if cmp(cap, MAX_UNITS) > 0 then cap = MAX_UNITS end
+    local room = sub(MAX_UNITS, overdraft_total(K_TOKEN, K_CTRL)) -- what accounts may owe stays holdable
+    if cmp(room, cap) < 0 then cap = room end
+    if cmp(add(redis.call('HGET', K_TOKEN, 'total_supply'), amount), cap) > 0 then return ST_SUPPLY_CAP_EXCEEDED end
+    return nil
+end
+
 local function apply_one(op, default_now)
+    if op.kind == 'expire' then op.key, op.hash = nil, nil end -- an expiry has no idempotency key
     if op.key then
         local tx_id = redis.call('HGET', K_IDEM, op.key)
         if tx_id then
@@ -198,33 +231,57 @@ local function apply_one(op, default_now)
     local refused = refusal(op, now)
     if refused then return refused end
     if kind == 'transfer' then
-        local from_after = debit(op.from, op.amount, overdraft(op.from))
+        local from_after, moves = spend(op.from, op.amount, now)
         if not from_after then return ST_INSUFFICIENT_BALANCE end
-        txs = { new_tx(op, now, 'transfer', op.from, op.to, op.amount, from_after, credit(op.to, op.amount)) }
+        local t = new_tx(op, now, 'transfer', op.from, op.to, op.amount, from_after, credit(op.to, op.amount))
+        t.lots = moves
+        txs = { t }
     elseif kind == 'mint' then
-        local cap = redis.call('HGET', K_TOKEN, 'max_supply') or MAX_UNITS
-        if cmp(cap, MAX_UNITS) > 0 then cap = MAX_UNITS end
-        local room = sub(MAX_UNITS, overdraft_total(K_TOKEN, K_CTRL)) -- what accounts may owe stays holdable
-        if cmp(room, cap) < 0 then cap = room end
-        if cmp(add(redis.call('HGET', K_TOKEN, 'total_supply'), op.amount), cap) > 0 then return ST_SUPPLY_CAP_EXCEEDED end
+        local refused_mint = supply_refusal(op.amount)
+        if refused_mint then return refused_mint end
         hincr(K_TOKEN, 'total_supply', op.amount)
         txs = { new_tx(op, now, 'mint', nil, op.to, op.amount, nil, credit(op.to, op.amount)) }
     elseif kind == 'burn' then
-        local from_after = debit(op.from, op.amount, overdraft(op.from))
+        local from_after, moves = spend(op.from, op.amount, now)
         if not from_after then return ST_INSUFFICIENT_BALANCE end
         hincr(K_TOKEN, 'total_supply', '-' .. op.amount)
-        txs = { new_tx(op, now, 'burn', op.from, nil, op.amount, from_after, nil) }
+        local t = new_tx(op, now, 'burn', op.from, nil, op.amount, from_after, nil)
+        t.lots = moves
+        txs = { t }
     elseif kind == 'hold' then
-        local from_after = debit(op.from, op.amount, overdraft(op.from))
+        local from_after, moves = spend(op.from, op.amount, now)
         if not from_after then return ST_INSUFFICIENT_BALANCE end
         change_held(op.from, op.amount)
         hold = cjson.encode({ id = op.hold_id, from_user_id = op.from, to_user_id = op.to, amount = op.amount,
                               captured_amount = '0', status = 'pending', expires_at = op.expires_at,
-                              created_at = now, metadata = op.meta })
+                              created_at = now, metadata = op.meta, lots = moves })
         hset(K_HOLDS, op.hold_id, hold)
         zset(K_HEXP, op.hold_id, op.expires_at)
         local t = new_tx(op, now, 'hold', op.from, op.to, op.amount, from_after, balance(op.to))
-        t.hold_id = op.hold_id
+        t.hold_id, t.lots = op.hold_id, moves
+        txs = { t }
+    elseif kind == 'grant' then -- a new lot of the receiver's, minted or funded by `from` (a debit like any)
+        local from_after, moves = nil, nil
+        if op.from then
+            from_after, moves = spend(op.from, op.amount, now)
+            if not from_after then return ST_INSUFFICIENT_BALANCE end
+        else
+            local refused_mint = supply_refusal(op.amount)
+            if refused_mint then return refused_mint end
+            hincr(K_TOKEN, 'total_supply', op.amount)
+        end
+        local to_after = credit(op.to, op.amount)
+        add_lot(op.to, op.id, op.amount, op.expires_at, op.available_at, op.category, now)
+        local t = new_tx(op, now, 'grant', op.from, op.to, op.amount, from_after, to_after)
+        t.lots, t.expires_at, t.available_at, t.category = moves, op.expires_at, op.available_at, op.category
+        txs = { t }
+    elseif kind == 'expire' then -- a lot's end: what is left of it goes to the breakage account, no control applies
+        local r = expire_lot(op.from, op.lot_id, tonumber(now))
+        if not r then return ok({}) end -- nothing to do (gone, used up, not expired, or swept already)
+        local from_after = hincr(K_BAL, op.from, '-' .. r)
+        touched[op.from] = from_after
+        local t = new_tx(op, now, 'expire', op.from, op.to, r, from_after, credit(op.to, r))
+        t.lots = { { op.lot_id, r } }
         txs = { t }
     elseif kind == 'capture' or kind == 'void' then
         local status
@@ -236,11 +293,16 @@ local function apply_one(op, default_now)
         local o = cjson.decode(ojs)
         if o.type ~= 'transfer' then return ST_NOT_REVERSIBLE end
         if redis.call('HEXISTS', K_REV, o.id) == 1 then return ST_ALREADY_REVERSED end
-        local from_after = debit(o.to_user_id, o.amount, overdraft(o.to_user_id))
+        local from_after, moves = spend(o.to_user_id, o.amount, now)
         if not from_after then return ST_INSUFFICIENT_BALANCE end
         local t = new_tx(op, now, 'reversal', o.to_user_id, o.from_user_id, o.amount, from_after,
                          credit(o.from_user_id, o.amount))
-        t.reverses_id = o.id
+        if type(o.lots) == 'table' then -- the original sender's lots get back what the transfer took
+            moves = moves or {}
+            for _, move in ipairs(give_back(o.from_user_id, o.lots)) do moves[#moves + 1] = move end
+            if #moves == 0 then moves = nil end
+        end
+        t.reverses_id, t.lots = o.id, moves
         hset(K_REV, o.id, op.id)
         txs = { t }
     end
@@ -258,7 +320,8 @@ end
 
 local NEEDS = { transfer = { 'from', 'to', 'amount' }, mint = { 'to', 'amount' }, burn = { 'from', 'amount' },
                 hold = { 'from', 'to', 'amount', 'hold_id', 'expires_at' }, capture = { 'hold_id', 'id2' },
-                void = { 'hold_id' }, reversal = { 'reverses_id' } }
+                void = { 'hold_id' }, reversal = { 'reverses_id' }, grant = { 'to', 'amount' },
+                expire = { 'lot_id', 'from', 'to' } }
 
 local function units(v) -- a canonical positive decimal string of at most 2^63-1
     return type(v) == 'string' and string.match(v, '^[1-9]%d*$') ~= nil and cmp(v, MAX_UNITS) <= 0
@@ -271,6 +334,7 @@ local function malformed(op) -- checked for every op before the first write, so 
         if type(op[name]) ~= 'string' then return 'op ' .. op.kind .. ' needs ' .. name end
     end
     if op.amount ~= nil and not units(op.amount) then return 'amount must be 1..2^63-1 base units' end
+    if op.kind == 'grant' and string.find(op.id, ':', 1, true) then return 'a lot id cannot contain ":"' end
     return nil
 end
 

@@ -1,10 +1,12 @@
 -- set_controls.lua: change one account's controls and write their audit entry, atomically.
 -- KEYS: 1 ctrl hash, 2 bal hash, 3 held hash, 4 audit hash, 5 audit id counter, 6 token hash, 7 spent hash
---       (account -> "total:oldest" of its spend set), 8 the account's spend set ("tx_id:amount" scored by time)
+--       (account -> "total:oldest" of its spend set), 8 the account's spend set ("tx_id:amount" scored by time),
+--       9 lots hash (account -> its open credit lots, lots.lua)
 -- ARGV: 1 account id, 2 the change (ControlsRecord.to_json), 3 the JSON fields it replaces (a JSON array),
 --       4 audit action, 5 the time of the change in microseconds ('': the server's)
 -- Returns the status (status.lua is prepended): ST_OK; ST_ACCOUNT_CLOSED = the account is closed already;
---   ST_ACCOUNT_NOT_EMPTY = the change closes an account that still has a balance or held funds;
+--   ST_ACCOUNT_NOT_EMPTY = the change closes an account that still has a balance, held funds or a lot with
+--   something left;
 --   ST_OVERDRAFT_IN_USE = the change leaves the account owing more than its overdraft allows;
 --   ST_OVERDRAFT_TOO_LARGE = the raised overdraft would take the total supply plus every limit past MAX_UNITS.
 -- The token hash's "overdrafts" field keeps the sum of every overdraft limit (decimal.lua, overdraft_total).
@@ -21,8 +23,10 @@ for _, name in ipairs(cjson.decode(ARGV[3])) do
     controls[name] = change[name]
     if name == 'ws' then limits = true end
 end
-if controls.closed and (redis.call('HEXISTS', KEYS[2], user) == 1 or redis.call('HEXISTS', KEYS[3], user) == 1) then
-    return ST_ACCOUNT_NOT_EMPTY -- the write scripts delete zero balances and held amounts: present = not zero
+if controls.closed and (redis.call('HEXISTS', KEYS[2], user) == 1 or redis.call('HEXISTS', KEYS[3], user) == 1
+                        or redis.call('HEXISTS', KEYS[9], user) == 1) then
+    return ST_ACCOUNT_NOT_EMPTY -- the write scripts delete zero balances, held amounts and used-up lot lists:
+                                -- present = not zero
 end
 local balance = redis.call('HGET', KEYS[2], user)
 if balance and string.sub(balance, 1, 1) == '-' then -- it owes: the overdraft must still cover the debt
