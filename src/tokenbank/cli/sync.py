@@ -191,6 +191,9 @@ def _print_report(state: CliState, report: ReconcileReport, decimals: int, as_js
     if report.chain_mismatches:
         shown = ", ".join(str(seq) for seq in report.chain_mismatches[:20])
         out.print(Text(f"hash chain: postgresql rows differ from redis's chain at seq {shown}", style="bold red"))
+    if report.lot_mismatches:
+        shown = ", ".join(report.lot_mismatches[:20])
+        out.print(Text(f"credit lots: redis and postgresql differ on {shown}", style="bold red"))
     if report.drifted:
         table = Table("account", "redis balance", "postgresql balance", "redis held", "postgresql held")
         for d in report.drifted[:200]:

@@ -27,6 +27,7 @@ from tokenbank.storage.base import (
     ControlsRecord,
     HistoryQuery,
     HoldRecord,
+    LotRecord,
     OpResult,
     Storage,
     StoreStats,
@@ -41,6 +42,7 @@ from tokenbank.storage.capabilities import (
     ExchangeStore,
     HealthCheck,
     HealthChecks,
+    LotStore,
     SqlLedgerAccess,
     SyncOperations,
 )
@@ -78,7 +80,7 @@ def check_database_url(settings: Settings) -> None:
         )
 
 
-class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, ChainStore, ExchangeStore):
+class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, ChainStore, ExchangeStore, LotStore):
     """Redis (``.redis``) for writes and hot reads, PostgreSQL (``.sql``) as the durable ledger of record.
 
     ``sync_options`` tune the in-app worker, started by :meth:`open` when ``settings.enable_synchronization`` and
@@ -198,6 +200,15 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
 
     async def get_held(self, user_id: str) -> int:
         return await self.redis.get_held(user_id)
+
+    async def get_lots(self, user_id: str) -> list[LotRecord]:
+        return await self.redis.get_lots(user_id)
+
+    async def expired_lots(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        return await self.redis.expired_lots(now, limit)
+
+    async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
+        return await self.redis.spendable_balances(user_ids, now)
 
     async def top_holders(self, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
         return await self.redis.top_holders(limit, offset, exclude)

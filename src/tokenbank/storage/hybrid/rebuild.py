@@ -31,7 +31,7 @@ from tokenbank.storage.redis.codec import token_fields
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql import reads
 from tokenbank.storage.sql.controls import controls_record
-from tokenbank.storage.sql.schema import account_controls, accounts, audit, holds, transactions
+from tokenbank.storage.sql.schema import account_controls, accounts, audit, holds, lots, transactions
 from tokenbank.storage.wire import SQL
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ async def rebuild_cache(store: StorePair, *, force: bool = False, progress: Prog
     n_holds = await _holds(store, totals, progress)
     n_audit = await _audit(store, totals, progress)
     await _controls(store)
+    await _lots(store)
     top_seq = await sql.run_sync(lambda conn: _max_seq(conn, sql.token))
     async with translated():
         await layout.set_counter(client, keys.seq, top_seq)
@@ -88,6 +89,27 @@ async def _controls(store: StorePair) -> None:
     if entries:
         async with translated():
             await layout.put_controls(store.redis.client, store.redis.keys, entries)
+
+
+async def _lots(store: StorePair) -> None:
+    """Every credit lot, CHUNK accounts at a time (an account's lots are written together: its field in Redis holds
+    them all). Used-up lots come too: a void or a reversal may still give back to them."""
+    sql, after = store.sql, ""
+    while True:
+        users_stmt = (
+            sa.select(lots.c.user_id).distinct().where(lots.c.token == sql.token, lots.c.user_id > after)
+            .order_by(lots.c.user_id).limit(CHUNK)
+        )  # fmt: skip
+        users = [row.user_id for row in await fetch(sql, users_stmt)]
+        if not users:
+            return
+        rows: Sequence[Any] = await fetch(
+            sql, sa.select(lots).where(lots.c.token == sql.token, lots.c.user_id.in_(users))
+        )
+        async with translated(), store.redis.client.pipeline(transaction=False) as pipe:
+            layout.put_lots(pipe, store.redis.keys, map(SQL.lot, rows))
+            await pipe.execute()
+        after = users[-1]
 
 
 def _totals(conn: Connection, token: str) -> dict[str, int]:

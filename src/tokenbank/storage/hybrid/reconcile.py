@@ -23,9 +23,10 @@ from tokenbank.storage.hybrid.records import fetch
 from tokenbank.storage.hybrid.repair import repair_redis
 from tokenbank.storage.hybrid.replicate import conflict_count
 from tokenbank.storage.hybrid.reports import AccountDrift, ReconcileReport
+from tokenbank.storage.redis import lots as redis_lots
 from tokenbank.storage.redis.errors import translated
 from tokenbank.storage.sql import reads
-from tokenbank.storage.sql.schema import accounts, transactions
+from tokenbank.storage.sql.schema import accounts, lots, transactions
 
 if TYPE_CHECKING:
     from tokenbank.storage.hybrid.pair import StorePair
@@ -72,12 +73,24 @@ async def reconcile(
         redis_total_supply=r_supply, postgres_total_supply=p_supply, redis_transactions=r_count,
         postgres_transactions=p_count, missing_in_redis=missing_redis, missing_in_postgres=missing_pg,
         transactions_compared=mode, conflicts=await conflict_count(store.sql),
-        chain_mismatches=await compare_chains(store, full=full),
+        chain_mismatches=await compare_chains(store, full=full), lot_mismatches=await _lot_mismatches(store),
     )  # fmt: skip
     if repair:
         report.repairs = await repair_redis(store, report)
         report.repaired = True
     return report
+
+
+async def _lot_mismatches(store: StorePair) -> list[str]:
+    """Open lots whose owner or remainder differs between Redis and PostgreSQL (after the drain), by id."""
+    redis_side: dict[str, tuple[str, int]] = {}
+    async with translated():
+        async for user, text in store.redis.client.hscan_iter(store.redis.keys.lots, count=CHUNK):
+            redis_side.update({lot.id: (lot.user_id, lot.remaining) for lot in redis_lots.decode(user, text)})
+    stmt = sa.select(lots.c.id, lots.c.user_id, lots.c.remaining).where(lots.c.token == store.sql.token,
+                                                                         lots.c.remaining > 0)  # fmt: skip
+    pg_side = {row.id: (row.user_id, int(row.remaining)) for row in await fetch(store.sql, stmt)}
+    return sorted(lot_id for lot_id in set(redis_side) | set(pg_side) if redis_side.get(lot_id) != pg_side.get(lot_id))
 
 
 async def _redis_accounts(store: StorePair, progress: Progress | None) -> dict[str, tuple[int, int]]:

@@ -21,7 +21,7 @@ async def fetch(sql: SqlStorage, stmt: sa.Executable) -> list[Any]:
     return await sql.run_sync(lambda conn: list(conn.execute(stmt).all()))
 
 
-def _compact(fields: dict[str, str | None]) -> str:
+def _compact(fields: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in fields.items() if v is not None}, ensure_ascii=False, separators=(",", ":"))
 
 
@@ -38,9 +38,19 @@ def tx_json(row: Any) -> str:
             "from_balance_after": _opt(row.from_balance_after), "to_balance_after": _opt(row.to_balance_after),
             "created_at": str(to_us(row.created_at)), "metadata": row.metadata,
             "idempotency_key": row.idempotency_key, "request_hash": row.request_hash, "reason": row.reason,
-            "hold_id": row.hold_id, "reverses_id": row.reverses_id,
+            "hold_id": row.hold_id, "reverses_id": row.reverses_id, "lots": _moves(row.lots),
+            "expires_at": _us(row.expires_at), "available_at": _us(row.available_at), "category": row.category,
         }
     )  # fmt: skip
+
+
+def _moves(text: str | None) -> Any:
+    """Lot moves as the scripts keep them: a JSON array inside the entry (a SQL column keeps its text)."""
+    return None if text is None else json.loads(text)
+
+
+def _us(moment: Any) -> str | None:
+    return None if moment is None else str(to_us(moment))
 
 
 def hold_json(row: Any) -> str:
@@ -50,7 +60,7 @@ def hold_json(row: Any) -> str:
             "id": row.id, "from_user_id": row.from_user_id, "to_user_id": row.to_user_id, "amount": str(row.amount),
             "captured_amount": str(row.captured_amount), "status": row.status,
             "expires_at": str(to_us(row.expires_at)), "created_at": str(to_us(row.created_at)),
-            "metadata": row.metadata,
+            "metadata": row.metadata, "lots": _moves(row.lots),
         }
     )  # fmt: skip
 

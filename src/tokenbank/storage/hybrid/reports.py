@@ -35,6 +35,8 @@ class ReconcileReport:
     conflicts: int
     chain_mismatches: list[int] = field(default_factory=list)
     """Seqs whose PostgreSQL row does not hash to the hash Redis's chain gave that seq (see docs/chain.md)."""
+    lot_mismatches: list[str] = field(default_factory=list)
+    """Credit lots whose remainder (or owner) differs between the stores, by id."""
     repaired: bool = False
     repairs: list[str] = field(default_factory=list)
 
@@ -51,6 +53,7 @@ class ReconcileReport:
             or self.missing_in_postgres
             or self.conflicts
             or self.chain_mismatches
+            or self.lot_mismatches
         )
 
 
