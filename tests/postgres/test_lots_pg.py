@@ -81,7 +81,8 @@ class Ledger:
         """(balance, held, has_lots) by account; a refused op may leave a new account's row at zero, as before lots,
         so rows at zero without lots are left out."""
         rows = await self.rows("SELECT user_id, balance, held, has_lots FROM tb_accounts WHERE token = :token")
-        return {r.user_id: (r.balance, r.held, r.has_lots) for r in rows if (r.balance, r.held, r.has_lots) != (0, 0, False)}
+        found = {r.user_id: (r.balance, r.held, r.has_lots) for r in rows}
+        return {user: row for user, row in found.items() if row != (0, 0, False)}
 
     async def balance(self, user: str) -> int:
         return (await self.balances()).get(user, (0, 0, False))[0]
@@ -114,7 +115,8 @@ async def test_a_minted_grant_creates_a_lot_adds_to_supply_and_flags_the_owner(l
     result = await ledger.one(op)
     assert result.status is Status.OK
     (tx,) = result.transactions
-    assert (tx.type, tx.from_user_id, tx.to_user_id, tx.amount, tx.to_balance_after) == ("grant", None, "alice", 100, 100)
+    assert (tx.type, tx.from_user_id, tx.to_user_id, tx.amount) == ("grant", None, "alice", 100)
+    assert tx.to_balance_after == 100
     assert tx.lots == ()
     assert (tx.expires_at, tx.available_at, tx.category) == (START + HOUR, START + timedelta(minutes=5), "promo")
     (lot,) = await ledger.rows("SELECT * FROM tb_lots WHERE token = :token")
@@ -194,7 +196,8 @@ async def test_pending_and_expired_lots_are_not_spendable(ledger: Ledger) -> Non
         ledger.grant("alice", 30, lot_id=expiring, expires_in=2 * HOUR),
     )
     assert (await ledger.one(ledger.transfer("alice", "bob", 31))).status is Status.INSUFFICIENT_BALANCE
-    assert (await ledger.one(ledger.op(OpKind.BURN, from_user_id="alice", amount=31))).status is Status.INSUFFICIENT_BALANCE
+    burn = ledger.op(OpKind.BURN, from_user_id="alice", amount=31)
+    assert (await ledger.one(burn)).status is Status.INSUFFICIENT_BALANCE
     hold = ledger.op(OpKind.HOLD, from_user_id="alice", to_user_id="bob", amount=31, hold_id=new_id(),
                      expires_at=START + HOUR)  # fmt: skip
     assert (await ledger.one(hold)).status is Status.INSUFFICIENT_BALANCE
@@ -360,7 +363,8 @@ async def test_expire_moves_what_is_left_to_breakage_once(ledger: Ledger) -> Non
     journal = await ledger.journal()
     result = await ledger.one(expire())
     (tx,) = result.transactions
-    assert (tx.type, tx.from_user_id, tx.to_user_id, tx.amount, tx.lots) == ("expire", "alice", "breakage", 7, ((lot, 7),))
+    assert (tx.type, tx.from_user_id, tx.to_user_id, tx.amount) == ("expire", "alice", "breakage", 7)
+    assert tx.lots == ((lot, 7),)
     assert (tx.from_balance_after, tx.to_balance_after) == (0, 7)
     assert await ledger.remaining() == {lot: 0}
     again = await ledger.one(expire())
@@ -414,14 +418,16 @@ async def test_a_funded_grant_counts_in_the_funders_spend_window(ledger: Ledger)
 
 
 # hybrid: tb_replicate_batch ------------------------------------------------------------------------------------
+def _next_seq(conn: Connection) -> int:
+    """A journal seq no other test of the session takes (entries replicated from Redis bring their own)."""
+    return int(conn.scalar(sa.text("SELECT nextval(pg_get_serial_sequence('tb_transactions', 'seq'))")))
+
+
 async def test_replication_creates_lots_and_applies_the_entries_moves_in_order(ledger: Ledger) -> None:
     lot, spend, hold_tx, hold_id, void = (new_id() for _ in range(5))
     at = to_us(START)
 
-    def seqs(conn: Connection) -> list[int]:
-        return [conn.scalar(sa.text("SELECT nextval(pg_get_serial_sequence('tb_transactions', 'seq'))")) for _ in range(4)]
-
-    s1, s2, s3, s4 = await ledger.sql(seqs)
+    s1, s2, s3, s4 = await ledger.sql(lambda conn: [_next_seq(conn) for _ in range(4)])
     moves = json.dumps([[lot, "5"]])
     entries: list[dict[str, Any]] = [
         {"seq": str(s1), "id": lot, "type": "grant", "to_user_id": "zoe", "amount": "50", "to_balance_after": "50",
@@ -442,8 +448,8 @@ async def test_replication_creates_lots_and_applies_the_entries_moves_in_order(l
     assert await ledger.sql(replicate(entries)) == 3
     assert await ledger.remaining() == {lot: 15}
     (row,) = await ledger.rows("SELECT * FROM tb_lots WHERE id = :id", id=lot)
-    assert (row.user_id, row.amount, row.expires_at, row.category, row.created_at) == (
-        "zoe", 50, START + HOUR, "promo", START)
+    assert (row.user_id, row.amount, row.category) == ("zoe", 50, "promo")
+    assert (row.expires_at, row.available_at, row.created_at) == (START + HOUR, None, START)
     balances = await ledger.balances()
     assert balances["zoe"] == (15, 5, True) and balances["yann"] == (30, 0, False)
     assert await ledger.supply() == 1050
@@ -466,9 +472,9 @@ async def test_replication_creates_lots_and_applies_the_entries_moves_in_order(l
 
 async def test_replication_refuses_a_move_of_a_lot_it_does_not_have(ledger: Ledger) -> None:
     def work(conn: Connection) -> Any:
-        seq = conn.scalar(sa.text("SELECT nextval(pg_get_serial_sequence('tb_transactions', 'seq'))"))
-        entry = {"seq": str(seq), "id": new_id(), "type": "transfer", "from_user_id": "treasury", "to_user_id": "x",
-                 "amount": "1", "created_at": str(to_us(START)), "lots": [[new_id(), "1"]]}  # fmt: skip
+        entry = {"seq": str(_next_seq(conn)), "id": new_id(), "type": "transfer", "from_user_id": "treasury",
+                 "to_user_id": "x", "amount": "1", "created_at": str(to_us(START)),
+                 "lots": [[new_id(), "1"]]}  # fmt: skip
         conn.exec_driver_sql("SAVEPOINT probe")
         try:
             conn.scalar(sa.text("SELECT tb_replicate_batch(:token, CAST(:entries AS jsonb))"),
