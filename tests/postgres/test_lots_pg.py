@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from tests.backends import BoundBackend, Scope, by_name, params
+from tests.backends import BoundBackend, Scope, by_name, params, unique
 from tokenbank import TokenBank
 from tokenbank.ids import fingerprint, new_id
 from tokenbank.status import Status
@@ -486,3 +486,49 @@ async def test_replication_refuses_a_move_of_a_lot_it_does_not_have(ledger: Ledg
 
     error = await ledger.sql(work)
     assert error is not None and "missing" in error and "CheckViolation" in error
+
+
+# migration 0013 -------------------------------------------------------------------------------------------------
+def _function_source(conn: Connection, name: str) -> str | None:
+    return conn.scalar(  # type: ignore[no-any-return]
+        sa.text("SELECT prosrc FROM pg_proc WHERE proname = :name AND pronamespace = current_schema()::regnamespace"),
+        {"name": name},
+    )
+
+
+async def test_the_downgrade_restores_the_functions_before_lots(pg_backend: BoundBackend) -> None:
+    from tests.chain.test_migration import _migrate
+    from tokenbank.storage.sql.migrations.sqlfile import statements
+
+    schema = unique("tblots_")
+    settings = pg_backend.settings(initial_supply=100, decimals=0, database_schema=schema)
+    replaced = {"tb_apply_one": "0011_overdraft_room.sql", "tb_apply_transfers": "0010_overdraft.sql",
+                "tb_apply_controlled": "0010_overdraft.sql", "tb_controls_refusal": "0009_spend_totals.sql",
+                "tb_apply": "0008_account_controls.sql", "tb_replicate_batch": "0012_replicate_upsert.sql"}  # fmt: skip
+    async with TokenBank(settings) as bank:
+        run_sync: Callable[..., Any] = bank.storage.run_sync  # type: ignore[attr-defined]
+
+        def round_trip(conn: Connection) -> None:
+            _migrate(conn, "downgrade", "0012")
+            for name, filename in replaced.items():
+                (before,) = [s for s in statements(filename) if f"FUNCTION {name}(" in s]
+                assert _function_source(conn, name) in before, name
+            for name in ("tb_lots_locked", "tb_lots_take", "tb_lots_give_back", "tb_lots_json"):
+                assert _function_source(conn, name) is None
+            assert conn.scalar(sa.text("SELECT to_regclass('tb_lots')")) is None
+            ops = json.dumps([{"kind": "transfer", "id": new_id(), "from": "treasury", "to": "a", "amount": "5"}])
+            raw = conn.scalar(sa.text("SELECT tb_apply(:token, CAST(:ops AS jsonb), false)"),
+                              {"token": settings.symbol, "ops": ops})  # fmt: skip
+            assert (json.loads(raw) if isinstance(raw, str) else raw)[0]["s"] == 0
+            _migrate(conn, "upgrade", "head")
+            assert "tb_lots_take" in (_function_source(conn, "tb_apply_one") or "")
+
+        try:
+            await run_sync(round_trip, write=True)
+            lot = new_id()
+            grant = WriteOp(kind=OpKind.GRANT, tx_id=lot, to_user_id="a", amount=5)
+            spend = WriteOp(kind=OpKind.TRANSFER, tx_id=new_id(), from_user_id="a", to_user_id="b", amount=7)
+            results = await bank.storage.apply([grant, spend])
+            assert results[1].transactions[0].lots == ((lot, 5),)
+        finally:
+            await run_sync(lambda conn: conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE')), write=True)
