@@ -12,37 +12,43 @@
 -- tb_replicate_batch.
 
 -- tb_lots_locked(token, user, now) -> bigint: what the account's lots hold that is not spendable at ``now`` (not
--- yet available, or expired and not yet swept).
+-- yet available, or expired and not yet swept). PL/pgSQL, so its plan is kept for the session (a SQL function
+-- called from a statement is planned again at each call).
 CREATE OR REPLACE FUNCTION tb_lots_locked(p_token text, p_user text, p_now timestamptz) RETURNS bigint
-LANGUAGE sql STABLE AS $fn$
-    SELECT COALESCE(sum(remaining), 0)::bigint FROM tb_lots
-    WHERE token = p_token AND user_id = p_user AND remaining > 0
-      AND (available_at > p_now OR expires_at <= p_now)
+LANGUAGE plpgsql STABLE AS $fn$
+BEGIN
+    RETURN (SELECT COALESCE(sum(remaining), 0) FROM tb_lots
+            WHERE token = p_token AND user_id = p_user AND remaining > 0
+              AND (available_at > p_now OR expires_at <= p_now));
+END;
 $fn$;
 
 -- tb_lots_take(token, user, amount, now) -> text | NULL: takes up to ``amount`` from the account's lots spendable
 -- at ``now``, in spend order (expires_at ascending, no expiry last, then id in byte order), each lot giving what
 -- it has up to what is still needed; the moves as JSON ``[["<lot id>","<units>"],...]`` (NULL: none). The caller
--- has debited the balance and holds the account's row lock.
+-- has debited the balance and holds the account's row lock. Each lot is written by its key, and the walk stops
+-- at the lot that covers the rest (usually the first).
 CREATE OR REPLACE FUNCTION tb_lots_take(p_token text, p_user text, p_amount bigint, p_now timestamptz) RETURNS text
 LANGUAGE plpgsql AS $fn$
 DECLARE
+    v_need bigint := p_amount;
+    v_n bigint;
+    v_lot record;
     v_moves text;
 BEGIN
-    WITH l AS (
-        SELECT id, remaining, sum(remaining) OVER w - remaining AS before, row_number() OVER w AS ord
-        FROM tb_lots
+    FOR v_lot IN
+        SELECT id, remaining FROM tb_lots
         WHERE token = p_token AND user_id = p_user AND remaining > 0
           AND (available_at IS NULL OR available_at <= p_now) AND (expires_at IS NULL OR expires_at > p_now)
-        WINDOW w AS (ORDER BY expires_at ASC NULLS LAST, id COLLATE "C")
-    ), t AS (
-        SELECT id, ord, LEAST(remaining, p_amount - before)::bigint AS n FROM l WHERE before < p_amount
-    ), u AS (
-        UPDATE tb_lots x SET remaining = x.remaining - t.n FROM t WHERE x.token = p_token AND x.id = t.id
-    )
-    SELECT '[' || string_agg('[' || to_json(t.id)::text || ',"' || t.n || '"]', ',' ORDER BY t.ord) || ']'
-        INTO v_moves FROM t;
-    RETURN v_moves;
+        ORDER BY expires_at ASC NULLS LAST, id COLLATE "C"
+    LOOP
+        v_n := LEAST(v_lot.remaining, v_need);
+        UPDATE tb_lots SET remaining = remaining - v_n WHERE token = p_token AND id = v_lot.id;
+        v_moves := COALESCE(v_moves || ',', '') || '[' || to_json(v_lot.id)::text || ',"' || v_n || '"]';
+        v_need := v_need - v_n;
+        EXIT WHEN v_need = 0;
+    END LOOP;
+    RETURN '[' || v_moves || ']';
 END;
 $fn$;
 
@@ -55,24 +61,27 @@ CREATE OR REPLACE FUNCTION tb_lots_give_back(p_token text, p_moves text, p_amoun
 RETURNS text
 LANGUAGE plpgsql AS $fn$
 DECLARE
+    v_left bigint := p_amount;
+    v_n bigint;
+    v_move record;
     v_moves text;
 BEGIN
     IF p_moves IS NULL OR p_amount <= 0 THEN
         RETURN NULL;
     END IF;
-    WITH m AS (
-        SELECT e->>0 AS id, (e->>1)::bigint AS n, CASE WHEN p_last_first THEN -o ELSE o END AS ord
+    FOR v_move IN
+        SELECT e->>0 AS id, (e->>1)::bigint AS n
         FROM jsonb_array_elements(p_moves::jsonb) WITH ORDINALITY AS x(e, o)
-    ), r AS (
-        SELECT id, n, ord, sum(n) OVER (ORDER BY ord) - n AS before FROM m WHERE n > 0
-    ), t AS (
-        SELECT id, ord, LEAST(n, p_amount - before)::bigint AS g FROM r WHERE before < p_amount
-    ), u AS (
-        UPDATE tb_lots x SET remaining = x.remaining + t.g FROM t WHERE x.token = p_token AND x.id = t.id
-    )
-    SELECT '[' || string_agg('[' || to_json(t.id)::text || ',"-' || t.g || '"]', ',' ORDER BY t.ord) || ']'
-        INTO v_moves FROM t;
-    RETURN v_moves;
+        ORDER BY CASE WHEN p_last_first THEN -o ELSE o END
+    LOOP
+        CONTINUE WHEN v_move.n <= 0;
+        v_n := LEAST(v_move.n, v_left);
+        UPDATE tb_lots SET remaining = remaining + v_n WHERE token = p_token AND id = v_move.id;
+        v_moves := COALESCE(v_moves || ',', '') || '[' || to_json(v_move.id)::text || ',"-' || v_n || '"]';
+        v_left := v_left - v_n;
+        EXIT WHEN v_left = 0;
+    END LOOP;
+    RETURN '[' || v_moves || ']';
 END;
 $fn$;
 
