@@ -21,7 +21,7 @@ from tokenbank import TokenBank
 from tokenbank.ids import fingerprint, new_id
 from tokenbank.status import Status
 from tokenbank.storage.base import OpKind, OpResult, WriteOp
-from tokenbank.storage.wire import to_us
+from tokenbank.storage.wire import lot_moves, to_us
 from tokenbank.testing import ManualClock
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -225,42 +225,63 @@ async def test_the_plain_balance_pays_once_lots_are_spent_and_accounts_without_l
     assert (await ledger.one(ledger.transfer("alice", "bob", 46))).status is Status.INSUFFICIENT_BALANCE
 
 
-async def test_a_batch_of_plain_transfers_leaves_the_set_based_path_only_when_a_sender_has_lots(ledger: Ledger) -> None:
-    lot = new_id()
-    await ledger.apply(ledger.transfer("treasury", "bob", 100), ledger.transfer("treasury", "carol", 100),
-                       ledger.grant("alice", 30, lot_id=lot), ledger.grant("dave", 5))  # fmt: skip
+async def test_the_set_based_path_takes_lots_as_the_op_by_op_path_does(ledger: Ledger) -> None:
+    """Unstamped plain transfers run set-based (tb_apply_transfers, whose "now" is the database's clock); stamped
+    ones op by op. Lots whose state is the same at both moments: both paths must agree, op by op."""
+    real = datetime.now(UTC)
+    x, z, pending, expired = new_id(), new_id(), new_id(), new_id()
+    await ledger.apply(
+        ledger.transfer("treasury", "bob", 100), ledger.transfer("treasury", "carol", 100),
+        ledger.grant("alice", 30, lot_id=x), ledger.grant("dave", 5),
+        ledger.op(OpKind.GRANT, tx_id=z, to_user_id="alice", amount=5, expires_at=real + timedelta(days=30)),
+        ledger.op(OpKind.GRANT, tx_id=pending, to_user_id="alice", amount=10, available_at=real + timedelta(days=1)),
+        ledger.op(OpKind.GRANT, tx_id=expired, to_user_id="alice", amount=10, expires_at=START - HOUR),
+    )  # fmt: skip
 
-    def set_based(ops: list[WriteOp]) -> Callable[[Connection], Any]:
+    def probe(ops: list[WriteOp], *, atomic: bool = False, function: str = "tb_apply_transfers") -> Any:
+        """The function's answer for ``ops``, rolled back."""
+
         def work(conn: Connection) -> Any:
             conn.exec_driver_sql("SAVEPOINT probe")
-            raw = conn.scalar(sa.text("SELECT tb_apply_transfers(:token, CAST(:ops AS jsonb), false)"),
-                              {"token": ledger.token, "ops": json.dumps([_wire(op) for op in ops])})  # fmt: skip
+            raw = conn.scalar(sa.text(f"SELECT {function}(:token, CAST(:ops AS jsonb), :atomic)"),
+                              {"token": ledger.token, "ops": json.dumps([_wire(op) for op in ops]),
+                               "atomic": atomic})  # fmt: skip
             conn.exec_driver_sql("ROLLBACK TO SAVEPOINT probe")
-            return raw
+            return json.loads(raw) if isinstance(raw, str) else raw
 
-        return work
+        return ledger.sql(work)
 
-    # unstamped plain transfers go set-based; dave (lots) only receives: it stays set-based
-    plain = [ledger.transfer("bob", "carol", 1, stamped=False), ledger.transfer("carol", "dave", 2, stamped=False)]
-    assert await ledger.sql(set_based(plain)) is not None
-    mixed = [
-        ledger.transfer("bob", "carol", 10, stamped=False),
-        ledger.transfer("alice", "bob", 20, stamped=False),
-        ledger.transfer("carol", "alice", 5, stamped=False),
-        ledger.transfer("alice", "carol", 12, stamped=False),
-    ]
-    assert await ledger.sql(set_based(mixed)) is None  # declined: tb_apply runs it op by op
-    results = await ledger.apply(*mixed)
-    assert [r.status for r in results] == [Status.OK] * 4
-    assert [r.transactions[0].lots for r in results] == [(), ((lot, 20),), (), ((lot, 10),)]
-    assert (await ledger.remaining())[lot] == 0
-    balances = await ledger.balances()
-    assert {u: balances[u][0] for u in ("alice", "bob", "carol")} == {"alice": 3, "bob": 110, "carol": 117}
-    # an atomic batch declined by the set-based path still fails as a whole
-    results = await ledger.apply(ledger.transfer("bob", "carol", 1, stamped=False),
-                                 ledger.transfer("alice", "bob", 4, stamped=False), atomic=True)  # fmt: skip
-    assert [r.status for r in results] == [Status.BATCH_ABORTED, Status.INSUFFICIENT_BALANCE]
-    assert (await ledger.balances())["bob"][0] == 110
+    def batch(*, stamped: bool) -> list[WriteOp]:
+        return [
+            ledger.transfer("bob", "carol", 10, stamped=stamped),
+            ledger.transfer("alice", "bob", 20, stamped=stamped),
+            ledger.transfer("carol", "alice", 5, stamped=stamped),
+            ledger.transfer("alice", "carol", 12, stamped=stamped),
+            ledger.transfer("alice", "bob", 10, stamped=stamped),  # 28 left, 20 of it locked
+            ledger.transfer("carol", "dave", 1, stamped=stamped),  # dave has lots but only receives
+        ]
+
+    def moves(answer: list[Any]) -> list[Any]:
+        return [lot_moves(item["t"][0]["lots"]) if item["s"] == 0 else item["s"] for item in answer]
+
+    expected = [(), ((z, 5), (x, 15)), (), ((x, 12),), Status.INSUFFICIENT_BALANCE, ()]
+    assert moves(await probe(batch(stamped=True), function="tb_apply")) == expected  # op by op
+    assert moves(await probe(batch(stamped=False))) == expected  # set-based
+    failed = await probe(batch(stamped=False), atomic=True)
+    assert [item["s"] for item in failed] == [14, 14, 14, 14, Status.INSUFFICIENT_BALANCE, 14]
+    before = (await ledger.balances(), await ledger.remaining())
+    (aborted, *_) = await ledger.apply(*batch(stamped=False), atomic=True)
+    assert aborted.status is Status.BATCH_ABORTED
+    assert (await ledger.balances(), await ledger.remaining()) == before
+
+    results = await ledger.apply(*batch(stamped=False))
+    assert [r.transactions[0].lots if r.status.ok else r.status for r in results] == expected
+    (row,) = await ledger.rows("SELECT lots FROM tb_transactions WHERE id = :id", id=results[1].transactions[0].id)
+    assert json.loads(row.lots) == [[z, "5"], [x, "15"]]
+    assert await ledger.remaining() == {**before[1], x: 3, z: 0}
+    after = await ledger.balances()
+    assert {u: after[u][0] - before[0][u][0] for u in ("alice", "bob", "carol")} == {
+        "alice": -27, "bob": 10, "carol": 16}  # fmt: skip
 
 
 def _wire(op: WriteOp) -> dict[str, str]:

@@ -3,10 +3,10 @@
 -- balance less what its lots hold locked (pending, or expired and not yet swept), then takes from its spendable
 -- lots soonest expiry first (no expiry last, then lot id in byte order) and records the moves in the
 -- transaction's ``lots`` (and a hold's in tb_holds.lots, given back last-taken-first by its void or released
--- rest). Accounts without lots read no lot row: ``has_lots`` comes with the row each debit already locks, and a
--- call of plain transfers whose senders have no lots keeps the set-based path (tb_apply_transfers declines the
--- others, which then run op by op). Lot rows change only under their owner's account lock (tb_apply locks every
--- account an op touches first), so they need no lock of their own. The hybrid sync copies lots too
+-- rest). Accounts without lots read no lot row: ``has_lots`` comes with the row each debit already locks (op by
+-- op in tb_apply_one, for the whole call in tb_apply_transfers, which keeps plain transfers set-based whether
+-- their senders have lots or not). Lot rows change only under their owner's account lock (tb_apply and
+-- tb_apply_transfers lock every account of the call first), so they need no lock of their own. The hybrid sync copies lots too
 -- (tb_replicate_batch). This file is read by migration 0013 only; its functions replace 0011's tb_apply_one,
 -- 0010's tb_apply_controlled and tb_apply_transfers, 0009's tb_controls_refusal, 0008's tb_apply and 0012's
 -- tb_replicate_batch.
@@ -481,9 +481,11 @@ BEGIN
 END;
 $fn$;
 
--- tb_apply_transfers(token, ops, atomic) -> json | NULL: as in 0010, declining (NULL, after its locks: tb_apply then
--- runs the call op by op, under the same locks) a call in which a sender has lots, whose debits take from them.
--- The flag comes with the rows the call locks, so a call whose senders have none reads no lot row.
+-- tb_apply_transfers(token, ops, atomic) -> json | NULL: as in 0010, with the lots of the call's senders: when a
+-- sender has lots (the flag comes with the rows the call locks, so a call whose senders have none reads no lot
+-- row), their open lots are read once, after the locks, into arrays in spend order; each debit of such a sender
+-- is checked against its balance less what its lots hold locked, takes from its spendable lots in order, and
+-- records its moves; the lots that changed are written once at the end (an atomic call that fails writes none).
 CREATE OR REPLACE FUNCTION tb_apply_transfers(p_token text, p_ops jsonb, p_atomic boolean) RETURNS json
 LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $fn$
 DECLARE
@@ -492,6 +494,20 @@ DECLARE
     v_tid tid[];       -- their locked rows
     v_old bigint[];    -- their balances before the call
     v_lotted boolean[]; -- whether they have lots
+    v_lots boolean;    -- whether a sender of the call has lots; then, the open lots of those senders in spend order:
+    l_id text[];
+    l_own int[];       -- ... their owner (index into v_uid)
+    l_rem bigint[];    -- ... what is left of them, as the ops take from them
+    l_old bigint[];    -- ... and before the call
+    l_exp timestamptz[];
+    l_av timestamptz[];
+    l_first int[];     -- per account: its lots' first and last index in the l_ arrays (NULL: none)
+    l_last int[];
+    v_lm text[];       -- per op: its lot moves (JSON)
+    v_locked bigint;
+    v_need bigint;
+    v_take bigint;
+    v_moves text;
     v_bal bigint[];    -- ... and as the ops change them
     v_keys varchar[];
     v_fi int[];        -- per op: its sender's and receiver's index into v_uid, its amount
@@ -560,8 +576,25 @@ BEGIN
             SELECT ctid, balance, has_lots FROM tb_accounts WHERE token = p_token AND user_id = ANY (v_uid)
             ORDER BY user_id FOR UPDATE) s;
     END;
-    IF true = ANY (v_lotted) AND EXISTS (SELECT 1 FROM unnest(v_fi) f WHERE v_lotted[f]) THEN
-        RETURN NULL;  -- a sender has lots: op by op (tb_apply_one takes them in spend order)
+    v_lots := true = ANY (v_lotted) AND EXISTS (SELECT 1 FROM unnest(v_fi) f WHERE v_lotted[f]);
+    IF v_lots THEN
+        SELECT array_agg(id), array_agg(r), array_agg(remaining), array_agg(expires_at), array_agg(available_at)
+            INTO l_id, l_own, l_rem, l_exp, l_av
+            FROM (SELECT l.id, u.r, l.remaining, l.expires_at, l.available_at
+                  FROM unnest(v_uid) WITH ORDINALITY AS u(u, r)
+                       CROSS JOIN LATERAL (  -- an index probe per account with lots
+                           SELECT l.* FROM tb_lots l
+                           WHERE l.token = p_token AND l.user_id = u.u AND l.remaining > 0) l
+                  WHERE v_lotted[u.r]
+                  ORDER BY u.r, l.expires_at ASC NULLS LAST, l.id COLLATE "C") s;
+        l_old := l_rem;
+        l_first := array_fill(NULL::int, ARRAY[cardinality(v_uid)]);
+        l_last := l_first;
+        FOR v_k IN 1..COALESCE(cardinality(l_own), 0) LOOP
+            l_first[l_own[v_k]] := COALESCE(l_first[l_own[v_k]], v_k);
+            l_last[l_own[v_k]] := v_k;
+        END LOOP;
+        v_lm := array_fill(NULL::text, ARRAY[v_n]);
     END IF;
     -- The controls of the call's accounts, read after the locks (so a control set before them is seen), as
     -- arrays indexed like v_uid, with what each spend window has spent (its running total, brought up to date).
@@ -614,9 +647,34 @@ BEGIN
             ELSIF c_max[v_t] IS NOT NULL AND v_bal[v_t]::numeric + v_a > c_max[v_t] THEN v_s := 18;
             END IF;
         END IF;
+        -- What the sender's lots hold locked (pending, or expired and not yet swept) does not pay.
+        v_locked := 0;
+        IF v_lots AND l_first[v_f] IS NOT NULL THEN
+            FOR v_k IN l_first[v_f]..l_last[v_f] LOOP
+                IF l_rem[v_k] > 0 AND (l_av[v_k] > v_now OR l_exp[v_k] <= v_now) THEN
+                    v_locked := v_locked + l_rem[v_k];
+                END IF;
+            END LOOP;
+        END IF;
         -- c_od is NULL (so each element is) when no account of the call has controls: no overdraft.
-        IF v_s IS NULL AND v_bal[v_f] < v_a - COALESCE(c_od[v_f], 0) THEN v_s := 2; END IF;
+        IF v_s IS NULL AND v_bal[v_f] - v_locked < v_a - COALESCE(c_od[v_f], 0) THEN v_s := 2; END IF;
         IF v_s IS NULL THEN
+            IF v_lots AND l_first[v_f] IS NOT NULL THEN  -- the spendable lots first, in spend order
+                v_need := v_a;
+                v_moves := NULL;
+                FOR v_k IN l_first[v_f]..l_last[v_f] LOOP
+                    EXIT WHEN v_need = 0;
+                    IF l_rem[v_k] > 0 AND (l_av[v_k] IS NULL OR l_av[v_k] <= v_now)
+                       AND (l_exp[v_k] IS NULL OR l_exp[v_k] > v_now) THEN
+                        v_take := LEAST(l_rem[v_k], v_need);
+                        l_rem[v_k] := l_rem[v_k] - v_take;
+                        v_need := v_need - v_take;
+                        v_moves := COALESCE(v_moves || ',', '') || '[' || to_json(l_id[v_k])::text || ',"'
+                                   || v_take || '"]';
+                    END IF;
+                END LOOP;
+                v_lm[v_i] := '[' || v_moves || ']';
+            END IF;
             v_bal[v_f] := v_bal[v_f] - v_a;
             v_fb[v_i] := v_bal[v_f];
             v_bal[v_t] := v_bal[v_t] + v_a;
@@ -670,6 +728,12 @@ BEGIN
         END IF;
     END IF;
 
+    IF v_lots THEN  -- each lot the call took from, once, by its key
+        UPDATE tb_lots l SET remaining = x.r
+            FROM unnest(l_id, l_rem, l_old) AS x(id, r, o)
+            WHERE l.token = p_token AND l.id = x.id AND x.r <> x.o;
+    END IF;
+
     -- One statement writes it all: each changed account once, the journal rows in op order (seq follows the ops),
     -- the balance events in that order (delivered to LISTENers only if the transaction commits, one per journal
     -- row as tb_apply_one sends them), and the answer.
@@ -679,9 +743,10 @@ BEGIN
             WHERE a.ctid = x.c AND x.b <> x.o
     ), ins AS (
         INSERT INTO tb_transactions (id, token, type, from_user_id, to_user_id, amount, from_balance_after,
-                                     to_balance_after, created_at, metadata, idempotency_key, request_hash, reason)
+                                     to_balance_after, created_at, metadata, idempotency_key, request_hash, reason,
+                                     lots)
             SELECT op->>'id', p_token, 'transfer', op->>'from', op->>'to', x.a, x.fb, x.tb, clock_timestamp(),
-                   op->>'meta', op->>'key', op->>'hash', op->>'reason'
+                   op->>'meta', op->>'key', op->>'hash', op->>'reason', v_lm[x.n::int]
             FROM unnest(v_ok, v_amt, v_fb, v_tb) WITH ORDINALITY AS x(ok, a, fb, tb, n),
                  LATERAL (SELECT p_ops -> (x.n::int - 1)) AS e(op)
             WHERE x.ok ORDER BY x.n
