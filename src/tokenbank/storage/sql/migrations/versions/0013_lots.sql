@@ -6,10 +6,10 @@
 -- rest). Accounts without lots read no lot row: ``has_lots`` comes with the row each debit already locks (op by
 -- op in tb_apply_one, for the whole call in tb_apply_transfers, which keeps plain transfers set-based whether
 -- their senders have lots or not). Lot rows change only under their owner's account lock (tb_apply and
--- tb_apply_transfers lock every account of the call first), so they need no lock of their own. The hybrid sync copies lots too
--- (tb_replicate_batch). This file is read by migration 0013 only; its functions replace 0011's tb_apply_one,
--- 0010's tb_apply_controlled and tb_apply_transfers, 0009's tb_controls_refusal, 0008's tb_apply and 0012's
--- tb_replicate_batch.
+-- tb_apply_transfers lock every account of the call first), so they need no lock of their own. The hybrid sync
+-- copies lots too (tb_replicate_batch). This file is read by migration 0013 only; its functions replace 0011's
+-- tb_apply_one, 0010's tb_apply_controlled and tb_apply_transfers, 0009's tb_controls_refusal, 0008's tb_apply
+-- and 0012's tb_replicate_batch.
 
 -- tb_lots_locked(token, user, now) -> bigint: what the account's lots hold that is not spendable at ``now`` (not
 -- yet available, or expired and not yet swept). PL/pgSQL, so its plan is kept for the session (a SQL function
