@@ -582,9 +582,9 @@ BEGIN
             INTO l_id, l_own, l_rem, l_exp, l_av
             FROM (SELECT l.id, u.r, l.remaining, l.expires_at, l.available_at
                   FROM unnest(v_uid) WITH ORDINALITY AS u(u, r)
-                       CROSS JOIN LATERAL (  -- an index probe per account with lots
-                           SELECT l.* FROM tb_lots l
-                           WHERE l.token = p_token AND l.user_id = u.u AND l.remaining > 0) l
+                       CROSS JOIN LATERAL (  -- an index probe per account with lots, whatever the statistics
+                           SELECT l.* FROM tb_lots l  -- say (OFFSET 0 keeps the subquery from becoming a join)
+                           WHERE l.token = p_token AND l.user_id = u.u AND l.remaining > 0 OFFSET 0) l
                   WHERE v_lotted[u.r]
                   ORDER BY u.r, l.expires_at ASC NULLS LAST, l.id COLLATE "C") s;
         l_old := l_rem;
@@ -729,9 +729,10 @@ BEGIN
     END IF;
 
     IF v_lots THEN  -- each lot the call took from, once, by its key
-        UPDATE tb_lots l SET remaining = x.r
-            FROM unnest(l_id, l_rem, l_old) AS x(id, r, o)
-            WHERE l.token = p_token AND l.id = x.id AND x.r <> x.o;
+        FOR v_k IN 1..COALESCE(cardinality(l_id), 0) LOOP
+            CONTINUE WHEN l_rem[v_k] = l_old[v_k];
+            UPDATE tb_lots SET remaining = l_rem[v_k] WHERE token = p_token AND id = l_id[v_k];
+        END LOOP;
     END IF;
 
     -- One statement writes it all: each changed account once, the journal rows in op order (seq follows the ops),
