@@ -127,6 +127,17 @@ SQL_SITES: dict[tuple[str, str], tuple[Status, ...]] = {
         (Status.SUPPLY_CAP_EXCEEDED,),
     ("SELECT (SELECT json_agg(CASE WHEN ins.id IS NULL THEN json_build_object('s', v_st[e.n])",
      "ELSE json_build_object('s', #, 't', json_build_array(row_to_json(ins)), 'h', NULL)"): (Status.OK,),
+    # 0013 (lots): every debit reads has_lots with its balance; an expiry with nothing to do is OK without a
+    # transaction; a funded grant counts in its funder's spend window; the set-based path leaves the locked part out
+    ("RETURNING balance, has_lots INTO v_from_bal, v_has;",
+     "IF NOT FOUND THEN RETURN jsonb_build_object('s', #); END IF;"): (Status.INSUFFICIENT_BALANCE,),
+    ("OR v_lot.expires_at IS NULL OR v_lot.expires_at > v_now THEN", "RETURN jsonb_build_object('s', #);"):
+        (Status.OK,),
+    ("v_res := tb_apply_one(p_token, p_op || '{\"ctl\": true}');",
+     "IF (v_res->>'s')::int = # AND (p_op->>'kind' IN ('transfer', 'burn', 'hold')"): (Status.OK,),
+    ("END IF;",
+     "IF v_s IS NULL AND v_bal[v_f] - v_locked < v_a - COALESCE(c_od[v_f], 0) THEN v_s := #; END IF;"):
+        (Status.INSUFFICIENT_BALANCE,),
 }  # fmt: skip
 
 

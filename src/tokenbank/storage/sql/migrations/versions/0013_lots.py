@@ -54,6 +54,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_context().dialect.name == "postgresql":
+        for statement in _functions_before():
+            op.execute(statement)
+        for signature in _NEW_FUNCTIONS:
+            op.execute(f"DROP FUNCTION {signature}")
     with op.batch_alter_table("tb_holds") as holds:
         holds.drop_column("lots")
     with op.batch_alter_table("tb_transactions") as transactions:
@@ -62,3 +67,29 @@ def downgrade() -> None:
     with op.batch_alter_table("tb_accounts") as accounts:
         accounts.drop_column("has_lots")
     op.drop_table("tb_lots")
+
+
+_NEW_FUNCTIONS = (
+    "tb_lots_locked(text, text, timestamptz)",
+    "tb_lots_take(text, text, bigint, timestamptz)",
+    "tb_lots_give_back(text, text, bigint, boolean)",
+    "tb_lots_json(jsonb)",
+)
+
+_BEFORE = {
+    "0011_overdraft_room.sql": ("tb_apply_one",),
+    "0010_overdraft.sql": ("tb_apply_controlled", "tb_apply_transfers"),
+    "0009_spend_totals.sql": ("tb_controls_refusal",),
+    "0008_account_controls.sql": ("tb_apply",),
+    "0012_replicate_upsert.sql": ("tb_replicate_batch",),
+}
+
+
+def _functions_before() -> list[str]:
+    """The functions 0013_lots.sql replaces, as the revisions before it define them."""
+    return [
+        statement
+        for filename, names in _BEFORE.items()
+        for statement in statements(filename)
+        if any(f"FUNCTION {name}(" in statement for name in names)
+    ]
