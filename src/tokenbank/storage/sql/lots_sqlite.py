@@ -42,7 +42,7 @@ _SPENDABLE = (
 """The account's spendable lots in spend order: soonest expiry first, no expiry last, then by id (byte order:
 SQLite's default BINARY collation)."""
 
-_TAKE = "UPDATE tb_lots SET remaining = remaining - ? WHERE token = ? AND id = ?"
+_MOVE = "UPDATE tb_lots SET remaining = remaining - ? WHERE token = ? AND id = ?"
 _INSERT_LOT = (
     "INSERT INTO tb_lots (token, id, user_id, amount, remaining, expires_at, available_at, category, created_at) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -72,16 +72,14 @@ class SqliteLots:
                     break
         finally:
             lots.close()
-        self._change([(lot_id, -units) for lot_id, units in moves])
+        self.apply(moves)
         return tuple(moves)
 
-    def give_back(self, moves: Sequence[tuple[str, int]]) -> None:
-        """Add each ``(lot, units)`` to the lot's remaining (expired or not: the next sweep takes it)."""
-        self._change(moves)
-
-    def _change(self, deltas: Sequence[tuple[str, int]]) -> None:
-        if deltas:
-            self.raw.executemany(_TAKE, [(-units, self.token, lot_id) for lot_id, units in deltas])
+    def apply(self, moves: Sequence[tuple[str, int]]) -> None:
+        """Apply moves as a transaction records them: each lot's remaining less ``units`` (a negative move gives
+        back, to an expired lot too: the next sweep takes it)."""
+        if moves:
+            self.raw.executemany(_MOVE, [(units, self.token, lot_id) for lot_id, units in moves])
 
     def create(self, lot_id: str, user_id: str, amount: int, expires_at: str | None, available_at: str | None,
                category: str | None, now: str) -> None:  # fmt: skip

@@ -399,7 +399,7 @@ class _Writer:
                 return OpResult(Status.CAPTURE_EXCEEDS_HOLD)
         rest = hold.amount - captured
         given = released(lot_moves(row.lots), rest)  # a capture moves no lot: the release gives back
-        self.lots.give_back(given)
+        self.lots.apply(given)
         from_balance = self._credit(hold.from_user_id, rest, release_held=hold.amount)
         to_balance = self._credit(hold.to_user_id, captured)
         self.conn.exec_driver_sql(
@@ -434,13 +434,13 @@ class _Writer:
         if debited is None:
             return OpResult(Status.INSUFFICIENT_BALANCE)
         # The original sender's lots get back exactly what the transfer took from them.
-        restored = lot_moves(original.lots)
-        self.lots.give_back(restored)
+        restored = tuple((lot_id, -units) for lot_id, units in lot_moves(original.lots))
+        self.lots.apply(restored)
         to_balance = self._credit(original.from_user_id, original.amount)
         tx = self._insert_tx(
             op, now, "reversal", original.amount, from_user_id=original.to_user_id,
             to_user_id=original.from_user_id, from_balance_after=debited[0], to_balance_after=to_balance,
-            reverses_id=original.id, lots=debited[1] + tuple((lot_id, -units) for lot_id, units in restored),
+            reverses_id=original.id, lots=debited[1] + restored,
         )  # fmt: skip
         return OpResult(Status.OK, (tx,))
 
