@@ -34,11 +34,14 @@ from tokenbank.exchanges import exchange
 from tokenbank.models import (
     AccountInfo,
     AuditEntry,
+    BalanceDetail,
     Check,
     Exchange,
     Hold,
     Holder,
     HoldStatus,
+    Lot,
+    LotMove,
     SettingDrift,
     Stake,
     StakeStatus,
@@ -49,6 +52,7 @@ from tokenbank.models import (
     TransferRequest,
     TransferResult,
     VerifyReport,
+    Vesting,
 )
 from tokenbank.services.formatter import FormatOptions
 from tokenbank.services.transactions import TransactionImport
@@ -59,6 +63,7 @@ __all__ = [
     "AccountFrozenError",
     "AccountInfo",
     "AuditEntry",
+    "BalanceDetail",
     "BalanceUpdate",
     "BatchAbortedError",
     "Check",
@@ -77,6 +82,8 @@ __all__ = [
     "InvalidAmountError",
     "InvalidRequestError",
     "LimitExceededError",
+    "Lot",
+    "LotMove",
     "MonitorNotFoundError",
     "PriceUnavailableError",
     "SettingDrift",
@@ -102,6 +109,7 @@ __all__ = [
     "TransferRequest",
     "TransferResult",
     "VerifyReport",
+    "Vesting",
     "WebhookNotFoundError",
     "__version__",
     "exchange",

@@ -24,13 +24,16 @@ from tokenbank.health import HealthReport, check_health
 from tokenbank.ids import check_lookup_id
 from tokenbank.ledger import Ledger
 from tokenbank.logs import use_json_logs
+from tokenbank.lots import LotsService
 from tokenbank.metrics import Metrics, metrics_available
 from tokenbank.models import (
     AccountInfo,
     AuditEntry,
+    BalanceDetail,
     Check,
     Hold,
     Holder,
+    Lot,
     SettingDrift,
     Stake,
     TokenInfo,
@@ -38,6 +41,7 @@ from tokenbank.models import (
     TransferRequest,
     TransferResult,
     VerifyReport,
+    Vesting,
 )
 from tokenbank.operations import check_page
 from tokenbank.services.accounts import AccountsService
@@ -49,7 +53,7 @@ from tokenbank.services.transactions import TransactionsService
 from tokenbank.settings import Settings
 from tokenbank.staking import StakingService
 from tokenbank.storage.base import Storage
-from tokenbank.storage.capabilities import SyncOperations
+from tokenbank.storage.capabilities import LotStore, SyncOperations
 from tokenbank.token_config import UNSET, Unset
 from tokenbank.tracing import instrument
 
@@ -101,6 +105,7 @@ class TokenBank:
         self.chain = ChainService(self.ledger)
         self.accounts = AccountsService(self.ledger)
         self._staking = StakingService(self.ledger)
+        self._lots = LotsService(self.ledger)
         self._metrics: Metrics | None = Metrics.for_ledger(self.ledger) if metrics_available() else None
         self.ledger.observer = self._metrics
 
@@ -386,6 +391,60 @@ class TokenBank:
         """Raises StakeNotFoundError."""
         return await self._staking.get_stake(stake_id)
 
+    async def grant(
+        self,
+        to_user_id: str,
+        amount: AmountInput,
+        *,
+        expires_at: datetime | None = None,
+        available_at: datetime | None = None,
+        category: str | None = None,
+        from_user_id: str | None = None,
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Transaction:
+        """Credit ``amount`` as a lot, spendable from ``available_at`` until ``expires_at`` (see docs/lots.md);
+        minted from the supply, or funded by ``from_user_id``. Raises InvalidRequestError, InvalidAmountError,
+        SupplyCapExceededError, InsufficientBalanceError and the accounts' controls."""
+        return await self._lots.grant(to_user_id, amount, expires_at=expires_at, available_at=available_at,
+                                      category=category, from_user_id=from_user_id, idempotency_key=idempotency_key,
+                                      metadata=metadata, reason=reason)  # fmt: skip
+
+    async def vest(
+        self,
+        to_user_id: str,
+        amount: AmountInput,
+        *,
+        start: datetime,
+        duration: timedelta,
+        cliff: timedelta | None = None,
+        interval: timedelta = timedelta(days=30),
+        from_user_id: str | None = None,
+        category: str | None = "vesting",
+        idempotency_key: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        reason: str | None = None,
+    ) -> Vesting:
+        """Grant ``amount`` as lots maturing every ``interval`` from ``start`` to ``start + duration``, none before
+        the ``cliff``, in one atomic write. Raises what :meth:`grant` raises."""
+        return await self._lots.vest(to_user_id, amount, start=start, duration=duration, cliff=cliff,
+                                     interval=interval, from_user_id=from_user_id, category=category,
+                                     idempotency_key=idempotency_key, metadata=metadata, reason=reason)  # fmt: skip
+
+    async def get_lots(self, user_id: str) -> list[Lot]:
+        """The account's credit lots with something left, in spend order."""
+        return await self._lots.get_lots(user_id)
+
+    async def get_balance_detail(self, user_id: str) -> BalanceDetail:
+        """Available, held, pending and expired amounts, and the account's lots."""
+        return await self._lots.balance_detail(user_id)
+
+    async def expire_lots(self, now: datetime | None = None) -> int:
+        """Move what is left of every lot expired at ``now`` (default: the bank's clock) to the breakage account
+        (TOKEN_BREAKAGE_ACCOUNT); returns how many lots expired. The background sweep runs it with the holds."""
+        return await self._lots.expire_lots(now)
+
     async def get_hold(self, hold_id: str) -> Hold:
         with blame("hold_id"):
             hold_id = check_lookup_id(hold_id, "hold")
@@ -406,6 +465,8 @@ class TokenBank:
             try:
                 await self.ledger.expire_holds()  # not the public method: no span every sweep interval
                 await self.ledger.prune_spends()
+                if isinstance(self.storage, LotStore):
+                    await self._lots.expire_lots()
             except TokenBankError as exc:
                 logger.warning("hold expiry sweep failed: %s", exc, extra={"operation": "expire_holds"})
 

@@ -6,8 +6,8 @@ import json
 from typing import Any
 
 from tokenbank.amounts import from_base_units
-from tokenbank.models import Hold, HoldStatus, TokenInfo, Transaction, TransactionType
-from tokenbank.storage.base import HoldRecord, TokenRecord, TxRecord
+from tokenbank.models import Hold, HoldStatus, Lot, LotMove, TokenInfo, Transaction, TransactionType
+from tokenbank.storage.base import HoldRecord, LotRecord, TokenRecord, TxRecord
 
 
 def _metadata(text: str | None) -> dict[str, Any] | None:
@@ -28,6 +28,23 @@ def transaction(record: TxRecord, decimals: int) -> Transaction:
         reason=record.reason,
         hold_id=record.hold_id,
         reverses_id=record.reverses_id,
+        lot_moves=tuple(LotMove(lot_id, from_base_units(units, decimals)) for lot_id, units in record.lots),
+        expires_at=record.expires_at,
+        available_at=record.available_at,
+        category=record.category,
+    )
+
+
+def lot(record: LotRecord, decimals: int) -> Lot:
+    return Lot(
+        id=record.id,
+        user_id=record.user_id,
+        amount=from_base_units(record.remaining, decimals),
+        granted=from_base_units(record.amount, decimals),
+        expires_at=record.expires_at,
+        available_at=record.available_at,
+        category=record.category,
+        created_at=record.created_at,
     )
 
 

@@ -45,6 +45,8 @@ _SIDES: dict[str, tuple[int, int]] = {
     "hold": (-1, 0),
     "capture": (0, 1),
     "void": (1, 0),
+    "grant": (-1, 1),  # minted when it has no sender
+    "expire": (-1, 1),
 }
 
 

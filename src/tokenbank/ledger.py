@@ -39,6 +39,7 @@ from tokenbank.settings import Settings
 from tokenbank.splits import plan_split
 from tokenbank.status import Status
 from tokenbank.storage.base import OpKind, OpResult, Storage, TokenRecord, WriteOp, storage_from_settings
+from tokenbank.storage.capabilities import LotStore
 from tokenbank.token_config import changes_for, check_decimals, find_drift
 from tokenbank.tracing import note_batch
 
@@ -242,8 +243,15 @@ class Ledger:
         with blame("user_id"):
             check_account_id(user_id)
         await self.token_record()
-        balances = await self.storage.get_balances([user_id])
+        balances = await self.spendable([user_id])
         return from_base_units(balances[user_id], self.decimals)
+
+    async def spendable(self, user_ids: Sequence[str]) -> dict[str, int]:
+        """What each account can spend now (base units): its balance, less what its credit lots hold locked."""
+        storage = self.storage
+        if isinstance(storage, LotStore):
+            return await storage.spendable_balances(user_ids, self.ops.now())
+        return await storage.get_balances(user_ids)
 
     # events ------------------------------------------------------------------------------------------------
     async def start_event_feed(self) -> None:
@@ -407,7 +415,7 @@ class Ledger:
         balances: dict[str, int] = {}
         if debits:
             try:
-                balances = await self.storage.get_balances(sorted({user for user, _ in debits.values()}))
+                balances = await self.spendable(sorted({user for user, _ in debits.values()}))
                 for user in balances:  # an overdraft is available too: down to minus its limit
                     controls = await self.storage.get_controls(user, self.ops.now())
                     if controls is not None and controls.overdraft:

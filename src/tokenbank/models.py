@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,8 @@ class TransactionType(StrEnum):
     CAPTURE = "capture"
     VOID = "void"
     REVERSAL = "reversal"
+    GRANT = "grant"
+    EXPIRE = "expire"
 
 
 class HoldStatus(StrEnum):
@@ -62,6 +64,61 @@ class SettingDrift:
 
 
 @dataclass(frozen=True, slots=True)
+class LotMove:
+    """One lot a transaction touched: ``amount`` taken from it (positive) or given back to it (negative)."""
+
+    lot_id: str
+    amount: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Lot:
+    """A credit lot: what is left (``amount``) of what a grant gave (``granted``), spendable from
+    ``available_at`` (None: at once) until ``expires_at`` (None: never)."""
+
+    id: str
+    user_id: str
+    amount: Decimal
+    granted: Decimal
+    expires_at: datetime | None
+    available_at: datetime | None
+    category: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceDetail:
+    """Where an account's tokens stand now: ``available`` (spendable), ``held`` (reserved by pending holds and
+    stakes), ``pending`` (lots not yet available), ``expired`` (lots past their expiry that the sweep has not moved
+    to the breakage account yet); ``expiring`` the lots with an expiry, soonest first, and ``lots`` every lot
+    with something left, in spend order. available + pending + expired is the account's balance."""
+
+    user_id: str
+    available: Decimal
+    held: Decimal
+    pending: Decimal
+    expired: Decimal
+    expiring: list[Lot]
+    lots: list[Lot]
+
+
+@dataclass(frozen=True, slots=True)
+class Vesting:
+    """A schedule of maturing lots: ``amount`` granted to ``user_id`` in tranches becoming spendable every
+    ``interval`` from ``start`` (none before ``cliff``) until ``start + duration``."""
+
+    id: str
+    user_id: str
+    amount: Decimal
+    start: datetime
+    duration: timedelta
+    cliff: timedelta
+    interval: timedelta
+    lots: list[Lot]
+    replayed: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Transaction:
     id: str
     seq: int
@@ -75,6 +132,14 @@ class Transaction:
     reason: str | None = None
     hold_id: str | None = None
     reverses_id: str | None = None
+    lot_moves: tuple[LotMove, ...] = ()
+    """What the transaction took from credit lots (positive) or gave back to them (negative), in order."""
+    expires_at: datetime | None = None
+    """A grant's lot: when it expires (None: never, or not a grant)."""
+    available_at: datetime | None = None
+    """A grant's lot: when it becomes spendable (None: at once, or not a grant)."""
+    category: str | None = None
+    """A grant's lot: its category."""
     replayed: bool = field(default=False, compare=False)
     """True when this call was answered from an earlier write with the same idempotency key (nothing new
     was applied); set on what ``transfer``, ``mint``, ``burn``, ``reverse`` and ``transfer_many`` return."""

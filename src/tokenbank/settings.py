@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     treasury_account: str = Field(
         "treasury", min_length=1, max_length=128, validation_alias=_env("TOKEN_TREASURY_ACCOUNT", "treasury_account")
     )
+    breakage_account: str = Field(
+        "breakage", min_length=1, max_length=128, validation_alias=_env("TOKEN_BREAKAGE_ACCOUNT", "breakage_account")
+    )
+    """The account that receives what is left of credit lots when they expire."""
     leaderboard_exclude: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, validation_alias=_env("TOKEN_LEADERBOARD_EXCLUDE", "leaderboard_exclude")
     )

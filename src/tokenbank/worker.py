@@ -26,6 +26,7 @@ from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError, TokenBankError, TransactionStateError
 from tokenbank.services.delivery import Backoff, Dispatcher
 from tokenbank.settings import StorageMode
+from tokenbank.storage.capabilities import LotStore
 from tokenbank.storage.durable import EventState
 
 if TYPE_CHECKING:  # hybrid mode needs the redis extra: imported when a sync job starts
@@ -119,6 +120,8 @@ class HoldSweepJob:
     async def run_once(self) -> int:
         voided = await self._bank.ledger.expire_holds()
         await self._bank.ledger.prune_spends()
+        if isinstance(self._bank.storage, LotStore):
+            voided += await self._bank.expire_lots()
         return voided
 
     async def stop(self) -> None:

@@ -2,11 +2,14 @@
 
 The account set is small and amounts are large relative to balances, so refusals (insufficient balance,
 supply cap, settled holds, second reversals, frozen accounts, maximum balances, spend windows, stakes unstaked too
-early) happen as often
+early, lots not yet available or expired) happen as often
 as successes. Time is the bank's controllable clock, moved by a rule of its own: holds expire (a capture after
 the expiry is refused, the sweep voids exactly the holds due), freezes end at their ``until``, and spends leave
 their account's window exactly one window length after they were made (a change of the window's length forgets what
-had left the old one; a removal forgets every spend).
+had left the old one; a removal forgets every spend). Credit lots are granted with and without an expiry and a
+maturity: every debit must take them in the spend order the model computes (soonest expiry first, then no expiry,
+then the plain balance), a void and a reversal must give back to the same lots, and the expiry sweep must move
+exactly the expired remainders to the breakage account.
 A second token (gems, whole units, no account controls) on the same store takes part through exchanges; an
 in-memory SQLite database belongs to one bank, so there the machine has no second token.
 Runs on every backend.
@@ -42,12 +45,14 @@ from tokenbank import (
     InsufficientBalanceError,
     InvalidAccountError,
     InvalidAmountError,
+    InvalidRequestError,
     LimitExceededError,
     StakeLockedError,
     StakeStatus,
     SupplyCapExceededError,
     TokenBank,
     TokenBankError,
+    Transaction,
     TransactionStateError,
     TransferRequest,
     exchange,
@@ -86,6 +91,33 @@ def as_input(amount: int, form: str) -> Any:
     return tokens(amount) if form == "decimal" else format(tokens(amount), "f")
 
 
+Moves = list[tuple[str, int]]
+"""(lot id, units) a debit took from lots, in order."""
+LOT_EXPIRIES = st.sampled_from([None, 30, 120, 3600])
+"""Seconds from the grant until a lot expires (None: never)."""
+LOT_DELAYS = st.sampled_from([None, None, 60])
+"""Seconds from the grant until a lot becomes spendable (None: at once)."""
+BREAKAGE = "breakage"
+
+
+@dataclass
+class ModelLot:
+    id: str
+    owner: str
+    remaining: int
+    expires_at: datetime | None
+    available_at: datetime | None
+
+    def spendable(self, now: datetime) -> bool:
+        return (self.available_at is None or self.available_at <= now) and (
+            self.expires_at is None or self.expires_at > now
+        )
+
+    def order(self) -> tuple[bool, datetime | None, str]:
+        """The spend order: soonest expiry first, then no expiry; by id within a moment."""
+        return (self.expires_at is None, self.expires_at, self.id)
+
+
 @dataclass
 class ModelHold:
     sender: str
@@ -93,6 +125,7 @@ class ModelHold:
     amount: int
     expires_at: datetime
     status: HoldStatus = HoldStatus.PENDING
+    moves: Moves | None = None
 
 
 @dataclass
@@ -102,6 +135,7 @@ class ModelStake:
     reward: int
     unlock_at: datetime
     released: bool = False
+    moves: Moves | None = None
 
 
 @dataclass(frozen=True)
@@ -110,6 +144,7 @@ class ModelTransfer:
     sender: str
     receiver: str
     amount: int
+    moves: tuple[tuple[str, int], ...] = ()
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -139,9 +174,10 @@ class LedgerMachine(RuleBasedStateMachine):
             )
             self.gems = TokenBank(gem_settings, clock=self.clock)
             self.run(self.gems.open())
-        self.balance = dict.fromkeys(ACCOUNTS, 0)
+        self.balance = dict.fromkeys((*ACCOUNTS, BREAKAGE), 0)  # the whole balance, lots included
         self.balance["treasury"] = INITIAL
-        self.held = dict.fromkeys(ACCOUNTS, 0)
+        self.lots: dict[str, ModelLot] = {}
+        self.held = dict.fromkeys((*ACCOUNTS, BREAKAGE), 0)
         self.supply = INITIAL
         self.model_holds: dict[str, ModelHold] = {}
         self.model_stakes: dict[str, ModelStake] = {}
@@ -170,9 +206,44 @@ class LedgerMachine(RuleBasedStateMachine):
             self.spends.append((account, self.clock.now(), amount))
 
     def short(self, account: str, amount: int, balance: dict[str, int] | None = None) -> bool:
-        """Whether debiting ``amount`` would take the account below zero, or below minus its overdraft."""
+        """Whether debiting ``amount`` would take what the account can spend (its balance less its locked lots)
+        below zero, or below minus its overdraft."""
         balance = self.balance if balance is None else balance
-        return balance[account] - amount < -self.overdraft.get(account, 0)
+        return balance[account] - self.locked(account) - amount < -self.overdraft.get(account, 0)
+
+    def locked(self, account: str) -> int:
+        """What the account's lots hold that cannot be spent now (not yet available, or expired)."""
+        now = self.clock.now()
+        return sum(lot.remaining for lot in self.lots.values() if lot.owner == account and not lot.spendable(now))
+
+    def open_lots(self, account: str) -> list[ModelLot]:
+        return sorted((lot for lot in self.lots.values() if lot.owner == account and lot.remaining > 0),
+                      key=ModelLot.order)  # fmt: skip
+
+    def take(self, account: str, amount: int) -> Moves:
+        """A debit's lot moves: its spendable lots in spend order, each up to what is still needed."""
+        now, moves = self.clock.now(), []
+        for lot in self.open_lots(account):
+            if amount == 0:
+                break
+            if lot.spendable(now):
+                part = min(lot.remaining, amount)
+                lot.remaining -= part
+                amount -= part
+                moves.append((lot.id, part))
+        return moves
+
+    def give_back(self, moves: Moves, amount: int) -> Moves:
+        """A release of ``amount`` of a hold that took ``moves``: the last lot taken first (negative moves)."""
+        back = []
+        for lot_id, part in reversed(moves):
+            if amount == 0:
+                break
+            share = min(part, amount)
+            self.lots[lot_id].remaining += share
+            amount -= share
+            back.append((lot_id, -share))
+        return back
 
     def controls_refuse(
         self,
@@ -219,10 +290,12 @@ class LedgerMachine(RuleBasedStateMachine):
             return multiple()
         tx = self.run(call)
         assert (tx.from_user_id, tx.to_user_id, tx.amount) == (sender, receiver, tokens(amount))
+        moves = self.take(sender, amount)
+        assert _moves(tx) == moves
         self.balance[sender] -= amount
         self.balance[receiver] += amount
         self.spend(sender, amount)
-        return ModelTransfer(tx.id, sender, receiver, amount)
+        return ModelTransfer(tx.id, sender, receiver, amount, tuple(moves))
 
     @rule(target=irreversible, receiver=accounts, amount=units, form=forms)
     def mint(self, receiver: str, amount: int, form: str) -> Any:
@@ -248,6 +321,7 @@ class LedgerMachine(RuleBasedStateMachine):
             self.refused(call, InsufficientBalanceError)
             return multiple()
         tx = self.run(call)
+        assert _moves(tx) == self.take(sender, amount)
         self.balance[sender] -= amount
         self.supply -= amount
         self.spend(sender, amount)
@@ -287,6 +361,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert [type(r.error) if r.error else None for r in results] == expected
         self.balance = balance
         for sender, amount in applied:
+            self.take(sender, amount)
             self.spend(sender, amount)
 
     @rule(
@@ -327,10 +402,12 @@ class LedgerMachine(RuleBasedStateMachine):
         for tx in txs:
             assert tx.from_user_id == sender and tx.to_user_id is not None
             leg = int(tx.amount.scaleb(DECIMALS))
+            moves = self.take(sender, leg)
+            assert _moves(tx) == moves
             self.balance[sender] -= leg
             self.balance[tx.to_user_id] += leg
             self.spend(sender, leg)
-            moved.append(ModelTransfer(tx.id, sender, tx.to_user_id, leg))
+            moved.append(ModelTransfer(tx.id, sender, tx.to_user_id, leg, tuple(moves)))
         return multiple(*moved)
 
     @precondition(lambda self: self.gems is not None)
@@ -357,6 +434,7 @@ class LedgerMachine(RuleBasedStateMachine):
         assert (done.pay.from_user_id, done.pay.amount, done.receive.to_user_id, done.receive.amount) == (
             user, tokens(amount), user, gems,
         )  # fmt: skip
+        assert _moves(done.pay) == self.take(user, amount)
         self.balance[user] -= amount
         self.balance[counterparty] += amount
         self.spend(user, amount)
@@ -382,10 +460,11 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance[sender] -= amount
         self.held[sender] += amount
         self.spend(sender, amount)
-        self.model_holds[hold.id] = ModelHold(sender, receiver, amount, expires_at)
+        self.model_holds[hold.id] = ModelHold(sender, receiver, amount, expires_at, moves=self.take(sender, amount))
         return hold.id
 
     def _release(self, hold: ModelHold, captured: int, status: HoldStatus) -> None:
+        self.give_back(hold.moves or [], hold.amount - captured)
         self.held[hold.sender] -= hold.amount
         self.balance[hold.sender] += hold.amount - captured
         self.balance[hold.receiver] += captured
@@ -446,7 +525,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance[user] -= amount
         self.held[user] += amount
         self.spend(user, amount)
-        self.model_stakes[stake.id] = ModelStake(user, amount, reward, unlock_at)
+        self.model_stakes[stake.id] = ModelStake(user, amount, reward, unlock_at, moves=self.take(user, amount))
         return stake.id
 
     @rule(stake_id=stakes)
@@ -470,10 +549,57 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             released = self.run(call)
             assert released.status is StakeStatus.RELEASED and not released.replayed
+            self.give_back(stake.moves or [], stake.amount)
             self.balance[stake.user] += stake.amount + stake.reward
             self.held[stake.user] -= stake.amount
             self.supply += stake.reward
             stake.released = True
+
+    # credit lots ----------------------------------------------------------------------------------------
+    @rule(receiver=accounts, amount=units, funder=st.none() | accounts, expiry=LOT_EXPIRIES, delay=LOT_DELAYS)
+    def grant(self, receiver: str, amount: int, funder: str | None, expiry: int | None, delay: int | None) -> None:
+        """A lot minted (within the cap) or paid by ``funder`` (a debit like a transfer's), refused as a mint or a
+        transfer would be; it is spendable from ``delay`` until ``expiry`` seconds from now."""
+        now = self.clock.now()
+        expires_at = None if expiry is None else now + timedelta(seconds=expiry)
+        available_at = None if delay is None else now + timedelta(seconds=delay)
+        call = self.bank.grant(receiver, tokens(amount), expires_at=expires_at, available_at=available_at,
+                               from_user_id=funder)  # fmt: skip
+        if funder == receiver or (expires_at and available_at and available_at >= expires_at):
+            self.refused(call, InvalidRequestError)
+            return
+        if refusal := self.controls_refuse(funder, receiver, amount):
+            self.refused(call, refusal)
+            return
+        if funder is None and self.supply + amount > MAX_SUPPLY:
+            self.refused(call, SupplyCapExceededError)
+            return
+        if funder is not None and self.short(funder, amount):
+            self.refused(call, InsufficientBalanceError)
+            return
+        tx = self.run(call)
+        assert (tx.from_user_id, tx.to_user_id, tx.amount, tx.expires_at, tx.available_at) == (
+            funder, receiver, tokens(amount), expires_at, available_at,
+        )  # fmt: skip
+        if funder is None:
+            self.supply += amount
+        else:
+            assert _moves(tx) == self.take(funder, amount)
+            self.balance[funder] -= amount
+            self.spend(funder, amount)
+        self.balance[receiver] += amount
+        self.lots[tx.id] = ModelLot(tx.id, receiver, amount, expires_at, available_at)
+
+    @rule()
+    def expire_lots(self) -> None:
+        """The lot sweep at the clock's time: exactly the expired remainders move to the breakage account."""
+        now = self.clock.now()
+        due = [lot for lot in self.lots.values() if lot.remaining and lot.expires_at and lot.expires_at <= now]
+        assert self.run(self.bank.expire_lots()) == len(due)
+        for lot in due:
+            self.balance[lot.owner] -= lot.remaining
+            self.balance[BREAKAGE] += lot.remaining
+            lot.remaining = 0
 
     # time -----------------------------------------------------------------------------------------------
     @rule(seconds=steps)
@@ -493,6 +619,10 @@ class LedgerMachine(RuleBasedStateMachine):
         else:
             reversal = self.run(call)
             assert (reversal.from_user_id, reversal.to_user_id, reversal.reverses_id) == (tx.receiver, tx.sender, tx.id)
+            taken = self.take(tx.receiver, tx.amount)
+            for lot_id, part in tx.moves:  # the sender gets back exactly what the transfer took from its lots
+                self.lots[lot_id].remaining += part
+            assert _moves(reversal) == [*taken, *((lot_id, -part) for lot_id, part in tx.moves)]
             self.balance[tx.receiver] -= tx.amount
             self.balance[tx.sender] += tx.amount
             self.reversed.add(tx.id)
@@ -602,7 +732,12 @@ class LedgerMachine(RuleBasedStateMachine):
         assert sum(self.balance.values()) + sum(self.held.values()) == self.supply  # the model itself conserves
         assert all(v >= -self.overdraft.get(a, 0) for a, v in self.balance.items())  # signed, down to -L
         assert all(v >= 0 for v in self.held.values())
-        assert await bank.get_balances(list(ACCOUNTS)) == {a: tokens(v) for a, v in self.balance.items()}
+        assert all(lot.remaining >= 0 for lot in self.lots.values())
+        spendable = {a: tokens(v - self.locked(a)) for a, v in self.balance.items()}
+        assert await bank.get_balances(list(self.balance)) == spendable
+        for account in ACCOUNTS:
+            lots = [(lot.id, lot.amount) for lot in await bank.get_lots(account)]
+            assert lots == [(lot.id, tokens(lot.remaining)) for lot in self.open_lots(account)], account
         for account in ACCOUNTS:
             assert await bank.get_held_balance(account) == tokens(self.held[account]), account
         assert await bank.get_total_supply() == tokens(self.supply)
@@ -628,6 +763,11 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.run(self.gems.close())
             self.run(self.bank.close())
             self.runner.close()
+
+
+def _moves(tx: Transaction) -> Moves:
+    """A transaction's lot moves in base units."""
+    return [(move.lot_id, int(move.amount.scaleb(DECIMALS))) for move in tx.lot_moves]
 
 
 def test_ledger_matches_the_model(backend: BoundBackend) -> None:

@@ -239,7 +239,8 @@ async def test_openapi_amounts_are_strings(app: FastAPI) -> None:
         "/holds/{hold_id}/capture", "/holds/{hold_id}/void", "/transactions/{transaction_id}/reverse",
         "/transactions/{transaction_id}", "/leaderboard", "/health", "/metrics", "/accounts/{user_id}",
         "/accounts/{user_id}/freeze", "/accounts/{user_id}/unfreeze", "/accounts/{user_id}/close",
-        "/accounts/{user_id}/limits", "/stakes", "/stakes/{stake_id}", "/stakes/{stake_id}/unstake",
+        "/accounts/{user_id}/limits", "/stakes", "/stakes/{stake_id}", "/stakes/{stake_id}/unstake", "/grants",
+        "/vestings", "/accounts/{user_id}/lots",
     }  # fmt: skip
     assert set(schema["paths"]) == expected
 

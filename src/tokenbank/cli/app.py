@@ -15,6 +15,7 @@ from tokenbank.cli import (
     exchange,
     export,
     ledger,
+    lots,
     migrate,
     split,
     stake,
@@ -79,6 +80,7 @@ def root(
 ledger.register(app)
 split.register(app)
 stake.register(app)
+lots.register(app)
 exchange.register(app)
 chain.register(app)
 demo.register(app)

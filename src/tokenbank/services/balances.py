@@ -35,7 +35,7 @@ class BalancesService:
         ids = [check_account_id(user_id) for user_id in user_ids]
         ledger = self._ledger
         await ledger.token_record()
-        balances = await ledger.storage.get_balances(list(dict.fromkeys(ids)))
+        balances = await ledger.spendable(list(dict.fromkeys(ids)))
         return {user_id: from_base_units(units, ledger.decimals) for user_id, units in balances.items()}
 
     async def get_held_balance(self, user_id: str) -> Decimal:

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from tokenbank.models import Transaction
+from tokenbank.models import Transaction, TransactionType
 
 TRANSACTION_CREATED = "transaction.created"
 BALANCE_THRESHOLD = "balance.threshold"
@@ -16,7 +16,7 @@ EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_THRESHOLD)
 def transaction_data(tx: Transaction) -> dict[str, Any]:
     """A transaction as JSON carries it (webhook payloads, the CLI's ``--json``, ``events tail``): amounts exact
     as strings, never scientific; timestamps UTC to the microsecond the ledger stores."""
-    return {
+    data: dict[str, Any] = {
         "id": tx.id,
         "seq": tx.seq,
         "type": tx.type.value,
@@ -30,6 +30,17 @@ def transaction_data(tx: Transaction) -> dict[str, Any]:
         "hold_id": tx.hold_id,
         "reverses_id": tx.reverses_id,
     }
+    if tx.lot_moves:
+        data["lot_moves"] = [{"lot_id": move.lot_id, "amount": format(move.amount, "f")} for move in tx.lot_moves]
+    if tx.type is TransactionType.GRANT:
+        data["expires_at"] = _iso(tx.expires_at)
+        data["available_at"] = _iso(tx.available_at)
+        data["category"] = tx.category
+    return data
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def body(event_type: str, at: datetime, data: dict[str, Any]) -> str:

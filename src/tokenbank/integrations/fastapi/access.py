@@ -51,6 +51,8 @@ class Action(StrEnum):
     STAKE = "stake"
     STAKE_READ = "stake.read"
     UNSTAKE = "unstake"
+    GRANT = "grant"
+    LOTS_READ = "lots.read"
     TRANSACTION_READ = "transaction.read"
     LEADERBOARD_READ = "leaderboard.read"
     HEALTH_READ = "health.read"

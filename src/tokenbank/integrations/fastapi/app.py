@@ -92,7 +92,7 @@ def create_app(
     # Reads are open by design (the key guards the writes); without a key only a loopback server may get here.
     router = create_router(
         prefix=prefix, authorize=authorize, mutation_dependencies=guard, allow_anonymous=True, decimals=decimals,
-        account_controls=True, exchange_banks=exchange_banks, staking=True,
+        account_controls=True, exchange_banks=exchange_banks, staking=True, lots=True,
     )  # fmt: skip
     app.include_router(router)
     if dashboard:

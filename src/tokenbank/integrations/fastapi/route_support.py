@@ -18,7 +18,7 @@ from tokenbank.errors import HoldNotFoundError, StakeNotFoundError, TransactionN
 from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH
 from tokenbank.integrations.fastapi.field_types import ID_PATTERN, MAX_LOOKUP_ID_LENGTH
 from tokenbank.integrations.fastapi.lifespan import get_token_bank
-from tokenbank.models import Hold, Stake, Transaction
+from tokenbank.models import Hold, Stake, Transaction, Vesting
 
 REPLAYED_HEADER = "Idempotent-Replayed"
 
@@ -80,7 +80,7 @@ def replay_response(model: type[Any]) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def mark_replay(response: Response, result: Transaction | Hold | Stake) -> Any:
+def mark_replay(response: Response, result: Transaction | Hold | Stake | Vesting) -> Any:
     """A first write answers 201; a replayed one 200 with ``Idempotent-Replayed: true``."""
     if result.replayed:
         response.status_code = 200

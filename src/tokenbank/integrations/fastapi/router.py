@@ -24,6 +24,7 @@ from tokenbank.integrations.fastapi.body_limit import MAX_BODY_BYTES, body_limit
 from tokenbank.integrations.fastapi.exchange_routes import add_exchange_route, check_exchange_banks
 from tokenbank.integrations.fastapi.field_types import MAX_DECIMALS
 from tokenbank.integrations.fastapi.hold_routes import add_hold_routes
+from tokenbank.integrations.fastapi.lot_routes import add_lot_routes
 from tokenbank.integrations.fastapi.read_routes import add_read_routes
 from tokenbank.integrations.fastapi.route_support import COMMON_ERRORS, REPLAYED_HEADER, format_amount
 from tokenbank.integrations.fastapi.schemas import request_bodies
@@ -46,6 +47,7 @@ def create_router(
     account_controls: bool = False,
     exchange_banks: Mapping[str, TokenBank] | None = None,
     staking: bool = False,
+    lots: bool = False,
 ) -> APIRouter:
     """The tokenbank REST API. Needs the bank on ``app.state`` (see ``token_bank_lifespan``) and the app's
     ``install_error_handlers(app)`` for ``{code, message, param}`` error bodies.
@@ -63,7 +65,9 @@ def create_router(
     tokens on the same store (actions ``exchange`` and ``exchange.counterparty``; see docs/exchange.md): off by
     default for the same reason. ``staking=True`` adds ``POST /stakes``, ``GET /stakes/{stake_id}`` and
     ``POST /stakes/{stake_id}/unstake`` (actions ``stake``, ``stake.read``, ``unstake``; see docs/staking.md): off by
-    default, as a stake's body sets the reward the unstake mints.
+    default, as a stake's body sets the reward the unstake mints. ``lots=True`` adds ``POST /grants``,
+    ``POST /vestings`` and ``GET /accounts/{user_id}/lots`` (actions ``grant`` and ``lots.read``; see
+    docs/lots.md): off by default, as a grant mints.
 
     Raises ConfigurationError without a guard or for a bad ``decimals`` / ``max_body_bytes``."""
     if authorize is None and not dependencies and not allow_anonymous:
@@ -101,6 +105,8 @@ def create_router(
         add_exchange_route(router, allow, writes, exchanges)
     if staking:
         add_stake_routes(router, allow, writes)
+    if lots:
+        add_lot_routes(router, allow, writes)
     return router
 
 

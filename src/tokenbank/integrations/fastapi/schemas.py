@@ -248,6 +248,12 @@ class Transaction(BaseModel):
     reason: str | None
     hold_id: str | None
     reverses_id: str | None
+    lot_moves: list[LotMove] = Field(
+        default_factory=list, description="Credit lots it took from (positive) or gave back to (negative)."
+    )
+    expires_at: datetime | None = Field(None, description="A grant's lot: when it expires.")
+    available_at: datetime | None = Field(None, description="A grant's lot: when it becomes spendable.")
+    category: str | None = Field(None, description="A grant's lot: its category.")
 
     @classmethod
     def of(cls, tx: models.Transaction) -> Transaction:
@@ -255,7 +261,14 @@ class Transaction(BaseModel):
             id=tx.id, seq=tx.seq, type=tx.type, from_user_id=tx.from_user_id, to_user_id=tx.to_user_id,
             amount=amount_text(tx.amount), timestamp=tx.timestamp, metadata=tx.metadata,
             idempotency_key=tx.idempotency_key, reason=tx.reason, hold_id=tx.hold_id, reverses_id=tx.reverses_id,
+            lot_moves=[LotMove(lot_id=m.lot_id, amount=amount_text(m.amount)) for m in tx.lot_moves],
+            expires_at=tx.expires_at, available_at=tx.available_at, category=tx.category,
         )  # fmt: skip
+
+
+class LotMove(BaseModel):
+    lot_id: str
+    amount: OutAmount
 
 
 class Hold(BaseModel):
