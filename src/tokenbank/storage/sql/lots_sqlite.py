@@ -1,8 +1,8 @@
 """Credit lots in SQLite's writer: what a debit takes from the debited account's lots, what a release gives back,
 a grant's new lot and an expiry's sweep (the rules of docs/lots.md, as PostgreSQL's 0013_lots.sql applies them).
 
-An account's lots are read only when its row says ``has_lots``: the debit's own UPDATE checks the locked part
-(pending or expired lots) in its WHERE, behind ``NOT has_lots OR``, so an account without lots reads no lot row.
+An account's lots are read only when its row says ``has_lots`` (which the debit's UPDATE returns): an account
+without lots reads no lot row. One read of an account's open lots gives both what they lock and the spend order.
 Times are SQLite's stored text (``sqlite_time``), which orders as the moments do.
 """
 
@@ -13,19 +13,15 @@ from typing import Any
 
 from tokenbank.storage.base import LotMoves
 
-_LOCKED = (
-    "SELECT coalesce(sum(remaining), 0) FROM tb_lots WHERE token = ?3 AND user_id = ?4 AND remaining > 0 "
-    "AND (available_at > ?6 OR expires_at <= ?6)"
-)
-"""What the account's lots hold locked at ``now`` (?6): not yet available, or expired and not yet swept."""
-
 DEBIT = (
-    "UPDATE tb_accounts SET balance = balance - ?1, held = held + ?2 "
-    f"WHERE token = ?3 AND user_id = ?4 AND balance >= ?5 AND (NOT has_lots OR balance - ({_LOCKED}) >= ?5) "
-    "RETURNING balance, has_lots"
+    "UPDATE tb_accounts SET balance = balance - ?, held = held + ? "
+    "WHERE token = ? AND user_id = ? AND balance >= ? RETURNING balance, has_lots"
 )
-"""A debit of ?1 (?2 of it moved to held) refused unless the balance less the locked part covers ?5 (the amount
-less the account's overdraft); parameters ``(amount, to_held, token, user_id, covered, now)``."""
+"""A debit of ``amount`` (``to_held`` of it moved to held) refused unless the balance covers ``covered`` (the
+amount less the account's overdraft); parameters ``(amount, to_held, token, user_id, covered)``. An account with
+lots then checks what they lock (:meth:`SqliteLots.take`)."""
+
+UNDO_DEBIT = "UPDATE tb_accounts SET balance = balance + ?, held = held - ? WHERE token = ? AND user_id = ?"
 
 CREDIT_OWNER = (
     "INSERT INTO tb_accounts (token, user_id, balance, held, has_lots) VALUES (?, ?, ?, 0, 1) "
@@ -34,13 +30,12 @@ CREDIT_OWNER = (
 )
 """A grant's credit of its lot's owner, whose row then says it has lots."""
 
-_SPENDABLE = (
-    "SELECT id, remaining FROM tb_lots WHERE token = ? AND user_id = ? AND remaining > 0 "
-    "AND (available_at IS NULL OR available_at <= ?) AND (expires_at IS NULL OR expires_at > ?) "
+_OPEN = (
+    "SELECT id, remaining, available_at, expires_at FROM tb_lots WHERE token = ? AND user_id = ? AND remaining > 0 "
     "ORDER BY expires_at IS NULL, expires_at, id"
 )
-"""The account's spendable lots in spend order: soonest expiry first, no expiry last, then by id (byte order:
-SQLite's default BINARY collation)."""
+"""The account's lots with something left in spend order: soonest expiry first, no expiry last, then by id (byte
+order: SQLite's default BINARY collation)."""
 
 _MOVE = "UPDATE tb_lots SET remaining = remaining - ? WHERE token = ? AND id = ?"
 _INSERT_LOT = (
@@ -57,21 +52,22 @@ class SqliteLots:
         self.raw = raw
         self.token = token
 
-    def take(self, user_id: str, amount: int, now: str) -> LotMoves:
-        """Take up to ``amount`` from the account's spendable lots in spend order (the debit itself was checked
-        and written); the moves, positive."""
+    def take(self, user_id: str, amount: int, covered: int, before: int, now: str) -> LotMoves | None:
+        """After the account's debit of ``amount`` was written: None if its balance ``before`` it, less what its
+        lots lock at ``now`` (pending, or expired and not yet swept), does not cover ``covered`` (the caller undoes
+        the debit), else take ``amount`` from its spendable lots in spend order (the moves, positive). One read of
+        the account's open lots serves both."""
         moves: list[tuple[str, int]] = []
-        left = amount
-        lots = self.raw.execute(_SPENDABLE, (self.token, user_id, now, now))
-        try:
-            for lot_id, remaining in lots:
+        left, locked = amount, 0
+        for lot_id, remaining, available_at, expires_at in self.raw.execute(_OPEN, (self.token, user_id)).fetchall():
+            if (available_at is not None and available_at > now) or (expires_at is not None and expires_at <= now):
+                locked += remaining
+            elif left:
                 taken = min(int(remaining), left)
                 moves.append((lot_id, taken))
                 left -= taken
-                if not left:
-                    break
-        finally:
-            lots.close()
+        if before - locked < covered:
+            return None
         self.apply(moves)
         return tuple(moves)
 

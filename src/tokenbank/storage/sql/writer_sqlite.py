@@ -24,7 +24,7 @@ from tokenbank.status import Status
 from tokenbank.storage.base import HoldRecord, LotMoves, OpKind, OpResult, TxRecord, WriteOp
 from tokenbank.storage.sql.connection import SqliteThread
 from tokenbank.storage.sql.controls import SqliteControls, overdraft_total_sqlite
-from tokenbank.storage.sql.lots_sqlite import CREDIT_OWNER, DEBIT, SqliteLots, released
+from tokenbank.storage.sql.lots_sqlite import CREDIT_OWNER, DEBIT, UNDO_DEBIT, SqliteLots, released
 from tokenbank.storage.sql.writer import SqlWriter
 from tokenbank.storage.wire import SQL, lot_moves, lot_moves_json
 
@@ -150,8 +150,10 @@ class _Writer:
             replay = self._replay(op)
             if replay is not None:
                 return replay
-        existing = self._one("SELECT * FROM tb_transactions WHERE id = ?", op.tx_id)
-        if existing is not None:
+        # Looked for on the raw connection first: a result of every journal column costs SQLAlchemy more than
+        # SQLite spends on the lookup, and almost every op is new.
+        if self.controls.raw.execute("SELECT 1 FROM tb_transactions WHERE id = ?", (op.tx_id,)).fetchone():
+            existing = self._one("SELECT * FROM tb_transactions WHERE id = ?", op.tx_id)
             if op.timestamp is not None:  # an import whose id exists already
                 return OpResult(Status.DUPLICATE_TRANSACTION)
             # A resend of an op this store already applied: replay it (as tb_apply_one does on PostgreSQL).
@@ -210,10 +212,18 @@ class _Writer:
         overdraft (which :meth:`_refusal` read with its controls)."""
         floor = self.controls.floor
         covered = amount - floor[1] if floor is not None and floor[0] == user_id else amount
-        row = self._one(DEBIT, amount, amount if to_held else 0, self.token, user_id, covered, now)
+        to_held_units = amount if to_held else 0
+        row = self._one(DEBIT, amount, to_held_units, self.token, user_id, covered)
         if row is None:
             return None
-        return int(row[0]), self.lots.take(user_id, amount, now) if row[1] else ()
+        balance = int(row[0])
+        if not row[1]:
+            return balance, ()
+        taken = self.lots.take(user_id, amount, covered, balance + amount, now)
+        if taken is None:  # what the lots lock leaves too little: the debit is undone
+            self.conn.exec_driver_sql(UNDO_DEBIT, (amount, to_held_units, self.token, user_id))
+            return None
+        return balance, taken
 
     def _credit(self, user_id: str, amount: int, *, release_held: int = 0) -> int:
         return int(self._one(_CREDIT, self.token, user_id, amount, release_held)[0])
