@@ -22,6 +22,7 @@ from tokenbank.storage.base import (
     ControlsRecord,
     HistoryQuery,
     HoldRecord,
+    LotRecord,
     OpResult,
     Storage,
     StoreStats,
@@ -38,6 +39,7 @@ from tokenbank.storage.capabilities import (
     ExchangeStore,
     HealthCheck,
     HealthChecks,
+    LotStore,
     SqlLedgerAccess,
 )
 from tokenbank.storage.sql import chain, reads, verify
@@ -57,7 +59,7 @@ from tokenbank.storage.sql.writer import writer_for
 T = TypeVar("T")
 
 
-class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeStore):
+class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeStore, LotStore):
     """One token's ledger in a SQL database. What differs between SQLite and PostgreSQL is the writer chosen
     when the store is built (see writer.py): PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite work
     runs synchronously on the store's own thread, one transaction per operation (see connection.py)."""
@@ -274,6 +276,15 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeSto
 
     async def audit_log(self, limit: int, before_id: int | None) -> list[AuditRecord]:
         return await self.run_sync(lambda conn: reads.audit_log(conn, self.token, limit, before_id))
+
+    async def get_lots(self, user_id: str) -> list[LotRecord]:
+        return await self.run_sync(lambda conn: reads.get_lots(conn, self.token, user_id))
+
+    async def expired_lots(self, now: datetime, limit: int) -> list[tuple[str, str]]:
+        return await self.run_sync(lambda conn: reads.expired_lots(conn, self.token, now, limit))
+
+    async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
+        return await self.run_sync(lambda conn: reads.spendable_balances(conn, self.token, user_ids, now))
 
     async def set_controls(
         self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None

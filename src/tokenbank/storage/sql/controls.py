@@ -22,10 +22,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from tokenbank.amounts import MAX_BASE_UNITS
 from tokenbank.status import Status
 from tokenbank.storage.base import CONTROL_COLUMNS, ControlsRecord, OpKind, WriteOp
-from tokenbank.storage.sql.schema import account_controls, account_spends, accounts, audit, tokens
+from tokenbank.storage.sql.schema import account_controls, account_spends, accounts, audit, lots, tokens
 
-_COUNTED = (OpKind.TRANSFER, OpKind.BURN, OpKind.HOLD)
-"""The debits a spend window counts: what the account's owner spends (a reversal is a correction)."""
+_COUNTED = (OpKind.TRANSFER, OpKind.BURN, OpKind.HOLD, OpKind.GRANT)
+"""The debits a spend window counts: what the account's owner spends (a reversal is a correction, an expiry a
+sweep; a grant counts only when funded: a minted one debits no account)."""
 
 
 def controls_record(row: Any, window_spent: int = 0) -> ControlsRecord:
@@ -88,8 +89,8 @@ def write_controls(
     The account's row is locked first (created if new), as every write of the account does."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(insert(accounts).values(token=token, user_id=user_id, balance=0, held=0).on_conflict_do_nothing())
-    balance, held = conn.execute(
-        sa.select(accounts.c.balance, accounts.c.held)
+    balance, held, has_lots = conn.execute(
+        sa.select(accounts.c.balance, accounts.c.held, accounts.c.has_lots)
         .where(accounts.c.token == token, accounts.c.user_id == user_id)
         .with_for_update()
     ).one()
@@ -100,7 +101,7 @@ def write_controls(
     if current.closed:
         return Status.ACCOUNT_CLOSED
     controls = current.merged(change, groups)
-    if controls.closed and (balance or held):
+    if controls.closed and (balance or held or (has_lots and _lots_left(conn, token, user_id))):
         return Status.ACCOUNT_NOT_EMPTY
     if balance < -(controls.overdraft or 0):  # only a change lowering the overdraft below the debt gets here
         return Status.OVERDRAFT_IN_USE
@@ -112,6 +113,12 @@ def write_controls(
     _upsert(conn, token, user_id, controls, recount=row is None or "limits" in groups)
     conn.execute(audit.insert().values(token=token, action=action, details=controls.to_json(user_id), created_at=now))
     return Status.OK
+
+
+def _lots_left(conn: Connection, token: str, user_id: str) -> bool:
+    """Whether the account has a lot with something left (its balance may be 0 with one: an overdrawn plain part)."""
+    left = sa.select(lots.c.id).where(lots.c.token == token, lots.c.user_id == user_id, lots.c.remaining > 0)
+    return conn.execute(left.limit(1)).first() is not None
 
 
 def forget_spends(conn: Connection, token: str, user_id: str, seconds: int, now: datetime | None) -> None:

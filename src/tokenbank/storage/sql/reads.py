@@ -4,7 +4,8 @@ row's insert beside its read, so the two cannot disagree on a column."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
@@ -13,12 +14,13 @@ from tokenbank.storage.base import (
     AuditRecord,
     HistoryQuery,
     HoldRecord,
+    LotRecord,
     TokenRecord,
     TxRecord,
     exclusions_from_text,
     exclusions_to_text,
 )
-from tokenbank.storage.sql.schema import accounts, audit, holds, tokens, transactions
+from tokenbank.storage.sql.schema import accounts, audit, holds, lots, tokens, transactions
 from tokenbank.storage.wire import SQL
 
 
@@ -198,3 +200,65 @@ def audit_log(conn: Connection, token: str, limit: int, before_id: int | None) -
         stmt = stmt.where(audit.c.id < before_id)
     rows = conn.execute(stmt.order_by(audit.c.id.desc()).limit(limit))
     return [AuditRecord(id=row.id, action=row.action, details=row.details, timestamp=row.created_at) for row in rows]
+
+
+# credit lots (LotStore) ------------------------------------------------------------------------------------------
+def _spend_order(conn: Connection) -> tuple[sa.ColumnElement[Any], ...]:
+    """Soonest expiry first, no expiry last, then the lot id in byte order (PostgreSQL: its "C" collation; SQLite's
+    default collation is already byte order)."""
+    lot_id = sa.collate(lots.c.id, "C") if conn.dialect.name == "postgresql" else lots.c.id
+    return lots.c.expires_at.is_(None), lots.c.expires_at, lot_id
+
+
+def _utc(moment: datetime) -> datetime:
+    """A bound moment in UTC: SQLite keeps times as naive UTC text, and its DateTime drops the offset unconverted."""
+    return moment.astimezone(UTC)
+
+
+def get_lots(conn: Connection, token: str, user_id: str) -> list[LotRecord]:
+    rows = conn.execute(
+        sa.select(lots)
+        .where(lots.c.token == token, lots.c.user_id == user_id, lots.c.remaining > 0)
+        .order_by(*_spend_order(conn))
+    )
+    return [SQL.lot(row) for row in rows]
+
+
+def expired_lots(conn: Connection, token: str, now: datetime, limit: int) -> list[tuple[str, str]]:
+    rows = conn.execute(
+        sa.select(lots.c.id, lots.c.user_id)
+        .where(lots.c.token == token, lots.c.remaining > 0, lots.c.expires_at <= _utc(now))
+        .order_by(*_spend_order(conn)[1:])
+        .limit(limit)
+    )
+    return [(row.id, row.user_id) for row in rows]
+
+
+def locked_lots(token: str, user_id: sa.ColumnElement[str], now: datetime) -> sa.ScalarSelect[int]:
+    """What ``user_id``'s lots hold locked at ``now``: not yet available, or expired and not yet swept."""
+    at = _utc(now)
+    return (
+        sa.select(sa.func.coalesce(sa.func.sum(lots.c.remaining), 0))
+        .where(
+            lots.c.token == token,
+            lots.c.user_id == user_id,
+            lots.c.remaining > 0,
+            sa.or_(lots.c.available_at > at, lots.c.expires_at <= at),
+        )
+        .scalar_subquery()
+    )
+
+
+def spendable_balances(conn: Connection, token: str, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
+    """Each account's balance less its locked lots, in one query; an account without lots reads no lot row."""
+    result = dict.fromkeys(user_ids, 0)
+    if user_ids:
+        spendable = accounts.c.balance - sa.case((accounts.c.has_lots, locked_lots(token, accounts.c.user_id, now)),
+                                                 else_=0)  # fmt: skip
+        rows = conn.execute(
+            sa.select(accounts.c.user_id, spendable.label("spendable")).where(
+                accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
+            )
+        )
+        result.update({row.user_id: int(row.spendable) for row in rows})
+    return result

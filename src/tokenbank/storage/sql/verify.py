@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage.base import CheckRecord
-from tokenbank.storage.sql.schema import account_controls, accounts, holds, tokens, transactions
+from tokenbank.storage.sql.schema import account_controls, accounts, holds, lots, tokens, transactions
 
 _SAMPLE = 5
 _LOW_BITS = 0xFFFFFFFF
@@ -47,12 +47,15 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
     )
 
     high, low = _split_sum(transactions.c.amount)
+    t = transactions.c
+    # A grant without a funder mints its lot from supply.
+    kind = sa.case((sa.and_(t.type == "grant", t.from_user_id.is_(None)), "mint"), else_=t.type).label("kind")
     by_type = {
-        row.type: _join(row.high, row.low)
+        row.kind: _join(row.high, row.low)
         for row in conn.execute(
-            sa.select(transactions.c.type, high.label("high"), low.label("low"))
-            .where(transactions.c.token == token, transactions.c.type.in_(("mint", "burn")))
-            .group_by(transactions.c.type)
+            sa.select(kind, high.label("high"), low.label("low"))
+            .where(t.token == token, t.type.in_(("mint", "burn", "grant")))
+            .group_by(kind)
         )
     }
     minted, burned = by_type.get("mint", 0), by_type.get("burn", 0)
@@ -92,6 +95,7 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
     )
 
     checks.append(_ledger_matches_balances(conn, token))
+    checks.append(_lots_within_grants(conn, token))
     closed_holding = conn.execute(
         sa.select(accounts.c.user_id)
         .select_from(accounts.join(account_controls, _same_account()))
@@ -113,11 +117,11 @@ def _same_account() -> sa.ColumnElement[bool]:
 def _ledger_matches_balances(conn: Connection, token: str) -> CheckRecord:
     """Replay the journal per account (credits - debits, holds moved to held) and compare with balances."""
     t = transactions
-    debit_types = ("transfer", "burn", "hold", "reversal")
-    credit_types = ("transfer", "mint", "capture", "reversal")
+    debit_types = ("transfer", "burn", "hold", "reversal", "grant", "expire")  # a minted grant has no sender
+    credit_types = ("transfer", "mint", "capture", "reversal", "grant", "expire")
     deltas = sa.union_all(
         sa.select(t.c.from_user_id.label("user_id"), (-t.c.amount).label("delta")).where(
-            t.c.token == token, t.c.type.in_(debit_types)
+            t.c.token == token, t.c.type.in_(debit_types), t.c.from_user_id.is_not(None)
         ),
         sa.select(t.c.to_user_id, t.c.amount).where(t.c.token == token, t.c.type.in_(credit_types)),
         sa.select(t.c.from_user_id, t.c.amount).where(t.c.token == token, t.c.type == "void"),
@@ -131,3 +135,15 @@ def _ledger_matches_balances(conn: Connection, token: str) -> CheckRecord:
     )
     mismatched = [row.user_id for row in rows if _join(row.high, row.low) != row.balance]
     return CheckRecord("balances == replayed ledger", not mismatched, ", ".join(mismatched[:_SAMPLE]) or "all match")
+
+
+def _lots_within_grants(conn: Connection, token: str) -> CheckRecord:
+    """Every lot keeps 0 <= remaining <= amount (what it was granted)."""
+    bad = conn.execute(
+        sa.select(lots.c.id, lots.c.amount, lots.c.remaining)
+        .where(lots.c.token == token, sa.or_(lots.c.remaining < 0, lots.c.remaining > lots.c.amount))
+        .order_by(lots.c.id)
+        .limit(1)
+    ).first()
+    detail = "all within their grants" if bad is None else f"lot {bad.id}: remaining {bad.remaining} of {bad.amount}"
+    return CheckRecord("lots", bad is None, detail)
