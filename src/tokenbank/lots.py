@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from tokenbank import convert
@@ -116,21 +115,24 @@ class LotsService:
 
     async def balance_detail(self, user_id: str) -> BalanceDetail:
         """Available, held, pending and expired amounts of one account, and its lots."""
-        lots = await self.get_lots(user_id)
+        with blame("user_id"):
+            check_account_id(user_id)
         ledger = self._ledger
-        now = ledger.ops.now()
+        await ledger.token_record()
         store = self._store()
+        now = ledger.ops.now()
+        records = await store.get_lots(user_id)
         spendable = (await store.spendable_balances([user_id], now))[user_id]
         held = await ledger.storage.get_held(user_id)
+        pending = sum(lot.remaining for lot in records if lot.available_at is not None and lot.available_at > now)
+        expired = sum(lot.remaining for lot in records if lot.expires_at is not None and lot.expires_at <= now)
         decimals = ledger.decimals
-        pending = sum(
-            (lot.amount for lot in lots if lot.available_at is not None and lot.available_at > now), Decimal(0)
-        )
-        expired = sum((lot.amount for lot in lots if lot.expires_at is not None and lot.expires_at <= now), Decimal(0))
+        lots = [convert.lot(record, decimals) for record in records]
         expiring = sorted((lot for lot in lots if lot.expires_at is not None), key=lambda lot: lot.expires_at or now)
         return BalanceDetail(
             user_id=user_id, available=from_base_units(spendable, decimals), held=from_base_units(held, decimals),
-            pending=pending, expired=expired, expiring=expiring, lots=lots,
+            pending=from_base_units(pending, decimals), expired=from_base_units(expired, decimals),
+            expiring=expiring, lots=lots,
         )  # fmt: skip
 
     async def expire_lots(self, now: datetime | None = None) -> int:

@@ -13,9 +13,10 @@ def _at(days: float) -> str:
 
 def test_grant_then_spend_the_soonest_expiring_lot_first(cli: Cli) -> None:
     later = cli.json("grant", "alice", "30", "--expires-at", _at(30), "--category", "promo")
-    sooner = cli.json("grant", "alice", "20", "--expires-at", _at(7), "--idempotency-key", "g1")
+    week = _at(7)
+    sooner = cli.json("grant", "alice", "20", "--expires-at", week, "--idempotency-key", "g1")
     assert (later["type"], later["category"], sooner["amount"]) == ("grant", "promo", "20.00")
-    assert cli.json("grant", "alice", "20", "--expires-at", _at(7), "--idempotency-key", "g1")["replayed"]
+    assert cli.json("grant", "alice", "20", "--expires-at", week, "--idempotency-key", "g1")["id"] == sooner["id"]
     spent = cli.json("transfer", "alice", "bob", "25")
     assert spent["lot_moves"] == [
         {"lot_id": sooner["id"], "amount": "20.00"},

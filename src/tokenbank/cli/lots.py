@@ -140,7 +140,8 @@ def _amounts(detail: BalanceDetail) -> dict[str, Any]:
 
 def _lots_table(title: str, items: list[Lot], symbol: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for column in ("lot", "left", "granted", "available at", "expires at", "category"):
+    table.add_column("lot", no_wrap=True, min_width=36)  # whole: it is what other commands take
+    for column in ("left", "granted", "available at", "expires at", "category"):
         table.add_column(column)
     for lot in items:
         table.add_row(

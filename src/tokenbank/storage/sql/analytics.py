@@ -164,15 +164,17 @@ def top_accounts(
 def supply_buckets(
     conn: Connection, token: str, since: datetime, until: datetime, period: str
 ) -> tuple[int, list[Bucket]]:
-    """The total supply at ``since`` and, per period, minted (``first``) and burned (``second``) units.
+    """The total supply at ``since`` and, per period, minted (``first``: mints and grants without a funder) and
+    burned (``second``) units.
 
     The supply at ``since`` is today's total minus what was minted and burned since then, which reads only
     the window's end of the ledger. Call :func:`snapshot` first so both reads see the same ledger.
     """
     dialect = conn.dialect.name
-    minted = _ExactSum(dialect, sa.case((tx.type == "mint", tx.amount), else_=0), "minted")
+    mints = sa.or_(tx.type == "mint", sa.and_(tx.type == "grant", tx.from_user_id.is_(None)))  # a grant may mint
+    minted = _ExactSum(dialect, sa.case((mints, tx.amount), else_=0), "minted")
     burned = _ExactSum(dialect, sa.case((tx.type == "burn", tx.amount), else_=0), "burned")
-    supply_changes = [*_window(token, since, None), tx.type.in_(["mint", "burn"])]
+    supply_changes = [*_window(token, since, None), sa.or_(mints, tx.type == "burn")]
     total = int(conn.scalar(sa.select(tokens.c.total_supply).where(tokens.c.symbol == token)) or 0)
     later = (conn.execute(sa.select(*minted.columns, *burned.columns).where(*supply_changes))).one()
     at_since = total - minted.value(later) + burned.value(later)
