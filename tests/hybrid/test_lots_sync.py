@@ -1,8 +1,6 @@
 """Hybrid mode copies credit lots into PostgreSQL: after the sync drains, PostgreSQL's lots, lot moves and account
-flags are Redis's (tb_replicate_batch of revision 0013).
-
-Runs once Redis keeps lots (its store is a LotStore); until then it is skipped.
-"""
+flags are Redis's (tb_replicate_batch of revision 0013); reconcile compares the lots, rebuild_cache restores them,
+and a bank in ``sql`` mode on the same database reads the same lots."""
 
 from __future__ import annotations
 
@@ -12,13 +10,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from tests.hybrid.conftest import SettingsFactory
-from tests.hybrid.support import assert_stores_equal, store_of
+from tests.hybrid.conftest import BankFactory, SettingsFactory
+from tests.hybrid.support import assert_stores_equal, drain, store_of
 from tokenbank import TokenBank
 from tokenbank.ids import new_id
 from tokenbank.status import Status
 from tokenbank.storage.base import OpKind, WriteOp
-from tokenbank.storage.capabilities import LotStore
 from tokenbank.storage.hybrid.backend import HybridStorage
 from tokenbank.storage.wire import lot_moves
 from tokenbank.testing import ManualClock
@@ -41,8 +38,6 @@ async def test_postgresql_keeps_the_lots_redis_keeps_after_every_kind_of_move(
     clock = ManualClock(START)
     async with TokenBank(hybrid_settings(decimals=0), clock=clock) as bank:
         store = store_of(bank)
-        if not isinstance(store.redis, LotStore):
-            pytest.skip("Redis does not keep lots on this branch yet")
 
         def op(kind: OpKind, **fields: Any) -> WriteOp:
             fields.setdefault("tx_id", new_id())
@@ -93,3 +88,30 @@ async def test_postgresql_keeps_the_lots_redis_keeps_after_every_kind_of_move(
         assert holds == {hold_void: ((b, 15),), hold_capture: ((b, 10),)}
         flags = dict(await _rows(store, "SELECT user_id, has_lots FROM tb_accounts WHERE token = :token"))
         assert flags["alice"] and flags["bob"] and not flags["treasury"] and not flags["breakage"]
+
+
+async def test_a_sql_bank_reads_the_lots_and_a_rebuilt_cache_keeps_spending_them(make_bank: BankFactory) -> None:
+    """What hybrid mode granted is what a ``sql``-mode bank on the same database sees once synced; a lot drift is
+    reported by reconcile; after rebuild_cache, Redis spends the same lots in the same order and a void gives back
+    to a lot a hold took before the rebuild."""
+    bank = await make_bank()
+    store = store_of(bank)
+    soon = await bank.grant("alice", 30, expires_at=datetime.now(UTC) + HOUR, category="promo")
+    later = await bank.grant("alice", 40, expires_at=datetime.now(UTC) + 2 * HOUR)
+    await bank.transfer("alice", "bob", 10)
+    hold = await bank.hold("alice", "shop", 25, expires_in=3600)  # 20 of soon, 5 of later
+    await drain(store)
+    sql_bank = await make_bank(storage_mode="sql")
+    assert await sql_bank.get_lots("alice") == await bank.get_lots("alice")
+    assert await sql_bank.get_balance_detail("alice") == await bank.get_balance_detail("alice")
+    assert (await bank.reconcile()).lot_mismatches == []
+
+    await store.redis.client.hset(store.redis.keys.lots, "alice", "[]")  # Redis loses alice's lots
+    assert (await bank.reconcile()).lot_mismatches == [later.id]
+    await bank.rebuild_cache(force=True)
+    assert [(lot.id, lot.amount) for lot in await bank.get_lots("alice")] == [(later.id, 35)]
+    await bank.void(hold.id)
+    assert [(lot.id, lot.amount) for lot in await bank.get_lots("alice")] == [(soon.id, 20), (later.id, 40)]
+    await drain(store)
+    assert await sql_bank.get_lots("alice") == await bank.get_lots("alice")
+    assert (await bank.reconcile()).ok
