@@ -27,6 +27,17 @@ def new_id() -> str:
     return str(uuid_utils.uuid7())
 
 
+def numbered_key(key: str | None, n: int, room: int) -> str | None:
+    """The idempotency key of the ``n``-th write of one keyed request (a split's legs, a vesting's tranches):
+    ``{key}:{n}``, a key longer than the suffix's ``room`` (the longest suffix) leaves replaced by its SHA-256 hex
+    digest first, so every write of one request is keyed alike."""
+    if key is None:
+        return None
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH - room:
+        key = hashlib.sha256(key.encode()).hexdigest()
+    return f"{key}:{n}"
+
+
 def check_account_id(user_id: object, role: str = "account") -> str:
     """Return ``user_id`` if it is a valid account id (non-empty, at most 128 characters, no control characters),
     else raise InvalidAccountError."""

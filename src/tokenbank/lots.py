@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 from tokenbank import convert
 from tokenbank.amounts import AmountInput, from_base_units, to_base_units
 from tokenbank.errors import ConfigurationError, InvalidRequestError, blame
-from tokenbank.ids import check_account_id, check_idempotency_key, check_reason, encode_metadata, fingerprint, new_id
+from tokenbank.ids import (
+    check_account_id,
+    check_idempotency_key,
+    check_reason,
+    encode_metadata,
+    fingerprint,
+    new_id,
+    numbered_key,
+)
 from tokenbank.models import BalanceDetail, Lot, Transaction, Vesting
 from tokenbank.status import Status
 from tokenbank.storage.base import OpKind, WriteOp
@@ -28,7 +36,11 @@ if TYPE_CHECKING:
 
 MAX_CATEGORY = 64
 MAX_TRANCHES = 1000
+TRANCHE_KEY_ROOM = len(f":{MAX_TRANCHES}")
+"""Characters a tranche's key adds to the caller's key; longer keys are hashed first."""
 SWEEP_BATCH = 500
+EARLIEST, LATEST = datetime(1970, 1, 1, tzinfo=UTC), datetime(9999, 1, 1, tzinfo=UTC)
+"""The range of a lot's times."""
 VESTING_KEY = "vesting_id"
 """The metadata key naming the vesting a tranche's grant belongs to."""
 
@@ -202,7 +214,7 @@ class LotsService:
         for index, (when, share) in enumerate(tranches):
             op = self._grant_op(
                 to_user_id, from_base_units(share, ledger.decimals), None, when, category, from_user_id,
-                None if key is None else f"{key}:{index}", {**(metadata or {}), VESTING_KEY: vesting_id}, reason,
+                numbered_key(key, index, TRANCHE_KEY_ROOM), {**(metadata or {}), VESTING_KEY: vesting_id}, reason,
             )  # fmt: skip
             ops.append(op)
         results = await ledger.apply(ops, atomic=True)
@@ -261,14 +273,18 @@ def _granted_lot(tx: Transaction, decimals: int) -> Lot:
 
 
 def _moment(value: object, name: str) -> datetime | None:
+    """A lot's time in UTC: aware, from 1970 (the stores count microseconds from then) to before 9999."""
     if value is None:
         return None
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidRequestError(f"{name} must be a timezone-aware datetime")
     try:
-        return value.astimezone(UTC)
+        moment = value.astimezone(UTC)
     except OverflowError:
-        raise InvalidRequestError(f"{name} is out of range") from None
+        moment = None
+    if moment is None or not EARLIEST <= moment < LATEST:
+        raise InvalidRequestError(f"{name} must be from 1970 to before 9999 (UTC)")
+    return moment
 
 
 def _missing(name: str) -> datetime:

@@ -7,7 +7,6 @@ legs to write, their idempotency keys and fingerprints. Nothing here touches a s
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -20,13 +19,13 @@ from typing import Any
 from tokenbank.amounts import AmountInput, to_base_units
 from tokenbank.errors import InvalidAccountError, InvalidAmountError, InvalidRequestError, blame
 from tokenbank.ids import (
-    MAX_IDEMPOTENCY_KEY_LENGTH,
     check_account_id,
     check_idempotency_key,
     check_reason,
     encode_metadata,
     fingerprint,
     new_id,
+    numbered_key,
 )
 
 MAX_LEGS = 100
@@ -96,14 +95,8 @@ class SplitPlan:
     """Fingerprint of the whole request (the split id left out, so that a replay matches)."""
 
     def leg_key(self, n: int) -> str | None:
-        """The idempotency key of the ``n``-th transaction: ``{key}:{n}``, with a key too long for the suffix
-        replaced by its SHA-256 hex digest first."""
-        key = self.idempotency_key
-        if key is None:
-            return None
-        if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH - KEY_SUFFIX_ROOM:
-            key = hashlib.sha256(key.encode()).hexdigest()
-        return f"{key}:{n}"
+        """The idempotency key of the ``n``-th transaction (see :func:`~tokenbank.ids.numbered_key`)."""
+        return numbered_key(self.idempotency_key, n, KEY_SUFFIX_ROOM)
 
     def leg_fingerprint(self, n: int) -> str:
         return fingerprint("split", self.request_hash, n)

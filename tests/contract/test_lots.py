@@ -4,7 +4,7 @@ by voids and reversals, expired into the breakage account; vesting schedules mad
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -213,6 +213,8 @@ async def test_a_grant_sent_again_with_its_key_is_applied_once(backend: BoundBac
         ({"expires_at": -DAY}, InvalidRequestError, "expires_at"),
         ({"expires_at": DAY, "available_at": DAY}, InvalidRequestError, "available_at"),
         ({"available_at": "soon"}, InvalidRequestError, "available_at"),
+        ({"available_at": datetime(1969, 12, 31, tzinfo=UTC)}, InvalidRequestError, "available_at"),
+        ({"expires_at": datetime(9999, 6, 1, tzinfo=UTC)}, InvalidRequestError, "expires_at"),
         ({"category": ""}, InvalidRequestError, "category"),
         ({"category": "x" * 65}, InvalidRequestError, "category"),
         ({"category": 7}, InvalidRequestError, "category"),
@@ -258,8 +260,6 @@ async def test_a_vesting_matures_tranche_by_tranche_after_its_cliff(backend: Bou
 
 
 def test_vesting_tranches_are_exact_and_merge_before_the_cliff() -> None:
-    from datetime import UTC, datetime
-
     start = datetime(2026, 1, 1, tzinfo=UTC)
     tranches = vesting_tranches(100, start, timedelta(days=10), timedelta(days=3), timedelta(days=3))
     assert tranches == [

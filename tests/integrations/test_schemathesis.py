@@ -74,10 +74,14 @@ def _beyond_the_schema(path: str, body: object) -> bool:
     """Whether a request breaks a rule JSON Schema cannot state (the schema says it in words, and the answer is a
     documented 422), so it is not held to "schema-valid means accepted": a transfer to oneself, a split that
     breaks its cross-field rules; a freeze of neither debits nor credits; a freeze or stake until a time that is
-    not in the future (or a stake until the year 9999)."""
+    not in the future (or a stake until the year 9999); a grant's times or category, a vesting's schedule."""
     if not isinstance(body, dict):
         return False
     if _breaks_a_cross_field_rule(body):
+        return True
+    if path.endswith("/grants") and _breaks_a_lot_rule(body):
+        return True
+    if path.endswith("/vestings") and (_breaks_a_lot_rule(body) or _breaks_a_schedule_rule(body)):
         return True
     if path.endswith("/freeze") and not body.get("debits", True) and not body.get("credits", False):
         return True
@@ -121,6 +125,37 @@ def _breaks_a_cross_field_rule(body: object) -> bool:
         amount = Fraction(Decimal(body["amount"]))
         return bool(percent > 100 or fixed + amount * percent / 100 > amount)
     except (KeyError, TypeError, AttributeError, ArithmeticError, ValueError):
+        return False
+
+
+def _moment(value: object) -> datetime | None:
+    return None if not isinstance(value, str) else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _breaks_a_lot_rule(body: dict[str, Any]) -> bool:
+    """A lot's times lie from 1970 to before 9999; it expires in the future and after it becomes available; its
+    category is printable text."""
+    try:
+        moments = [_moment(body.get(name)) for name in ("expires_at", "available_at", "start")]
+    except (ValueError, OverflowError):
+        return True
+    if any(m is not None and not 1970 <= m.year < 9999 for m in moments):
+        return True
+    expires_at, available_at, _ = moments
+    if expires_at is not None and (expires_at <= datetime.now(UTC) or (available_at and available_at >= expires_at)):
+        return True
+    category = body.get("category")
+    return isinstance(category, str) and not category.isprintable()
+
+
+def _breaks_a_schedule_rule(body: dict[str, Any]) -> bool:
+    """A vesting's interval and cliff fit in its duration, it has at most 1,000 tranches, and each gets a unit."""
+    try:
+        duration, interval, cliff = body["duration_seconds"], body["interval_seconds"], body.get("cliff_seconds", 0)
+        tranches = -(-duration // interval)
+        units = Decimal(body["amount"]).scaleb(2)  # the fuzzed token's 2 decimals
+        return bool(interval > duration or cliff > duration or tranches > 1000 or units < tranches)
+    except (KeyError, TypeError, ArithmeticError, ValueError):
         return False
 
 

@@ -18,11 +18,12 @@ from tokenbank.integrations.fastapi.route_support import (
     Bank,
     IdempotencyKey,
     UserId,
+    accepts,
     error_responses,
     mark_replay,
     replay_response,
 )
-from tokenbank.integrations.fastapi.schemas import Transaction
+from tokenbank.integrations.fastapi.schemas import Transaction, with_amounts
 from tokenbank.lots import MAX_CATEGORY
 
 Category = Field(None, min_length=1, max_length=MAX_CATEGORY, description="A label of the lot, e.g. promo.")
@@ -91,13 +92,15 @@ class Vesting(BaseModel):
     lots: list[Lot]
 
 
-def add_lot_routes(router: APIRouter, allow: Allow, writes: list[DependsParam]) -> None:
-    """Add ``POST /grants``, ``POST /vestings`` and ``GET /accounts/{user_id}/lots`` to ``router``."""
+def add_lot_routes(router: APIRouter, allow: Allow, writes: list[DependsParam], decimals: int | None) -> None:
+    """Add ``POST /grants``, ``POST /vestings`` and ``GET /accounts/{user_id}/lots`` to ``router`` (amounts held
+    to the token's ``decimals`` when given)."""
 
     @router.post(
         "/grants", status_code=201, response_model=Transaction, dependencies=writes,
         responses={**WRITE_ERRORS, **replay_response(Transaction)},
     )  # fmt: skip
+    @accepts(with_amounts(GrantBody, decimals, "amount"))
     async def grant(
         request: Request, response: Response, bank: Bank, body: GrantBody, idempotency_key: IdempotencyKey = None
     ) -> Transaction:
@@ -114,6 +117,7 @@ def add_lot_routes(router: APIRouter, allow: Allow, writes: list[DependsParam]) 
         "/vestings", status_code=201, response_model=Vesting, dependencies=writes,
         responses={**WRITE_ERRORS, **replay_response(Vesting)},
     )  # fmt: skip
+    @accepts(with_amounts(VestingBody, decimals, "amount"))
     async def vest(
         request: Request, response: Response, bank: Bank, body: VestingBody, idempotency_key: IdempotencyKey = None
     ) -> Vesting:

@@ -104,9 +104,9 @@ def create_router(
     if exchanges is not None:
         add_exchange_route(router, allow, writes, exchanges)
     if staking:
-        add_stake_routes(router, allow, writes)
+        add_stake_routes(router, allow, writes, decimals)
     if lots:
-        add_lot_routes(router, allow, writes)
+        add_lot_routes(router, allow, writes, decimals)
     return router
 
 

@@ -219,6 +219,23 @@ def request_bodies(decimals: int | None) -> RequestBodies:
     )
 
 
+@functools.cache
+def with_amounts(base: type[BaseModel], decimals: int | None, *names: str) -> type[BaseModel]:
+    """``base`` with its amount fields ``names`` held to a token with ``decimals`` (``base`` itself without
+    decimals); the same class for the same arguments, so one app's schema names it once."""
+    if decimals is None:
+        return base
+    amount = amount_type(decimals)
+    fields: dict[str, Any] = {}
+    for name in names:  # a fresh field: the base's carries the generic amount's pattern
+        field = base.model_fields[name]
+        if field.is_required():
+            fields[name] = (amount, Field(description=field.description))
+        else:
+            fields[name] = (amount | None, Field(field.default, description=field.description))
+    return create_model(base.__name__, __base__=base, __module__=base.__module__, **fields)
+
+
 # responses -------------------------------------------------------------------------------------------------
 class Error(BaseModel):
     """Every error answer: a stable machine-readable ``code``, a human-readable ``message``, and the request

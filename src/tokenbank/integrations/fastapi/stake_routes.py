@@ -20,11 +20,13 @@ from tokenbank.integrations.fastapi.route_support import (
     Bank,
     IdempotencyKey,
     ObjectId,
+    accepts,
     error_responses,
     lookup_id,
     mark_replay,
     replay_response,
 )
+from tokenbank.integrations.fastapi.schemas import with_amounts
 
 
 class StakeBody(BaseModel):
@@ -62,13 +64,15 @@ class Stake(BaseModel):
         )  # fmt: skip
 
 
-def add_stake_routes(router: APIRouter, allow: Allow, writes: list[DependsParam]) -> None:
-    """Add ``POST /stakes``, ``GET /stakes/{stake_id}`` and ``POST /stakes/{stake_id}/unstake`` to ``router``."""
+def add_stake_routes(router: APIRouter, allow: Allow, writes: list[DependsParam], decimals: int | None) -> None:
+    """Add ``POST /stakes``, ``GET /stakes/{stake_id}`` and ``POST /stakes/{stake_id}/unstake`` to ``router``
+    (amounts held to the token's ``decimals`` when given)."""
 
     @router.post(
         "/stakes", status_code=201, response_model=Stake, dependencies=writes,
         responses={**WRITE_ERRORS, **replay_response(Stake)},
     )  # fmt: skip
+    @accepts(with_amounts(StakeBody, decimals, "amount", "reward"))
     async def create_stake(
         request: Request, response: Response, bank: Bank, body: StakeBody, idempotency_key: IdempotencyKey = None
     ) -> Stake:
