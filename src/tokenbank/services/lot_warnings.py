@@ -56,10 +56,11 @@ def warned_grants(txs: Sequence[TxRecord], warning: timedelta) -> list[TxRecord]
 
 async def open_lots(store: LotStore, grants: Sequence[TxRecord], now: datetime) -> dict[str, LotRecord]:
     """What is left now of the lots ``grants`` created (lot id -> lot), without the lots used up or expired."""
+    wanted = {tx.id for tx in grants}
     found: dict[str, LotRecord] = {}
     for user_id in dict.fromkeys(tx.to_user_id for tx in grants if tx.to_user_id is not None):
         for lot in await store.get_lots(user_id):
-            if lot.remaining > 0 and lot.expires_at is not None and lot.expires_at > now:
+            if lot.id in wanted and lot.remaining > 0 and lot.expires_at is not None and lot.expires_at > now:
                 found[lot.id] = lot
     return found
 
