@@ -13,7 +13,8 @@ import pytest
 from tests.backends import BoundBackend
 from tests.feed_support import settle
 from tests.webhooks.receiver import Receiver, running_receiver, signature_is_valid
-from tokenbank import TokenBank
+from tokenbank import Settings, TokenBank
+from tokenbank.errors import ConfigurationError
 from tokenbank.services import lot_warnings
 from tokenbank.services.delivery import Dispatcher
 from tokenbank.storage.capabilities import LotStore
@@ -183,3 +184,28 @@ async def test_a_full_batch_never_stops_inside_one_moment(lot_bank: TokenBank, c
     assert [lot.id for lot in lots] == sorted(lot.id for lot in tied) and reached == moment
     lots, reached = await lot_warnings.window(_store(bank), moment, t + DAY, 4)
     assert [lot.id for lot in lots] == [after.id] and reached == t + DAY
+
+
+async def test_two_banks_passing_at_once_queue_each_warning_once(
+    durable_backend: BoundBackend, clock: ManualClock
+) -> None:
+    settings = durable_backend.settings(initial_supply=100)
+    async with TokenBank(settings, clock=clock) as one, TokenBank(settings, clock=clock) as two:
+        with running_receiver() as receiver:
+            hook = await one.webhooks.add(receiver.url, events=["lot.expiring"])
+            lots = [await one.grant(f"u{n}", "1", expires_at=clock.now() + n * HOUR) for n in range(1, 4)]
+            await settle(one)
+            await asyncio.gather(one.webhooks.run_once(), two.webhooks.run_once())
+            await one.webhooks.run_once()
+            deliveries = await two.webhooks.deliveries(hook.id)
+            assert sorted(d.payload["data"]["lot_id"] for d in deliveries) == sorted(lot.id for lot in lots)
+            assert {r.headers["webhook-id"] for r in receiver.acknowledged} == {d.event_id for d in deliveries}
+
+
+def test_the_warning_setting(clean_env: pytest.MonkeyPatch) -> None:
+    assert Settings.load().lot_expiry_warning == 86400
+    clean_env.setenv("TOKEN_LOT_EXPIRY_WARNING", "90.5")
+    assert Settings.load().lot_expiry_warning == 90.5
+    clean_env.setenv("TOKEN_LOT_EXPIRY_WARNING", "-1")
+    with pytest.raises(ConfigurationError, match="TOKEN_LOT_EXPIRY_WARNING"):
+        Settings.load()
