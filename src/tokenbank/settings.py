@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         "breakage", min_length=1, max_length=128, validation_alias=_env("TOKEN_BREAKAGE_ACCOUNT", "breakage_account")
     )
     """The account that receives what is left of credit lots when they expire."""
+    lot_expiry_warning: float = Field(
+        86400.0, ge=0, le=366 * 86400, validation_alias=_env("TOKEN_LOT_EXPIRY_WARNING", "lot_expiry_warning")
+    )
+    """Seconds before a credit lot expires that the event pass sends its ``lot.expiring`` webhook event (0: none)."""
     leaderboard_exclude: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, validation_alias=_env("TOKEN_LEADERBOARD_EXCLUDE", "leaderboard_exclude")
     )

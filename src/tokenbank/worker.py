@@ -56,7 +56,7 @@ class Job(Protocol):
 
 
 class DeliveryJob:
-    """The event pass (monitors, queued deliveries) and webhook sending."""
+    """The event pass (monitors, queued deliveries, ``lot.expiring`` warnings) and webhook sending."""
 
     name = "webhooks"
     idle_seconds: float | None = None
@@ -69,7 +69,7 @@ class DeliveryJob:
 
     async def run_once(self) -> int:
         report = await self._dispatcher.run_once()
-        return report.transactions + report.delivered + report.failed_attempts
+        return report.transactions + report.lots_warned + report.delivered + report.failed_attempts
 
     async def stop(self) -> None:
         await self._dispatcher.__aexit__(None, None, None)

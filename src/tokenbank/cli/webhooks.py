@@ -45,7 +45,11 @@ def add(
     url: Annotated[str, typer.Argument(help="Where to POST events (http:// or https://).")],
     event: Annotated[
         list[str] | None,
-        typer.Option("--event", "-e", help="Event type to send (repeatable): transaction.created, balance.threshold."),
+        typer.Option(
+            "--event",
+            "-e",
+            help="Event type to send (repeatable): transaction.created, balance.threshold, lot.expiring.",
+        ),
     ] = None,
     secret: Annotated[
         str | None, typer.Option("--secret", help="A whsec_... secret (one is generated when not given).")

@@ -21,10 +21,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from tokenbank import convert
+from tokenbank.clock import read_clock
 from tokenbank.errors import ConfigurationError
+from tokenbank.services import lot_warnings, signing
 from tokenbank.services import monitors as monitoring
-from tokenbank.services import signing
-from tokenbank.services.event_payloads import BALANCE_THRESHOLD, TRANSACTION_CREATED, body, transaction_data
+from tokenbank.services.event_payloads import (
+    BALANCE_THRESHOLD,
+    LOT_EXPIRING,
+    TRANSACTION_CREATED,
+    body,
+    transaction_data,
+)
+from tokenbank.storage.capabilities import LotStore
 from tokenbank.storage.durable import (
     DELIVERED,
     FAILED,
@@ -35,11 +43,13 @@ from tokenbank.storage.durable import (
     EventBatch,
     EventState,
 )
+from tokenbank.storage.wire import from_us, to_us
 
 if TYPE_CHECKING:
     import httpx
 
     from tokenbank.ledger import Ledger
+    from tokenbank.storage.base import LotRecord, TxRecord
 
 logger = logging.getLogger("tokenbank")
 
@@ -67,10 +77,12 @@ class PassReport:
     transactions: int
     """Transactions the event pass read."""
     queued: int
-    """Deliveries it queued."""
+    """Deliveries it queued (``lot.expiring`` warnings included)."""
     delivered: int
     failed_attempts: int
     dead_lettered: int
+    lots_warned: int = 0
+    """Lots the time-driven step found expiring within ``TOKEN_LOT_EXPIRY_WARNING``."""
 
 
 def _require_httpx() -> Any:
@@ -117,9 +129,10 @@ class Dispatcher:
             self._client = None
 
     # the event pass ---------------------------------------------------------------------------------------
-    async def pump(self) -> tuple[int, int]:
-        """One batch of the feed after the pass's cursor: monitors evaluated, deliveries queued, cursor moved
-        (all stored at once). Returns (transactions read, deliveries queued)."""
+    async def pump(self, at: datetime | None = None) -> tuple[int, int]:
+        """One batch of the feed after the pass's cursor: monitors evaluated, deliveries queued (a lot granted
+        inside its expiry warning: its ``lot.expiring`` too), cursor moved (all stored at once). ``at``: the time
+        lots are judged at (the bank's clock by default). Returns (transactions read, deliveries queued)."""
         after = await self._state.get_cursor(EVENTS_CURSOR)
         txs = await self._state.feed(after, self._batch)
         if not txs:
@@ -129,6 +142,7 @@ class Dispatcher:
         zones = await self._state.monitor_zones(monitoring.touched(watchers, txs)) if watchers else {}
         crossing = monitoring.evaluate(watchers, txs, zones, self._ledger.decimals)
         now = datetime.now(UTC)
+        warned = await self._granted_inside_warning(txs, endpoints, at or read_clock(self._ledger.clock))
         deliveries: list[DeliveryRecord] = []
         thresholds: dict[int, list[tuple[str, str]]] = {}
         for tx, record, text in crossing.events:
@@ -140,6 +154,10 @@ class Dispatcher:
             data = transaction_data(convert.transaction(tx, self._ledger.decimals))
             events = [(f"evt_{tx.id}", TRANSACTION_CREATED, body(TRANSACTION_CREATED, tx.timestamp, data))]
             events += [(event_id, BALANCE_THRESHOLD, text) for event_id, text in thresholds.get(tx.seq, [])]
+            if tx.id in warned:
+                lot = warned[tx.id]
+                text = body(LOT_EXPIRING, now, lot_warnings.data(lot, self._ledger.decimals))
+                events.append((lot_warnings.event_id(lot.id), LOT_EXPIRING, text))
             for endpoint in receivers:
                 for position, (event_id, event_type, text) in enumerate(events):
                     if event_type in endpoint.events:
@@ -150,6 +168,47 @@ class Dispatcher:
             )
         )
         return len(txs), len(deliveries)
+
+    async def _granted_inside_warning(
+        self, txs: list[TxRecord], endpoints: list[EndpointRecord], now: datetime
+    ) -> dict[str, LotRecord]:
+        """The lots granted in ``txs`` with less than the warning left, still open at ``now`` (lot id -> lot), when
+        an endpoint wants ``lot.expiring``."""
+        store = self._ledger.storage
+        warning = self._ledger.settings.lot_expiry_warning
+        if warning <= 0 or not isinstance(store, LotStore) or not any(LOT_EXPIRING in e.events for e in endpoints):
+            return {}
+        grants = lot_warnings.warned_grants(txs, timedelta(seconds=warning) + lot_warnings.GRANT_MARGIN)
+        return await lot_warnings.open_lots(store, grants, now) if grants else {}
+
+    async def warn_expiring(self, now: datetime) -> tuple[int, int, bool]:
+        """One batch of the time-driven ``lot.expiring`` step: the open lots expiring after the step's cursor and
+        at most ``TOKEN_LOT_EXPIRY_WARNING`` after ``now``, one delivery per subscribed endpoint, stored with the
+        cursor at once. Returns (lots found, deliveries queued, whether the step reached ``now`` + warning)."""
+        store = self._ledger.storage
+        warning = self._ledger.settings.lot_expiry_warning
+        if warning <= 0 or not isinstance(store, LotStore):
+            return 0, 0, True
+        until = now + timedelta(seconds=warning)
+        cursor = await self._state.get_cursor(lot_warnings.LOTS_CURSOR)
+        # Never before now: a token's first step, or one after the worker was down, warns no lot already expired.
+        after = max(from_us(cursor), now)
+        if after >= until:
+            return 0, 0, True
+        endpoints = [e for e in await self._state.list_endpoints() if LOT_EXPIRING in e.events]
+        lots, reached = await lot_warnings.window(store, after, until, self._batch) if endpoints else ([], until)
+        seq = await self._state.get_cursor(EVENTS_CURSOR)  # queued after the events of the feed read so far
+        queued_at = datetime.now(UTC)
+        deliveries = [
+            _delivery(
+                endpoint, lot_warnings.event_id(lot.id), LOT_EXPIRING, seq, lot_warnings.LOT_POSITION,
+                body(LOT_EXPIRING, now, lot_warnings.data(lot, self._ledger.decimals)), queued_at,
+            )
+            for lot in lots
+            for endpoint in endpoints
+        ]  # fmt: skip
+        await self._state.record(EventBatch(lot_warnings.LOTS_CURSOR, to_us(reached), deliveries))
+        return len(lots), len(deliveries), reached >= until
 
     # sending ----------------------------------------------------------------------------------------------
     async def send_due(self, now: datetime | None = None, *, per_endpoint: int = 100) -> tuple[int, int, int]:
@@ -209,15 +268,22 @@ class Dispatcher:
         return updated.status
 
     async def run_once(self, now: datetime | None = None) -> PassReport:
-        """Event pass until caught up (bounded), then one round of sending."""
-        read = queued = 0
+        """Event pass until caught up (bounded), the ``lot.expiring`` step until caught up (bounded), then one
+        round of sending. ``now``: the time lots and retry schedules are judged at (the bank's clock by default)."""
+        at = now or read_clock(self._ledger.clock)
+        read = queued = warned = 0
         for _ in range(100):
-            got, added = await self.pump()
+            got, added = await self.pump(at)
             read, queued = read + got, queued + added
             if got < self._batch:
                 break
+        for _ in range(100):
+            found, added, done = await self.warn_expiring(at)
+            warned, queued = warned + found, queued + added
+            if done:
+                break
         delivered, failed, dead = await self.send_due(now)
-        return PassReport(read, queued, delivered, failed, dead)
+        return PassReport(read, queued, delivered, failed, dead, warned)
 
 
 def _delivery(

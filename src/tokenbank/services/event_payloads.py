@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from tokenbank.models import Transaction, TransactionType
 
 TRANSACTION_CREATED = "transaction.created"
 BALANCE_THRESHOLD = "balance.threshold"
-EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_THRESHOLD)
+LOT_EXPIRING = "lot.expiring"
+EVENT_TYPES = (TRANSACTION_CREATED, BALANCE_THRESHOLD, LOT_EXPIRING)
 
 
 def transaction_data(tx: Transaction) -> dict[str, Any]:
@@ -37,6 +39,19 @@ def transaction_data(tx: Transaction) -> dict[str, Any]:
         data["available_at"] = _iso(tx.available_at)
         data["category"] = tx.category
     return data
+
+
+def lot_data(
+    lot_id: str, user_id: str, remaining: Decimal, expires_at: datetime, category: str | None
+) -> dict[str, Any]:
+    """A ``lot.expiring`` event's data: what is left of the lot, exact as a string."""
+    return {
+        "lot_id": lot_id,
+        "user_id": user_id,
+        "amount": format(remaining, "f"),
+        "expires_at": _iso(expires_at),
+        "category": category,
+    }
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -183,5 +183,10 @@ class LotStore(ABC):
         """``(lot_id, user_id)`` of up to ``limit`` lots expired at ``now`` with something left, soonest first."""
 
     @abstractmethod
+    async def expiring_lots(self, after: datetime, until: datetime, limit: int) -> list[LotRecord]:
+        """Up to ``limit`` lots with something left and ``after < expires_at <= until``, soonest expiry first,
+        then by lot id (the ``lot.expiring`` warnings of the event pass)."""
+
+    @abstractmethod
     async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
         """Each account's balance less what its lots hold locked at ``now`` (not yet available, or expired)."""

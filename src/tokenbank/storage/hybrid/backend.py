@@ -207,6 +207,9 @@ class HybridStorage(Storage, HealthChecks, SqlLedgerAccess, SyncOperations, Chai
     async def expired_lots(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         return await self.redis.expired_lots(now, limit)
 
+    async def expiring_lots(self, after: datetime, until: datetime, limit: int) -> list[LotRecord]:
+        return await self.redis.expiring_lots(after, until, limit)
+
     async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
         return await self.redis.spendable_balances(user_ids, now)
 

@@ -283,6 +283,9 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeSto
     async def expired_lots(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         return await self.run_sync(lambda conn: reads.expired_lots(conn, self.token, now, limit))
 
+    async def expiring_lots(self, after: datetime, until: datetime, limit: int) -> list[LotRecord]:
+        return await self.run_sync(lambda conn: reads.expiring_lots(conn, self.token, after, until, limit))
+
     async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
         return await self.run_sync(lambda conn: reads.spendable_balances(conn, self.token, user_ids, now))
 

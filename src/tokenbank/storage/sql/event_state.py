@@ -202,11 +202,10 @@ class SqlEventState(EventState):
 
     def _record(self, conn: Connection, batch: EventBatch) -> None:
         for delivery in batch.deliveries:
-            conn.execute(
-                _insert(conn, deliveries)
-                .values(token=self.token, **_delivery_values(delivery))
-                .on_conflict_do_nothing(index_elements=[deliveries.c.endpoint_id, deliveries.c.event_id])
-            )
+            # No conflict target: a delivery's id follows from (endpoint, event), and two passes queueing one event
+            # at once collide on the primary key first (PostgreSQL raises on a unique index that is not the target).
+            values = _delivery_values(delivery)
+            conn.execute(_insert(conn, deliveries).values(token=self.token, **values).on_conflict_do_nothing())
         for state in batch.states:
             stmt = _insert(conn, monitor_state).values(
                 monitor_id=state.monitor_id, user_id=state.user_id, token=self.token, zone=state.zone, seq=state.seq

@@ -234,6 +234,22 @@ def expired_lots(conn: Connection, token: str, now: datetime, limit: int) -> lis
     return [(row.id, row.user_id) for row in rows]
 
 
+def expiring_lots(conn: Connection, token: str, after: datetime, until: datetime, limit: int) -> list[LotRecord]:
+    """On the partial index ix_tb_lots_expiry (open lots by expiry)."""
+    rows = conn.execute(
+        sa.select(lots)
+        .where(
+            lots.c.token == token,
+            lots.c.remaining > 0,
+            lots.c.expires_at > _utc(after),
+            lots.c.expires_at <= _utc(until),
+        )
+        .order_by(*_spend_order(conn)[1:])
+        .limit(limit)
+    )
+    return [SQL.lot(row) for row in rows]
+
+
 def locked_lots(token: str, user_id: sa.ColumnElement[str], now: datetime) -> sa.ScalarSelect[int]:
     """What ``user_id``'s lots hold locked at ``now``: not yet available, or expired and not yet swept."""
     at = _utc(now)
