@@ -332,3 +332,24 @@ async def test_partly_spent_lots_are_always_the_last_in_spend_order(backend: Bou
         assert all(lot.amount == 10 for lot in left[1:])
     finally:
         await bank.close()
+
+
+async def test_sweepers_of_two_banks_expire_each_lot_once(durable_backend: BoundBackend) -> None:
+    """Two banks on one store (two app processes, or an app and a worker) sweeping at once: every expired lot moves
+    to the breakage account once."""
+    clock = ManualClock()
+    first = await _open(durable_backend, clock)
+    second = TokenBank(durable_backend.settings(initial_supply=10_000), clock=clock)
+    await second.open()
+    try:
+        for index in range(30):
+            await first.grant(f"user{index % 3}", 10, expires_at=clock.now() + (index % 4 + 1) * DAY)
+        clock.advance(5 * DAY)
+        counts = await asyncio.gather(*(bank.expire_lots() for bank in (first, second, first, second)))
+        assert sum(counts) == 30
+        assert await second.get_balance("breakage") == 300 and await first.get_total_supply() == 10_300
+        assert [await first.get_lots(f"user{index}") for index in range(3)] == [[], [], []]
+        assert (await second.verify()).ok
+    finally:
+        await second.close()
+        await first.close()
