@@ -190,6 +190,7 @@ class LotsService:
             start = _moment(start, "start") or _missing("start")
         with blame("duration"):
             duration = _positive(duration, "duration")
+            _ends_in_range(start, duration)
         with blame("interval"):
             interval = _positive(interval, "interval")
             if interval > duration:
@@ -285,6 +286,15 @@ def _moment(value: object, name: str) -> datetime | None:
     if moment is None or not EARLIEST <= moment < LATEST:
         raise InvalidRequestError(f"{name} must be from 1970 to before 9999 (UTC)")
     return moment
+
+
+def _ends_in_range(start: datetime, duration: timedelta) -> None:
+    try:
+        end = start + duration
+    except OverflowError:
+        end = LATEST
+    if end >= LATEST:
+        raise InvalidRequestError("a vesting must end before 9999 (UTC)")
 
 
 def _missing(name: str) -> datetime:

@@ -273,6 +273,32 @@ def test_vesting_tranches_are_exact_and_merge_before_the_cliff() -> None:
         vesting_tranches(2, start, timedelta(days=3), timedelta(0), DAY)
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"duration": timedelta(days=10), "interval": timedelta(days=11)}, "interval"),
+        ({"duration": timedelta(days=10), "interval": DAY, "cliff": timedelta(days=11)}, "cliff"),
+        ({"duration": timedelta(days=3650 * 1000)}, "duration"),
+        ({"duration": timedelta(seconds=2000), "interval": timedelta(seconds=1)}, "interval"),
+        ({"duration": timedelta(0)}, "duration"),
+        ({"start": None}, "start"),
+    ],
+)
+async def test_a_bad_vesting_is_a_typed_error_and_changes_nothing(
+    backend: BoundBackend, kwargs: dict[str, Any], param: str
+) -> None:
+    clock = ManualClock()
+    bank = await _open(backend, clock)
+    try:
+        args: dict[str, Any] = {"start": clock.now(), "duration": timedelta(days=90), "interval": timedelta(days=30)}
+        with pytest.raises(InvalidRequestError) as raised:
+            await bank.vest("alice", 100, **{**args, **kwargs})
+        assert raised.value.param == param
+        assert await bank.get_total_supply() == 10_000 and await bank.get_lots("alice") == []
+    finally:
+        await bank.close()
+
+
 async def test_a_stake_locks_lots_and_its_unstake_gives_them_back(backend: BoundBackend) -> None:
     clock = ManualClock()
     bank = await _open(backend, clock)

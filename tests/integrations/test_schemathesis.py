@@ -154,7 +154,9 @@ def _breaks_a_schedule_rule(body: dict[str, Any]) -> bool:
         duration, interval, cliff = body["duration_seconds"], body["interval_seconds"], body.get("cliff_seconds", 0)
         tranches = -(-duration // interval)
         units = Decimal(body["amount"]).scaleb(2)  # the fuzzed token's 2 decimals
-        return bool(interval > duration or cliff > duration or tranches > 1000 or units < tranches)
+        start = _moment(body["start"])
+        ends_late = start is not None and start.year + duration / (365.2425 * 86400) >= 9998  # near 9999: ends too late
+        return bool(interval > duration or cliff > duration or tranches > 1000 or units < tranches or ends_late)
     except (KeyError, TypeError, ArithmeticError, ValueError):
         return False
 

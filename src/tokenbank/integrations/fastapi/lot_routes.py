@@ -26,6 +26,8 @@ from tokenbank.integrations.fastapi.route_support import (
 from tokenbank.integrations.fastapi.schemas import Transaction, with_amounts
 from tokenbank.lots import MAX_CATEGORY
 
+CENTURY = 100 * 365 * 86400
+"""The longest duration, interval or cliff a vesting's body may give, in seconds."""
 Category = Field(None, min_length=1, max_length=MAX_CATEGORY, description="A label of the lot, e.g. promo.")
 
 
@@ -48,9 +50,9 @@ class VestingBody(BaseModel):
     to_user_id: AccountId
     amount: Amount
     start: Time
-    duration_seconds: int = Field(gt=0, description="The last tranche matures at start + duration.")
-    interval_seconds: int = Field(gt=0, description="One tranche matures every interval.")
-    cliff_seconds: int = Field(0, ge=0, description="No tranche matures before start + cliff.")
+    duration_seconds: int = Field(gt=0, le=CENTURY, description="The last tranche matures at start + duration.")
+    interval_seconds: int = Field(gt=0, le=CENTURY, description="One tranche matures every interval.")
+    cliff_seconds: int = Field(0, ge=0, le=CENTURY, description="No tranche matures before start + cliff.")
     from_user_id: AccountId | None = None
     category: str | None = Category
     metadata: Metadata | None = None
