@@ -9,7 +9,7 @@ import stat
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -110,15 +110,38 @@ def test_canonical_encoding_is_documented_bytes() -> None:
     assert entry_hash("1" * 64, entry) != entry_hash(GENESIS, entry)
 
 
+def test_lot_fields_are_covered_only_where_present() -> None:
+    """Lot moves and a grant's terms join the encoding of the entries that have them; an entry without lots hashes
+    exactly as before they existed (the bytes above), so chains sealed then stay valid."""
+    entry = _entry(7, lots=(("lot-1", 1000), ("lot-2", -250)), expires_at="2027-01-01T00:00:00.000000Z",
+                   category="promo")  # fmt: skip
+    expected = (
+        b'tokenbank.chain.v1\n{"amount":"1250","category":"promo","expires_at":"2027-01-01T00:00:00.000000Z",'
+        b'"from":"alice","hold_id":null,"id":"tx-7","idempotency_key":null,"lots":[["lot-1","1000"],["lot-2","-250"]],'
+        b'"metadata":{"a":"\xc3\xa9","b":1},"prev":"' + GENESIS.encode() + b'","reason":null,"reverses_id":null,'
+        b'"seq":7,"timestamp":"2026-01-02T03:04:05.000006Z","to":"bob","token":"GLD","type":"transfer"}'
+    )
+    assert entry_hash(GENESIS, entry) == hashlib.sha256(expected).hexdigest()
+    assert entry_hash(GENESIS, entry) != entry_hash(GENESIS, _entry(7))
+    for change in ({"lots": (("lot-1", 1001), ("lot-2", -250))}, {"lots": (("lot-2", -250), ("lot-1", 1000))},
+                   {"lots": (("lot-9", 1000), ("lot-2", -250))}, {"lots": ()}, {"expires_at": None},
+                   {"available_at": "2026-06-01T00:00:00.000000Z"}, {"category": "bonus"}):  # fmt: skip
+        assert entry_hash(GENESIS, replace(entry, **change)) != entry_hash(GENESIS, entry), change  # type: ignore[arg-type]
+    assert EntryFields.from_dict(json.loads(json.dumps(entry.as_dict()))) == entry
+
+
 def test_entry_fields_of_a_record_uses_utc_microseconds() -> None:
     class Row:
-        seq, id, type, from_user_id, to_user_id, amount = 3, "i", "mint", None, "bob", 5
+        seq, id, type, from_user_id, to_user_id, amount = 3, "i", "grant", None, "bob", 5
         timestamp = datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)
         metadata, idempotency_key, reason, hold_id, reverses_id = '{"k":[1,2]}', None, "r", None, None
+        lots = (("l", 5),)
+        expires_at, available_at, category = datetime(2027, 1, 1, 1, tzinfo=timezone(timedelta(hours=1))), None, "c"
 
     fields = EntryFields.of("GLD", Row())
     assert fields.timestamp == "2026-01-02T03:04:05.000006Z"
     assert fields.metadata == {"k": [1, 2]}
+    assert fields.lots == (("l", 5),) and fields.expires_at == "2027-01-01T00:00:00.000000Z"
     assert EntryFields.from_dict(fields.as_dict()) == fields
 
 

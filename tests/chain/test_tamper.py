@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -196,3 +197,61 @@ async def test_hybrid_postgres_copy_edited(journal: tuple[TokenBank, list[int]])
     assert _chain_check(report).ok  # Redis's chain is intact
     check = _chain_check(report, "chain (PostgreSQL)")
     assert not check.ok and check.detail.startswith(f"first broken seq {seqs[4]}:"), check
+
+
+@pytest.fixture
+async def lot_journal(backend: BoundBackend) -> AsyncIterator[tuple[TokenBank, int, int]]:
+    """A bank where alice's transfer took 3 of her granted lot's 5, sealed: the bank, the grant's seq and the
+    transfer's seq."""
+    async with TokenBank(backend.settings(initial_supply=1000)) as bank:
+        later = datetime.now(UTC) + timedelta(days=1, microseconds=7)
+        grant = await bank.grant("alice", 5, category="promo", expires_at=later)
+        spend = await bank.transfer("alice", "bob", 3)
+        assert spend.lot_moves and spend.lot_moves[0].lot_id == grant.id
+        await bank.chain.seal()
+        assert _chain_check(await bank.verify()).ok
+        yield bank, grant.seq, spend.seq
+
+
+@pytest.mark.parametrize("backend", _SQL_STORES, indirect=True)
+async def test_sql_edited_lot_move_and_grant_terms(lot_journal: tuple[TokenBank, int, int]) -> None:
+    bank, grant_seq, spend_seq = lot_journal
+    forged = json.dumps([["another-lot", "3"]])
+    await _sql(bank, "UPDATE tb_transactions SET lots = :lots WHERE token = :token AND seq = :seq", seq=spend_seq,
+               lots=forged)  # fmt: skip
+    check = _chain_check(await bank.verify())
+    assert not check.ok and check.detail.startswith(f"first broken seq {spend_seq}:"), check
+    await _sql(bank, "UPDATE tb_transactions SET category = 'other' WHERE token = :token AND seq = :seq", seq=grant_seq)
+    check = _chain_check(await bank.verify())
+    assert not check.ok and check.detail.startswith(f"first broken seq {grant_seq}:"), check
+
+
+@pytest.mark.parametrize("backend", params(by_name("redis")), indirect=True)
+async def test_redis_edited_lot_move(lot_journal: tuple[TokenBank, int, int]) -> None:
+    bank, _, spend_seq = lot_journal
+    client, keys = _redis(bank)
+    [tx_id] = [item.partition(":")[2] for item in await client.lrange(keys.chain, 0, -1)
+               if int(item.partition(":")[0]) == spend_seq]  # fmt: skip
+    tx = json.loads(await client.hget(keys.tx, tx_id))
+    tx["lots"] = [[lot_id, str(int(units) - 1)] for lot_id, units in tx["lots"]]
+    await client.hset(keys.tx, tx_id, json.dumps(tx))
+    check = _chain_check(await bank.verify())
+    assert not check.ok and check.detail.startswith(f"first broken seq {spend_seq}:"), check
+
+
+@pytest.mark.parametrize("backend", params(by_name("hybrid")), indirect=True)
+async def test_hybrid_postgres_copy_of_a_lot_move_edited(lot_journal: tuple[TokenBank, int, int]) -> None:
+    bank, _, spend_seq = lot_journal
+    sql = bank.storage.sql  # type: ignore[attr-defined]
+    for _ in range(200):  # until the sync has copied every entry and the hashes were carried over
+        await bank.chain.seal()
+        copied = await sql.chain_entries(0, 100)
+        if copied and copied[-1].tx.seq == spend_seq and all(e.hash for e in copied):
+            break
+        await asyncio.sleep(0.05)
+    assert _chain_check(await bank.verify(), "chain (PostgreSQL)").ok  # PostgreSQL's copy hashes as Redis did
+    await _sql(bank, "UPDATE tb_transactions SET lots = NULL WHERE token = :token AND seq = :seq", seq=spend_seq)
+    report = await bank.verify()
+    assert _chain_check(report).ok
+    check = _chain_check(report, "chain (PostgreSQL)")
+    assert not check.ok and check.detail.startswith(f"first broken seq {spend_seq}:"), check

@@ -3,8 +3,11 @@
 ``hash = SHA-256(b"tokenbank.chain.v1\\n" + canonical_json(fields))`` where the fields are the previous entry's
 hash (hex; 64 zeros for the first entry of a token's chain), the token, seq, id, type, both accounts, the amount
 in base units as a decimal string, the time as ``YYYY-MM-DDTHH:MM:SS.ffffffZ`` (UTC, microseconds), the metadata
-object, the idempotency key, the reason, the hold id and the id of the reversed transaction. Canonical JSON is
-UTF-8 with sorted keys and no spaces; a missing value is ``null``. Every store hashes through this one function.
+object, the idempotency key, the reason, the hold id and the id of the reversed transaction; and, only on the
+entries that have them, the credit lots the entry moved (``lots``) and a grant's lot terms (``expires_at``,
+``available_at``, ``category``), left out when empty so that entries without lots hash as they always did.
+Canonical JSON is UTF-8 with sorted keys and no spaces; a missing value is ``null``. Every store hashes through
+this one function.
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ class EntryFields:
     reason: str | None
     hold_id: str | None
     reverses_id: str | None
+    lots: tuple[tuple[str, int], ...] = ()
+    """Each credit lot the entry took (+) or gave back (-), in the order the store recorded them."""
+    expires_at: str | None = None
+    available_at: str | None = None
+    category: str | None = None
 
     @classmethod
     def of(cls, token: str, tx: Any) -> EntryFields:
@@ -61,16 +69,24 @@ class EntryFields:
             token=token, seq=int(tx.seq), id=tx.id, type=tx.type, from_user_id=tx.from_user_id,
             to_user_id=tx.to_user_id, amount=int(tx.amount), timestamp=canonical_time(tx.timestamp),
             metadata=None if tx.metadata is None else json.loads(tx.metadata), idempotency_key=tx.idempotency_key,
-            reason=tx.reason, hold_id=tx.hold_id, reverses_id=tx.reverses_id,
+            reason=tx.reason, hold_id=tx.hold_id, reverses_id=tx.reverses_id, lots=tuple(tx.lots),
+            expires_at=_opt_time(tx.expires_at), available_at=_opt_time(tx.available_at), category=tx.category,
         )  # fmt: skip
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        fields = {
             "token": self.token, "seq": self.seq, "id": self.id, "type": self.type, "from": self.from_user_id,
             "to": self.to_user_id, "amount": str(self.amount), "timestamp": self.timestamp, "metadata": self.metadata,
             "idempotency_key": self.idempotency_key, "reason": self.reason, "hold_id": self.hold_id,
             "reverses_id": self.reverses_id,
         }  # fmt: skip
+        if self.lots:
+            fields["lots"] = [[lot_id, str(units)] for lot_id, units in self.lots]
+        for key, value in (("expires_at", self.expires_at), ("available_at", self.available_at),
+                           ("category", self.category)):  # fmt: skip
+            if value is not None:
+                fields[key] = value
+        return fields
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EntryFields:
@@ -81,11 +97,18 @@ class EntryFields:
             timestamp=str(data["timestamp"]), metadata=data["metadata"],
             idempotency_key=_opt_str(data["idempotency_key"]), reason=_opt_str(data["reason"]),
             hold_id=_opt_str(data["hold_id"]), reverses_id=_opt_str(data["reverses_id"]),
+            lots=tuple((str(lot_id), int(units)) for lot_id, units in data.get("lots", ())),
+            expires_at=_opt_str(data.get("expires_at")), available_at=_opt_str(data.get("available_at")),
+            category=_opt_str(data.get("category")),
         )  # fmt: skip
 
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _opt_time(value: datetime | None) -> str | None:
+    return None if value is None else canonical_time(value)
 
 
 def encode_entry(prev_hash: str, entry: EntryFields) -> bytes:
