@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError
 from tokenbank.health import check_health
 from tokenbank.integrations.dashboard.live import read_feed, row
+from tokenbank.integrations.fastapi.field_types import amount_text
 
 Json = dict[str, Any]
 
@@ -48,7 +49,7 @@ async def volume(bank: TokenBank, hours: int) -> Json:
     async def read() -> Json:
         since = datetime.now(UTC) - timedelta(hours=hours - 1)
         buckets = await bank.analytics.get_volume(since.replace(minute=0, second=0, microsecond=0), period="hour")
-        items = [{"start": b.start.isoformat(), "count": b.count, "volume": api.amount_text(b.volume)} for b in buckets]
+        items = [{"start": b.start.isoformat(), "count": b.count, "volume": amount_text(b.volume)} for b in buckets]
         return {"period": "hour", "buckets": items}
 
     return await optional(read)
@@ -83,8 +84,8 @@ async def account(bank: TokenBank, user_id: str, cursor: str | None, limit: int)
         rank = None
     return {
         "user_id": user_id,
-        "balance": api.amount_text(await bank.get_balance(user_id)),
-        "held": api.amount_text(await bank.get_held_balance(user_id)),
+        "balance": amount_text(await bank.get_balance(user_id)),
+        "held": amount_text(await bank.get_held_balance(user_id)),
         "rank": rank,
         "items": [row(tx) for tx in page.items],
         "next_cursor": page.next_cursor,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.params import Depends as DependsParam
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.integrations.fastapi.access import Action, Allow
 from tokenbank.integrations.fastapi.route_support import (
     CONTROL_ERRORS,

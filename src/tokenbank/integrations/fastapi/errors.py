@@ -24,7 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.errors import StorageError, TokenBankError
 
 logger = logging.getLogger("tokenbank")
@@ -60,7 +60,7 @@ def request_param(error: TokenBankError) -> str | None:
 
 
 def error_body(error: TokenBankError) -> api.Error:
-    """A TokenBankError as an :class:`~tokenbank.integrations.fastapi.schemas.Error` (batch item results)."""
+    """A TokenBankError as an :class:`~tokenbank.integrations.fastapi.responses.Error` (batch item results)."""
     return api.Error(code=error.code, message=error.message, param=request_param(error))
 
 

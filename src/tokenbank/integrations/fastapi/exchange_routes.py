@@ -17,7 +17,7 @@ from fastapi.params import Depends as DependsParam
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.bank import TokenBank
 from tokenbank.errors import ConfigurationError, InvalidRequestError
 from tokenbank.exchanges import exchange

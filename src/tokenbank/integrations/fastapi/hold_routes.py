@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.params import Depends as DependsParam
 from fastapi.responses import Response
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.errors import HoldNotFoundError
 from tokenbank.integrations.fastapi.access import Action, Allow
 from tokenbank.integrations.fastapi.route_support import (

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenbank import models
 from tokenbank.integrations.fastapi.access import Action, Allow
 from tokenbank.integrations.fastapi.field_types import AccountId, Amount, Metadata, OutAmount, Reason, Time, amount_text
+from tokenbank.integrations.fastapi.responses import Transaction
 from tokenbank.integrations.fastapi.route_support import (
     WRITE_ERRORS,
     Bank,
@@ -23,7 +24,7 @@ from tokenbank.integrations.fastapi.route_support import (
     mark_replay,
     replay_response,
 )
-from tokenbank.integrations.fastapi.schemas import Transaction, with_amounts
+from tokenbank.integrations.fastapi.schemas import with_amounts
 from tokenbank.lots import MAX_CATEGORY
 
 CENTURY = 100 * 365 * 86400

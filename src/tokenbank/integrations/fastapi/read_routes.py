@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.errors import TransactionNotFoundError
 from tokenbank.health import check_health
 from tokenbank.integrations.fastapi.access import Action, Allow

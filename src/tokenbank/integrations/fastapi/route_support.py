@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import Depends, Header, Path
 from fastapi.responses import Response
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.bank import TokenBank
 from tokenbank.errors import HoldNotFoundError, StakeNotFoundError, TransactionNotFoundError
 from tokenbank.ids import MAX_ACCOUNT_ID_LENGTH, MAX_IDEMPOTENCY_KEY_LENGTH

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-import tokenbank.integrations.fastapi.schemas as api
+import tokenbank.integrations.fastapi.responses as api
 from tokenbank.bank import TokenBank
 from tokenbank.events import BalanceUpdate
 from tokenbank.integrations.fastapi.field_types import amount_text

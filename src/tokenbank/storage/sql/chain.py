@@ -1,6 +1,6 @@
 """The journal's hash chain on SQL: reading entries and checkpoints, and PostgreSQL's sealer.
 
-SQLite hashes each row in the write's own transaction (writer_sqlite.py). PostgreSQL takes seq from a sequence,
+SQLite hashes each row in the write's own transaction (write_steps_sqlite.py). PostgreSQL takes seq from a sequence,
 so concurrent writes commit out of seq order and a hash needing the previous one at write time would serialise
 every write of a token on one row. Its rows are written with a NULL hash instead, and :func:`seal` hashes them
 afterwards in seq order, but only up to a *horizon*: the sequence's last value, once every transaction that was
