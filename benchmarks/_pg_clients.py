@@ -55,11 +55,11 @@ def _spy_tb_apply(seen: Callable[[str, tuple[Any, ...]], None]) -> Iterator[None
             seen(query, args)
         return await original(self, query, *args, **kwargs)
 
-    asyncpg.Connection.fetchval = spy  # type: ignore[method-assign]
+    asyncpg.Connection.fetchval = spy
     try:
         yield
     finally:
-        asyncpg.Connection.fetchval = original  # type: ignore[method-assign]
+        asyncpg.Connection.fetchval = original
 
 
 async def capture_wire_format(ledger: Ledger) -> WireFormat:

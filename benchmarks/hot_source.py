@@ -96,7 +96,9 @@ async def raw_transfers(store: str, tag: str, folder: str) -> tuple[Callable[[st
         async def rd(workload: str, rng: random.Random) -> None:
             sender, receiver = pair(workload, rng)
             async with client.pipeline(transaction=True) as pipe:
-                await pipe.hincrby(key, str(sender), -1).hincrby(key, str(receiver), 1).execute()
+                pipe.hincrby(key, str(sender), -1)  # queued: MULTI/EXEC sends both at execute()
+                pipe.hincrby(key, str(receiver), 1)
+                await pipe.execute()
 
         return rd, client.aclose
     db = sqlite3.connect(f"{folder}/raw.db", timeout=60, isolation_level=None, check_same_thread=False)

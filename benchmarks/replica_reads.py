@@ -161,7 +161,9 @@ async def reader_main(config: dict[str, Any]) -> None:
     print(json.dumps({**result.as_dict(), "replica_reads": served}), flush=True)
 
 
-async def writes_under_reads(target: Target, writer: TokenBank, plan: Plan, replica: bool) -> tuple[LoadResult, dict]:
+async def writes_under_reads(
+    target: Target, writer: TokenBank, plan: Plan, replica: bool
+) -> tuple[LoadResult, dict[str, Any]]:
     config = {
         "primary_url": target.primary_url, "replica_url": target.replica_url, "schema": target.schema,
         "replica": replica, "accounts": plan.accounts, "seconds": plan.seconds + plan.warmup + 0.5,

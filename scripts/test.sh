@@ -18,7 +18,7 @@ bash scripts/browser.sh
 echo "== ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-echo "== mypy (strict, src/)"
+echo "== mypy (strict: src/, tests/, benchmarks/)"
 .venv/bin/mypy
 echo "== lint-imports (the layers contract in pyproject.toml)"
 .venv/bin/lint-imports

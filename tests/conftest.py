@@ -7,6 +7,8 @@ import concurrent.futures
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -19,6 +21,7 @@ from tests.backends import (
     REDIS_SESSION_PREFIX,
     REDIS_URL,
     SERVICES,
+    Backend,
     BoundBackend,
     Scope,
     iter_services,
@@ -32,7 +35,7 @@ CI = os.environ.get("CI", "").lower() == "true"
 
 # Sized so the whole suite stays within its time budget (about 15 minutes on a 2-core machine, where the stateful
 # model runs on 6 backends); HYPOTHESIS_PROFILE=deep digs further when there is time.
-_COMMON = {
+_COMMON: dict[str, Any] = {
     "deadline": None,
     "suppress_health_check": [HealthCheck.too_slow],
     "database": None,
@@ -145,24 +148,25 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     return monkeypatch
 
 
-def _bind(request: pytest.FixtureRequest, tmp_path: object) -> BoundBackend:
-    return request.param.bind(Scope(tmp_path))  # type: ignore[arg-type]
+def _bind(request: pytest.FixtureRequest, tmp_path: Path) -> BoundBackend:
+    backend: Backend = request.param
+    return backend.bind(Scope(tmp_path))
 
 
 @pytest.fixture(params=params())
-def backend(request: pytest.FixtureRequest, tmp_path: object, clean_env: pytest.MonkeyPatch) -> BoundBackend:
+def backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> BoundBackend:
     """Every registered backend, bound to this test (unique symbol, own tmp_path)."""
     return _bind(request, tmp_path)
 
 
 @pytest.fixture(params=params(lambda b: b.sql))
-def sql_backend(request: pytest.FixtureRequest, tmp_path: object, clean_env: pytest.MonkeyPatch) -> BoundBackend:
+def sql_backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> BoundBackend:
     """Backends whose store takes raw SQL through ``bank.storage.engine``."""
     return _bind(request, tmp_path)
 
 
 @pytest.fixture(params=params(lambda b: b.persistent))
-def durable_backend(request: pytest.FixtureRequest, tmp_path: object, clean_env: pytest.MonkeyPatch) -> BoundBackend:
+def durable_backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> BoundBackend:
     """Backends where a second TokenBank on the same settings sees the same ledger."""
     return _bind(request, tmp_path)
 

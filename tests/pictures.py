@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 from PIL import Image
 
@@ -19,7 +20,7 @@ def assert_png(path: Path, *, min_width: int = 600, min_height: int = 300) -> tu
         assert image.format == "PNG"
         image.load()  # decodes every pixel: a truncated or corrupt file raises here
         width, height = image.size
-        colours = image.convert("L").getextrema()
+        colours = cast("tuple[float, float]", image.convert("L").getextrema())  # one band: (min, max)
     assert min_width <= width <= 6000 and min_height <= height <= 6000, f"{path}: {width}x{height}"
     assert colours[0] < colours[1], f"{path} is blank"
     return width, height

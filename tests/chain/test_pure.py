@@ -126,7 +126,7 @@ def test_lot_fields_are_covered_only_where_present() -> None:
     for change in ({"lots": (("lot-1", 1001), ("lot-2", -250))}, {"lots": (("lot-2", -250), ("lot-1", 1000))},
                    {"lots": (("lot-9", 1000), ("lot-2", -250))}, {"lots": ()}, {"expires_at": None},
                    {"available_at": "2026-06-01T00:00:00.000000Z"}, {"category": "bonus"}):  # fmt: skip
-        assert entry_hash(GENESIS, replace(entry, **change)) != entry_hash(GENESIS, entry), change  # type: ignore[arg-type]
+        assert entry_hash(GENESIS, replace(entry, **change)) != entry_hash(GENESIS, entry), change
     assert EntryFields.from_dict(json.loads(json.dumps(entry.as_dict()))) == entry
 
 

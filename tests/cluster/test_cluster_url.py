@@ -24,7 +24,8 @@ async def test_every_listed_node_is_a_startup_node() -> None:
         assert nodes == {("10.0.0.1", 7000), ("10.0.0.2", 7001), ("::1", 7002)}
         kwargs = cluster.get_connection_kwargs()
         assert kwargs["username"] == "u" and kwargs["password"] == "s3cret" and kwargs["decode_responses"]
-        assert kwargs["max_connections"] >= 64
+        max_connections = kwargs["max_connections"]
+        assert max_connections is not None and max_connections >= 64
     finally:
         await cluster.aclose()
 

@@ -125,8 +125,8 @@ def _refusals() -> list[Any]:
     async def no_setup(_: Pair) -> None:
         return None
 
-    def case(label: str, setup: Callable[[Pair], Awaitable[object]], pay: tuple[str, str], receive: tuple[str, Any],
-             error: type[TokenBankError]) -> Any:  # fmt: skip
+    def case(label: str, setup: Callable[[Pair], Awaitable[object]], pay: tuple[str, int | str],
+             receive: tuple[str, Any], error: type[TokenBankError]) -> Any:  # fmt: skip
         return pytest.param(setup, pay, receive, error, id=label)
 
     return [
@@ -153,7 +153,7 @@ def _refusals() -> list[Any]:
 async def test_a_refused_leg_refuses_the_exchange_and_changes_nothing_on_either_token(
     pair: Pair,
     setup: Callable[[Pair], Awaitable[object]],
-    pay: tuple[str, str],
+    pay: tuple[str, int | str],
     receive: tuple[str, Any],
     error: type[TokenBankError],
 ) -> None:
@@ -315,7 +315,7 @@ def _bad_input() -> list[Any]:
             "pay.amount"),
         row("negative-received", lambda p: exchange((p.coins, "alice", 1), (p.gems, "shop", -1)),
             InvalidAmountError, "receive.amount"),
-        row("float-paid", lambda p: exchange((p.coins, "alice", 0.5), (p.gems, "shop", 1)), InvalidAmountError,
+        row("float-paid", lambda p: exchange((p.coins, "alice", 0.5), (p.gems, "shop", 1)), InvalidAmountError,  # type: ignore[arg-type]
             "pay.amount"),
         row("too-many-decimals", lambda p: exchange((p.coins, "alice", 1), (p.gems, "shop", "1.5")),
             InvalidAmountError, "receive.amount"),

@@ -401,13 +401,13 @@ class LedgerMachine(RuleBasedStateMachine):
         moved = []
         for tx in txs:
             assert tx.from_user_id == sender and tx.to_user_id is not None
-            leg = int(tx.amount.scaleb(DECIMALS))
-            moves = self.take(sender, leg)
+            leg_units = int(tx.amount.scaleb(DECIMALS))
+            moves = self.take(sender, leg_units)
             assert _moves(tx) == moves
-            self.balance[sender] -= leg
-            self.balance[tx.to_user_id] += leg
-            self.spend(sender, leg)
-            moved.append(ModelTransfer(tx.id, sender, tx.to_user_id, leg, tuple(moves)))
+            self.balance[sender] -= leg_units
+            self.balance[tx.to_user_id] += leg_units
+            self.spend(sender, leg_units)
+            moved.append(ModelTransfer(tx.id, sender, tx.to_user_id, leg_units, tuple(moves)))
         return multiple(*moved)
 
     @precondition(lambda self: self.gems is not None)

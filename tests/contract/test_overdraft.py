@@ -153,9 +153,9 @@ async def test_lowering_the_limit_below_the_debt_is_refused(funded: TokenBank) -
     assert (await bank.get_account("alice"), len(await bank.get_audit_log(limit=100))) == before
     info = await bank.set_limits("alice", overdraft=30)  # exactly the debt
     assert info.overdraft == 30 and info.balance == -30
-    with pytest.raises(InsufficientBalanceError) as caught:
+    with pytest.raises(InsufficientBalanceError) as short:
         await bank.transfer("alice", "bob", Decimal("0.01"))
-    assert caught.value.available == 0
+    assert short.value.available == 0
     await bank.transfer("bob", "alice", 30)  # credits always arrive
     cleared = await bank.set_limits("alice", overdraft=0)  # 0 clears it, as None does
     assert cleared.overdraft is None and cleared.balance == 0

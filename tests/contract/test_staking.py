@@ -22,6 +22,7 @@ from tokenbank import (
     StakeStatus,
     SupplyCapExceededError,
     TokenBank,
+    TokenBankError,
     TransactionType,
 )
 from tokenbank.staking import may_be_stake
@@ -118,7 +119,7 @@ async def test_unknown_and_bad_stakes_are_typed_errors_that_change_nothing(backe
             assert missing.value.param == "stake_id"
         with pytest.raises(InvalidRequestError):
             await bank.unstake("")
-        bad: list[tuple[dict[str, object], type[Exception], str]] = [
+        bad: list[tuple[dict[str, object], type[TokenBankError], str]] = [
             ({"amount": 0}, InvalidAmountError, "amount"),
             ({"amount": 101}, InsufficientBalanceError, "amount"),
             ({"reward": "-1"}, InvalidAmountError, "reward"),

@@ -168,7 +168,7 @@ async def test_configure_token_refuses_bad_values(backend: BoundBackend) -> None
     async with open_bank(backend, initial_supply=100) as bank:
         before = await bank.get_token_info()
         with pytest.raises(InvalidAmountError):
-            await bank.configure_token(max_supply=1.5)
+            await bank.configure_token(max_supply=1.5)  # type: ignore[arg-type]
         with pytest.raises(InvalidAmountError):
             await bank.configure_token(max_supply="0.001")
         with pytest.raises(InvalidAccountError):

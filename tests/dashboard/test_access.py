@@ -188,14 +188,16 @@ async def test_the_stream_resumes_after_a_seq_and_follows(sql_bank: TokenBank, r
     app = FastAPI()
     app.include_router(create_dashboard(bank=sql_bank, allow_anonymous=True, poll_interval=0.05))
     install_error_handlers(app)
-    query, headers = {
+    resumes: dict[str, tuple[dict[str, int], dict[str, str | bytes]]] = {
         "query": ({"after": first.seq}, {}),
         "last-event-id": ({}, {"Last-Event-ID": str(first.seq)}),
         "junk-id": ({}, {"Last-Event-ID": "\u00b2".encode("latin-1")}),  # not an id: ignored, follows from now
-    }[resume]
+    }
+    query, headers = resumes[resume]
     async with running_server(app) as base, httpx.AsyncClient(base_url=base, timeout=TIMEOUT) as client:
         path = "/dashboard/api/feed/stream"
-        async with asyncio.timeout(TIMEOUT), client.stream("GET", path, params=query, headers=headers) as response:
+        # httpx sends the junk-id header's bytes value as it is; its annotations take all-str or all-bytes headers.
+        async with asyncio.timeout(TIMEOUT), client.stream("GET", path, params=query, headers=headers) as response:  # type: ignore[arg-type]
             assert response.headers["content-type"].startswith("text/event-stream")
             lines = response.aiter_lines()
             if resume != "junk-id":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -12,7 +13,7 @@ import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import redis
 import sqlalchemy as sa
@@ -20,7 +21,8 @@ import sqlalchemy as sa
 from tokenbank import TokenBank, TransferRequest
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
-from tokenbank.storage.hybrid.reconcile import ReconcileReport, reconcile
+from tokenbank.storage.hybrid.reconcile import reconcile
+from tokenbank.storage.hybrid.reports import ReconcileReport
 from tokenbank.storage.sql.schema import accounts, tokens, transactions
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,8 +37,9 @@ def store_of(bank: TokenBank) -> HybridStorage:
 
 async def redis_accounts(store: HybridStorage) -> dict[str, tuple[int, int]]:
     keys, client = store.redis.keys, store.redis.client
-    bal = await client.hgetall(keys.bal)
-    held = await client.hgetall(keys.held)
+    # decode_responses=True: fields and values are str (redis-py's annotations cannot say so).
+    bal = cast("dict[str, str]", await client.hgetall(keys.bal))
+    held = cast("dict[str, str]", await client.hgetall(keys.held))
     return {u: (int(bal.get(u, 0)), int(held.get(u, 0))) for u in set(bal) | set(held)}
 
 
@@ -56,7 +59,9 @@ async def postgres_ids(store: HybridStorage) -> dict[str, int]:
 
 async def postgres_supply(store: HybridStorage) -> int:
     stmt = sa.select(tokens.c.total_supply).where(tokens.c.symbol == store.sql.token)
-    return int(await store.sql.run_sync(lambda conn: conn.scalar(stmt)))
+    supply = await store.sql.run_sync(lambda conn: conn.scalar(stmt))
+    assert supply is not None
+    return int(supply)
 
 
 async def drain(store: HybridStorage, within: float = 60.0) -> None:
@@ -80,6 +85,12 @@ async def assert_stores_equal(store: HybridStorage) -> ReconcileReport:
     redis_ids = set(await store.redis.client.hkeys(store.redis.keys.tx))
     assert set(await postgres_ids(store)) == redis_ids
     return report
+
+
+def two_of(rng: random.Random, users: Sequence[str]) -> tuple[str, str]:
+    """Two distinct users, as ``rng.sample(users, 2)`` draws them."""
+    first, second = rng.sample(users, 2)
+    return first, second
 
 
 async def fund(bank: TokenBank, users: Sequence[str], amount: int) -> None:

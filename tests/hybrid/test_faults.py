@@ -28,6 +28,7 @@ from tests.hybrid.support import (
     redis_accounts,
     start_worker,
     store_of,
+    two_of,
 )
 from tokenbank import StorageError, TokenBank, TransferRequest
 from tokenbank.storage.hybrid import stream
@@ -57,7 +58,7 @@ async def test_kill_9_of_the_worker_under_20000_transfers(
     async def load() -> None:
         nonlocal applied
         for _ in range(40):
-            requests = [TransferRequest(*rng.sample(users, 2), rng.randint(1, 1000)) for _ in range(500)]
+            requests = [TransferRequest(*two_of(rng, users), rng.randint(1, 1000)) for _ in range(500)]
             results = await bank.transfer_many(requests)
             assert all(r.ok for r in results)
             applied += len(results)
@@ -101,7 +102,7 @@ async def test_postgresql_unreachable_for_30_s_under_load(hybrid_settings: Setti
         async def load(seed: int) -> None:
             rng = random.Random(seed)
             while not stop.is_set():
-                await bank.transfer(*rng.sample(users, 2), rng.randint(1, 100))  # never refused: Redis serves
+                await bank.transfer(*two_of(rng, users), rng.randint(1, 100))  # never refused: Redis serves
                 done[0] += 1
                 await asyncio.sleep(0.005)
 
@@ -150,7 +151,7 @@ async def test_redis_killed_the_loss_window_holds_then_rebuilt_from_postgresql(
             rng = random.Random(seed)
             while not stop.is_set():
                 try:
-                    tx = await bank.transfer(*rng.sample(users, 2), rng.randint(1, 100))
+                    tx = await bank.transfer(*two_of(rng, users), rng.randint(1, 100))
                 except StorageError:
                     return
                 acked[tx.id] = time.time()

@@ -29,7 +29,7 @@ HOUR = timedelta(hours=1)
 async def _rows(store: HybridStorage, query: str) -> list[Any]:
     """PostgreSQL's rows of this token."""
     statement = sa.text(query).bindparams(token=store.sql.token)
-    return await store.sql.run_sync(lambda conn: list(conn.execute(statement)))  # type: ignore[no-any-return]
+    return await store.sql.run_sync(lambda conn: list(conn.execute(statement)))
 
 
 async def test_postgresql_keeps_the_lots_redis_keeps_after_every_kind_of_move(

@@ -3,6 +3,8 @@ ledger from PostgreSQL (history, balances, supply, holds) and carries on writing
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from tests.hybrid.conftest import BankFactory
@@ -38,7 +40,10 @@ async def test_a_redis_ledger_switched_to_hybrid_is_backfilled(make_bank: BankFa
     hybrid = await make_bank(storage_mode="hybrid")
     store = store_of(hybrid)
     state = await sync_state(store.sql)
-    assert state is not None and state["backfilled_seq"] == int(await store.redis.client.get(store.redis.keys.seq)) > 0
+    assert (
+        state is not None
+        and state["backfilled_seq"] == int(cast(str, await store.redis.client.get(store.redis.keys.seq))) > 0
+    )
     await hybrid.transfer("bob", "dora", 3)  # after the switch: through the stream
     await assert_stores_equal(store)
     assert (await hybrid.verify()).ok
@@ -110,7 +115,8 @@ async def test_history_continues_from_postgresql_past_what_redis_keeps(make_bank
     store = store_of(hybrid)
     await drain(store)
     assert await store.redis.client.zcard(store.redis.keys.history("erin")) == 100
-    seen, cursor = [], None
+    seen: list[str] = []
+    cursor: str | None = None
     while True:
         page = await hybrid.transactions.get_transaction_history("erin", limit=40, cursor=cursor)
         seen.extend(tx.id for tx in page.items)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from typing import cast
 
 import asyncpg
 import pytest
@@ -45,7 +46,7 @@ async def _backlog(bank: TokenBank) -> None:
 
 async def _stream_order(store: HybridStorage) -> list[int]:
     """The seq of every ledger stream entry, in stream order."""
-    entries = await store.redis.client.xrange(store.redis.keys.stream)
+    entries = cast("list[tuple[str, dict[str, str]]]", await store.redis.client.xrange(store.redis.keys.stream))
     return [int(json.loads(fields["tx"])["seq"]) for _, fields in entries]
 
 

@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tests.hybrid.conftest import BankFactory, SettingsFactory
-from tests.hybrid.support import assert_stores_equal, drain, fund, postgres_accounts, redis_accounts, store_of
+from tests.hybrid.support import assert_stores_equal, drain, fund, postgres_accounts, redis_accounts, store_of, two_of
 from tokenbank import ConfigurationError, TokenBank, TransferRequest
 from tokenbank.storage.hybrid import stream
 from tokenbank.storage.hybrid.backend import HybridStorage
@@ -49,7 +49,7 @@ async def _mixed_load(bank: TokenBank, rounds: int, seed: int = 7) -> None:
                 elif kind < 0.9:
                     await bank.burn(a, rng.randint(1, 50), reason="load")
                 else:
-                    requests = [TransferRequest(*rng.sample(USERS, 2), rng.randint(1, 20)) for _ in range(20)]
+                    requests = [TransferRequest(*two_of(rng, USERS), rng.randint(1, 20)) for _ in range(20)]
                     await bank.transfer_many(requests, atomic=rng.random() < 0.5)
             except Exception as exc:  # refusals (insufficient balance...) are part of the load
                 assert getattr(exc, "code", None) in {"insufficient_balance", "batch_aborted"}, exc

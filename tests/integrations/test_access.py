@@ -160,6 +160,7 @@ async def test_serve_with_key_protects_writes_and_never_logs_it(
     [config] = started
     assert config.host == "0.0.0.0"
     app = config.app
+    assert isinstance(app, FastAPI)
     app.state.token_bank = api_bank  # what the lifespan would do
     await api_bank.transfer("treasury", "alice", "5")
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:

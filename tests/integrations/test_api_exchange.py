@@ -118,7 +118,7 @@ async def test_the_exchange_route_is_opt_in(api_bank: TokenBank, gems: TokenBank
     assert "/exchanges" in paths(exchange_banks={gems.settings.symbol: gems})
     for wrong in ({}, {"OTHER": gems}, {gems.settings.symbol: "bank"}):
         with pytest.raises(ConfigurationError):
-            create_router(allow_anonymous=True, exchange_banks=wrong)
+            create_router(allow_anonymous=True, exchange_banks=wrong)  # type: ignore[arg-type]
 
 
 async def test_create_app_serves_exchanges_behind_its_api_key(api_backend: BoundBackend) -> None:

@@ -46,7 +46,7 @@ async def test_a_split_returns_its_transactions_and_replays(client: httpx.AsyncC
     assert await api_bank.get_balance("alice") == Decimal("50.00")
 
     before = await snapshot(api_bank, ("alice", "platform", "referrer", "creator"))
-    refusals = [
+    refusals: list[tuple[dict[str, Any], int, str, str]] = [
         ({"amount": "50.01"}, 409, "insufficient_balance", "amount"),
         ({"legs": [{"to_user_id": "platform", "share": "1e2%"}]}, 422, "invalid_amount", "legs.0.share"),
         ({"legs": [{"to_user_id": "platform", "share": "60%"}, {"to_user_id": "referrer", "share": "41%"}]},

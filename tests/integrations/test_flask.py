@@ -33,10 +33,12 @@ def test_views_through_the_test_client(app: Flask) -> None:
     assert client.post("/transfer", json={"from": "treasury"}).status_code == 401
     response = client.post("/transfer", json={"from": "treasury", "to": "alice", "amount": "12.5"}, headers=AUTH)
     assert response.status_code == 201, response.text
-    assert response.json == {"id": response.json["id"], "amount": "12.50"}
+    created = response.json
+    assert created is not None and created == {"id": created["id"], "amount": "12.50"}
     assert client.get("/balance/alice").json == {"user_id": "alice", "balance": "12.50"}
     refused = client.post("/transfer", json={"from": "alice", "to": "bob", "amount": "99"}, headers=AUTH)
-    assert (refused.status_code, refused.json["code"]) == (409, "insufficient_balance")
+    refusal = refused.json
+    assert refusal is not None and (refused.status_code, refusal["code"]) == (409, "insufficient_balance")
     assert client.post("/transfer", data="nope", headers=AUTH).status_code == 422
 
 

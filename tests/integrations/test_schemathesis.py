@@ -29,6 +29,7 @@ from schemathesis.config._checks import (
 )
 from schemathesis.generation import GenerationMode
 from schemathesis.python import asgi
+from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.integrations.conftest import API_KEY
@@ -47,7 +48,7 @@ APP = create_app(
 )
 # From the app's own schema, without starting the app: its lifespan (which opens the bank) starts with the
 # first generated request, in schemathesis' event loop, and is shut down by the fixture below.
-schema = schemathesis.openapi.from_dict(APP.openapi())
+schema: BaseSchema = schemathesis.openapi.from_dict(APP.openapi())
 schema.app = APP
 schema.config.generation.update(modes=[GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 # A schema-violating body over 64 KiB is refused before it is read: 413, a documented answer of every write.

@@ -56,7 +56,7 @@ def _partial_index_differences(conn: Connection) -> list[str]:
             declared = (
                 None
                 if where is None
-                else str(where.compile(dialect=postgresql.dialect(), compile_kwargs={"include_table": False}))
+                else str(where.compile(dialect=postgresql.dialect(), compile_kwargs={"include_table": False}))  # type: ignore[no-untyped-call]
             )
             if _where(declared) != _where(reflected.get(str(index.name))):
                 out.append(f"{index.name}: schema.py {declared!r}, database {reflected.get(str(index.name))!r}")

@@ -15,8 +15,8 @@ from opentelemetry.util._once import Once
 
 def _set_provider(provider: trace.TracerProvider | None) -> None:
     # The API lets a process set its provider once; OpenTelemetry's own test utilities reset it like this.
-    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    trace._TRACER_PROVIDER = provider  # type: ignore[attr-defined]
+    trace._TRACER_PROVIDER_SET_ONCE = Once()
+    trace._TRACER_PROVIDER = provider
 
 
 @pytest.fixture

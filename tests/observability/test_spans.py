@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
@@ -13,11 +15,12 @@ STORE = {"sqlite": "sqlite", "postgres": "postgres", "redis": "redis"}
 
 
 @pytest.fixture(params=params(by_name(*STORE)))
-def traced_backend(request: pytest.FixtureRequest, tmp_path: object, clean_env: pytest.MonkeyPatch) -> BoundBackend:
+def traced_backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> BoundBackend:
     """SQLite, PostgreSQL and Redis (the servers fail under CI=true when they do not answer)."""
-    from tests.backends import Scope
+    from tests.backends import Backend, Scope
 
-    return request.param.bind(Scope(tmp_path))  # type: ignore[arg-type]
+    backend: Backend = request.param
+    return backend.bind(Scope(tmp_path))
 
 
 def _only(exporter: InMemorySpanExporter, name: str):  # type: ignore[no-untyped-def]

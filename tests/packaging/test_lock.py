@@ -29,7 +29,7 @@ def _pins() -> dict[str, str]:
 
 def test_every_installed_package_is_pinned_at_its_installed_version() -> None:
     pins = _pins()
-    installed = {
+    installed: dict[str, str] = {
         canonicalize_name(dist.metadata["Name"]): dist.version
         for dist in metadata.distributions(path=[p for p in sys.path if "site-packages" in p])
     }

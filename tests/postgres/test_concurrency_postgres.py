@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ def race_backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pyte
     return request.param.bind(Scope(tmp_path))  # type: ignore[no-any-return]
 
 
-async def gather(calls: list[Awaitable[Any]]) -> tuple[list[Any], list[BaseException]]:
+async def gather(calls: Sequence[Awaitable[Any]]) -> tuple[list[Any], list[BaseException]]:
     """Run every call concurrently; split outcomes into results and errors."""
     outcomes = await asyncio.gather(*calls, return_exceptions=True)
     results = [o for o in outcomes if not isinstance(o, BaseException)]
@@ -124,7 +124,7 @@ async def test_concurrent_captures_and_voids_settle_a_hold_once(pg_backend: Boun
 async def test_concurrent_holds_never_overdraw(pg_backend: BoundBackend) -> None:
     async with open_bank(pg_backend, decimals=0) as bank:
         await bank.mint("payer", 500)
-        calls = [bank.hold("payer", f"shop-{i % 7}", 10, expires_in=60) for i in range(100)]
+        calls: list[Awaitable[Any]] = [bank.hold("payer", f"shop-{i % 7}", 10, expires_in=60) for i in range(100)]
         calls += [bank.transfer("payer", "other", 10) for _ in range(20)]
         results, errors = await gather(calls)
         only(errors, InsufficientBalanceError)

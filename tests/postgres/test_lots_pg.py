@@ -533,7 +533,8 @@ async def test_the_downgrade_restores_the_functions_before_lots(pg_backend: Boun
             _migrate(conn, "downgrade", "0012")
             for name, filename in replaced.items():
                 (before,) = [s for s in statements(filename) if f"FUNCTION {name}(" in s]
-                assert _function_source(conn, name) in before, name
+                source = _function_source(conn, name)
+                assert source is not None and source in before, name
             for name in ("tb_lots_locked", "tb_lots_take", "tb_lots_give_back", "tb_lots_json"):
                 assert _function_source(conn, name) is None
             assert conn.scalar(sa.text("SELECT to_regclass('tb_lots')")) is None

@@ -166,5 +166,5 @@ async def test_concurrent_set_based_batches_with_new_accounts_never_deadlock(pg_
                 await bank.transfer_many(requests)
 
         await asyncio.gather(*(worker(bank, seed) for seed, bank in enumerate(banks)))
-        assert [bank.storage.stats.retries for bank in banks] == [0, 0, 0, 0]  # type: ignore[attr-defined]
+        assert [bank.storage.stats.retries for bank in banks] == [0, 0, 0, 0]
         assert (await banks[0].verify()).ok

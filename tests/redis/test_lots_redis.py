@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -107,10 +107,12 @@ class Lots:
         return (await self.store.spendable_balances([user], self.now()))[user]
 
     async def raw_tx(self, tx_id: str) -> dict[str, Any]:
-        return json.loads(await self.store.client.hget(self.store.keys.tx, tx_id))  # type: ignore[no-any-return]
+        raw: dict[str, Any] = json.loads(cast(str, await self.store.client.hget(self.store.keys.tx, tx_id)))
+        return raw
 
     async def raw_hold(self, hold_id: str) -> dict[str, Any]:
-        return json.loads(await self.store.client.hget(self.store.keys.holds, hold_id))  # type: ignore[no-any-return]
+        raw: dict[str, Any] = json.loads(cast(str, await self.store.client.hget(self.store.keys.holds, hold_id)))
+        return raw
 
     async def state(self) -> tuple[Any, ...]:
         """Everything lots and balances are kept in, to compare before and after a refused write."""
@@ -361,7 +363,7 @@ async def test_accounts_without_lots_leave_no_lot_keys(lots: Lots, bank: TokenBa
     await bank.void(hold.id)
     client, keys = lots.store.client, lots.store.keys
     assert await client.exists(keys.lots, keys.lotsdone, keys.lotexp) == 0
-    last = await client.xrevrange(keys.stream, count=1)
+    last = cast("list[tuple[str, dict[str, str]]]", await client.xrevrange(keys.stream, count=1))
     assert "lots" not in json.loads(last[0][1]["tx"])
 
 
@@ -369,7 +371,8 @@ async def test_the_stream_carries_the_lot_fields(lots: Lots) -> None:
     await lots.grant("alice", 100, lot_id="lot-a", expires_in=HOUR, available_in=timedelta(0), category="c1")
     await lots.transfer("alice", "bob", 40)
     client, keys = lots.store.client, lots.store.keys
-    transfer, grant = (json.loads(entry[1]["tx"]) for entry in await client.xrevrange(keys.stream, count=2))
+    entries = cast("list[tuple[str, dict[str, str]]]", await client.xrevrange(keys.stream, count=2))
+    transfer, grant = (json.loads(entry[1]["tx"]) for entry in entries)
     assert transfer["lots"] == [["lot-a", "40"]]
     assert grant["category"] == "c1" and "expires_at" in grant and "available_at" in grant
 

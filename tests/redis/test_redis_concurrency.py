@@ -7,13 +7,14 @@ from decimal import Decimal
 
 import pytest
 
+from tests.redis.conftest import BankFactory
 from tokenbank import TransferRequest
 from tokenbank.errors import InsufficientBalanceError
 
 pytestmark = pytest.mark.redis
 
 
-async def test_1000_concurrent_transfers_from_an_account_covering_500(make_bank) -> None:
+async def test_1000_concurrent_transfers_from_an_account_covering_500(make_bank: BankFactory) -> None:
     bank = await make_bank(decimals=0, initial_supply="500")
     other = await make_bank(decimals=0, initial_supply="500")  # a second client on the same token
     await bank.transfer("treasury", "payer", 500)
@@ -33,7 +34,7 @@ async def test_1000_concurrent_transfers_from_an_account_covering_500(make_bank)
     assert all(check.ok for check in (await bank.verify()).checks)
 
 
-async def test_concurrent_atomic_batches_and_reversals(make_bank) -> None:
+async def test_concurrent_atomic_batches_and_reversals(make_bank: BankFactory) -> None:
     bank = await make_bank(decimals=0, initial_supply="1000")
     tx = await bank.transfer("treasury", "a", 100)
     reversals = await asyncio.gather(*(bank.reverse(tx.id, reason="race") for _ in range(20)), return_exceptions=True)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.redis.conftest import BankFactory
 from tokenbank import Settings, TokenBank, TokenBankError, TransferRequest
 
 pytestmark = pytest.mark.redis
@@ -134,7 +135,7 @@ def _actions(rng: random.Random, steps: int) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
-async def test_redis_matches_sqlite(make_bank, seed: int) -> None:
+async def test_redis_matches_sqlite(make_bank: BankFactory, seed: int) -> None:
     redis_bank = await make_bank(leaderboard_exclude="treasury,carol")
     sql = TokenBank(
         Settings(

@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
+from tests.redis.conftest import BankFactory
 from tokenbank import InsufficientBalanceError, Settings, TokenBank
 from tokenbank.errors import ConfigurationError
 from tokenbank.storage.redis.backend import RedisStorage
@@ -46,7 +47,9 @@ async def test_hostile_account_ids_are_plain_data(bank: TokenBank, redis_url: st
     assert all(check.ok for check in (await bank.verify()).checks)
 
 
-async def test_two_tokens_share_one_redis_without_mixing(make_bank, redis_url: str, key_prefix: str) -> None:
+async def test_two_tokens_share_one_redis_without_mixing(
+    make_bank: BankFactory, redis_url: str, key_prefix: str
+) -> None:
     taro = await make_bank(symbol="TARO")
     jiro = await make_bank(symbol="JIRO", initial_supply="50", decimals=0)
     await taro.transfer("treasury", "alice", "10")
@@ -87,7 +90,9 @@ async def test_memory_counters_stay_small(bank: TokenBank, redis_url: str, key_p
         await client.aclose()
 
 
-async def test_a_refused_debit_leaves_every_key_as_it_was(make_bank, redis_url: str, key_prefix: str) -> None:
+async def test_a_refused_debit_leaves_every_key_as_it_was(
+    make_bank: BankFactory, redis_url: str, key_prefix: str
+) -> None:
     """Debits take the amount in one HINCRBY and put it back when that went below zero: afterwards no field
     is created, changed or left at zero — also at 2**63-1 base units, where Lua numbers are inexact."""
     top = 2**63 - 1
@@ -141,7 +146,9 @@ def test_a_ledger_group_puts_its_tokens_in_one_slot_with_the_symbol_after_the_ta
     assert taro.scan_pattern == "{tb:game}:TARO:*"
 
 
-async def test_tokens_of_one_group_share_one_redis_without_mixing(make_bank, redis_url: str, key_prefix: str) -> None:  # type: ignore[no-untyped-def]
+async def test_tokens_of_one_group_share_one_redis_without_mixing(
+    make_bank: BankFactory, redis_url: str, key_prefix: str
+) -> None:
     taro = await make_bank(symbol="TARO", ledger_group="game")
     tar = await make_bank(symbol="TAR", ledger_group="game", initial_supply="7", decimals=0)
     await taro.transfer("treasury", "alice", "10")

@@ -6,6 +6,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -29,7 +30,8 @@ async def test_stream_carries_every_transaction_field(bank: TokenBank, raw: aior
     tx = await bank.transfer("treasury", "alice", "2.5", idempotency_key="k", metadata={"a": [1]}, reason="r")
     hold = await bank.hold("alice", "bob", "1", expires_in=60)
     await bank.capture(hold.id, "0.4")
-    entries = await raw.xrange(TokenKeys.for_token(key_prefix, "TARO").stream)
+    # decode_responses=True: ids, fields and values are str (redis-py's annotations cannot say so).
+    entries = cast("list[tuple[str, dict[str, str]]]", await raw.xrange(TokenKeys.for_token(key_prefix, "TARO").stream))
     assert all(list(entry) == ["tx"] for _, entry in entries)  # one field: the transaction JSON
     fields = [json.loads(entry["tx"]) for _, entry in entries]
     assert [f["type"] for f in fields] == ["mint", "transfer", "hold", "capture", "void"]

@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.redis.conftest import BankFactory
 from tokenbank import TokenBank
 from tokenbank.errors import InsufficientBalanceError, SupplyCapExceededError
 
@@ -45,7 +46,7 @@ async def test_ties_are_ordered_by_account_id(bank: TokenBank) -> None:
     assert await bank.get_rank("treasury") is None
 
 
-async def test_excluded_accounts_anywhere_in_the_order(make_bank) -> None:
+async def test_excluded_accounts_anywhere_in_the_order(make_bank: BankFactory) -> None:
     bank = await make_bank(leaderboard_exclude="treasury,house,mid")
     users = [f"u{i:02d}" for i in range(12)]
     for i, user in enumerate(users):
@@ -59,7 +60,7 @@ async def test_excluded_accounts_anywhere_in_the_order(make_bank) -> None:
     )
 
 
-async def test_exact_beyond_2_53(make_bank) -> None:
+async def test_exact_beyond_2_53(make_bank: BankFactory) -> None:
     bank = await make_bank(decimals=0, initial_supply=str(MAX), leaderboard_exclude="treasury")
     # 2**53 and 2**53+1 share one double; so do 2**60 and 2**60+1..+128. Names are chosen so that the id
     # order contradicts the balance order inside each group.
@@ -90,7 +91,7 @@ async def test_exact_beyond_2_53(make_bank) -> None:
     assert all(check.ok for check in (await bank.verify()).checks), await bank.verify()
 
 
-async def test_one_account_holds_the_whole_int64_range(make_bank) -> None:
+async def test_one_account_holds_the_whole_int64_range(make_bank: BankFactory) -> None:
     bank = await make_bank(decimals=0, initial_supply=str(MAX))
     tx = await bank.transfer("treasury", "whale", MAX)
     assert tx.amount == Decimal(MAX)

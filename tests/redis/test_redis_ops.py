@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from tests.redis.conftest import BankFactory
 from tokenbank import TokenBank, TransferRequest
 from tokenbank.errors import (
     BatchAbortedError,
@@ -24,7 +25,7 @@ from tokenbank.services.transactions import TransactionImport
 pytestmark = pytest.mark.redis
 
 
-async def test_initialize_is_idempotent_and_mints_initial_supply(bank: TokenBank, make_bank) -> None:
+async def test_initialize_is_idempotent_and_mints_initial_supply(bank: TokenBank, make_bank: BankFactory) -> None:
     info = await bank.get_token_info()
     assert info.total_supply == Decimal("1000.00")
     assert await bank.get_balance("treasury") == Decimal("1000.00")
@@ -33,7 +34,7 @@ async def test_initialize_is_idempotent_and_mints_initial_supply(bank: TokenBank
     assert [e.action for e in await bank.get_audit_log()] == ["mint", "token.initialize"]
 
 
-async def test_settings_changes_are_applied_with_an_audit_entry(bank: TokenBank, make_bank) -> None:
+async def test_settings_changes_are_applied_with_an_audit_entry(bank: TokenBank, make_bank: BankFactory) -> None:
     reopened = await make_bank(name="Taro Coin", emoji="🪙", max_supply="5000")  # settings never change the token
     assert (await reopened.get_token_info()).name != "Taro Coin"
     info = await reopened.configure_token(name="Taro Coin", emoji="🪙", max_supply="5000")
@@ -63,7 +64,7 @@ async def test_transfer_mint_burn(bank: TokenBank) -> None:
     assert all(check.ok for check in (await bank.verify()).checks)
 
 
-async def test_supply_cap(make_bank) -> None:
+async def test_supply_cap(make_bank: BankFactory) -> None:
     bank = await make_bank(max_supply="1000.50")
     await bank.mint("alice", "0.5")
     with pytest.raises(SupplyCapExceededError):

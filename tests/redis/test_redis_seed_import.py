@@ -7,6 +7,7 @@ from decimal import Decimal
 import pytest
 import redis.asyncio as aioredis
 
+from tests.redis.conftest import BankFactory
 from tokenbank.amounts import from_base_units, to_base_units
 from tokenbank.errors import InvalidAmountError
 from tokenbank.integrations.seed_import import import_seed_layout
@@ -14,7 +15,7 @@ from tokenbank.integrations.seed_import import import_seed_layout
 pytestmark = pytest.mark.redis
 
 
-async def test_seed_balances_are_imported_once(make_bank, redis_url: str, key_prefix: str) -> None:
+async def test_seed_balances_are_imported_once(make_bank: BankFactory, redis_url: str, key_prefix: str) -> None:
     seed_prefix = "{" + key_prefix + ":seed}:"
     seed = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
@@ -59,7 +60,7 @@ async def test_seed_balances_are_imported_once(make_bank, redis_url: str, key_pr
     ],
 )
 async def test_large_seed_balances_are_imported_exactly(
-    make_bank, redis_url: str, key_prefix: str, decimals: int, seed_balances: dict[str, str],
+    make_bank: BankFactory, redis_url: str, key_prefix: str, decimals: int, seed_balances: dict[str, str],
     expected_units: dict[str, int],
 ) -> None:  # fmt: skip
     seed_prefix = "{" + key_prefix + ":seed}:"

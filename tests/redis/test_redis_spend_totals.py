@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import cast
 
 import pytest
 import redis.asyncio as aioredis
@@ -36,11 +37,11 @@ async def test_the_state_holds_the_total_and_the_oldest_spend(
         first = await bank.transfer("alice", "bob", 10)
         clock.advance(30)
         await bank.transfer("alice", "bob", 15)
-        total, oldest = (await client.hget(keys.spent, "alice")).split(":")
+        total, oldest = cast(str, await client.hget(keys.spent, "alice")).split(":")
         assert total == "2500" and int(oldest) == int(first.timestamp.timestamp() * 1_000_000)
         clock.advance(30)  # the first spend left: the total drops it and the oldest moves on
         await bank.transfer("alice", "bob", 35)
-        total, oldest = (await client.hget(keys.spent, "alice")).split(":")
+        total, oldest = cast(str, await client.hget(keys.spent, "alice")).split(":")
         assert total == "5000" and int(oldest) > int(first.timestamp.timestamp() * 1_000_000)
         assert await client.zcard(keys.spends("alice")) == 2
     finally:
@@ -57,7 +58,7 @@ async def test_a_bare_total_from_an_older_release_is_read_with_its_set(
         await bank.transfer("treasury", "alice", 100)
         await bank.set_limits("alice", spend_per_window=(50, 60))
         await bank.transfer("alice", "bob", 20)
-        total, _ = (await client.hget(keys.spent, "alice")).split(":")
+        total, _ = cast(str, await client.hget(keys.spent, "alice")).split(":")
         await client.hset(keys.spent, "alice", total)  # as an older release left it
         with pytest.raises(LimitExceededError):
             await bank.transfer("alice", "bob", Decimal("30.01"))

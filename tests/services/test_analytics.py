@@ -282,8 +282,9 @@ async def test_a_store_without_sql_ledger_is_refused() -> None:
 
 
 async def test_hybrid_store_is_read_through_its_sql_side(ledger: TokenBank) -> None:
-    sql_side = ledger.storage
-    assert isinstance(sql_side, SqlLedgerAccess)
+    storage = ledger.storage
+    assert isinstance(storage, SqlLedgerAccess)
+    sql_side: SqlLedgerAccess = storage  # the narrowed type, for the class body below
 
     class HybridLike(SqlLedgerAccess):
         """Declares SQL ledger access and answers it from its SQL side, as the hybrid store does."""

@@ -120,7 +120,7 @@ async def test_empty_export_is_well_formed(ledger: TokenBank, fmt: str) -> None:
 async def test_transactions_written_during_the_export_are_left_out(ledger: TokenBank) -> None:
     analytics = AnalyticsService(ledger)
     through = await analytics.get_last_seq()
-    seen = []
+    seen: list[int] = []
     async for chunk in analytics.iter_transaction_chunks(through_seq=through, chunk_size=4):
         seen.extend(tx.seq for tx in chunk)
         await ledger.transfer("treasury", "erin", "1")
@@ -132,7 +132,7 @@ async def test_transactions_written_during_the_export_are_left_out(ledger: Token
 async def test_chunk_size_is_checked(ledger: TokenBank) -> None:
     for size in (0, 50_001, True):
         with pytest.raises(InvalidRequestError):
-            await export_transactions(ledger, io.StringIO(), "csv", chunk_size=size)  # type: ignore[arg-type]
+            await export_transactions(ledger, io.StringIO(), "csv", chunk_size=size)
 
 
 # the command ------------------------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import decimal
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -51,9 +52,9 @@ def fmt() -> FormatterService:
         ("1234.5", {"separator": NBSP}, f"1,234.50{NBSP}GOLD"),
     ],
 )
-def test_plain_formats(fmt: FormatterService, amount: object, options: dict[str, object], expected: str) -> None:
+def test_plain_formats(fmt: FormatterService, amount: object, options: dict[str, Any], expected: str) -> None:
     assert fmt.format(amount, **options) == expected
-    assert fmt.format(amount, FormatOptions(**options)) == expected  # type: ignore[arg-type]
+    assert fmt.format(amount, FormatOptions(**options)) == expected
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ def test_plain_formats(fmt: FormatterService, amount: object, options: dict[str,
         ("1.99999999999999999999999999999", {"precision": 2, "rounding": decimal.ROUND_HALF_EVEN}, "2.00"),
     ],
 )
-def test_precision_and_rounding(fmt: FormatterService, amount: str, options: dict[str, object], expected: str) -> None:
+def test_precision_and_rounding(fmt: FormatterService, amount: str, options: dict[str, Any], expected: str) -> None:
     assert fmt.format_number(amount, **options) == expected
 
 
@@ -95,7 +96,7 @@ def test_precision_and_rounding(fmt: FormatterService, amount: str, options: dic
         ("123456789", {"locale": "ja_JP"}, "1.2億"),
     ],
 )
-def test_compact(fmt: FormatterService, amount: str, options: dict[str, object], expected: str) -> None:
+def test_compact(fmt: FormatterService, amount: str, options: dict[str, Any], expected: str) -> None:
     assert fmt.format_number(amount, compact=True, **options) == expected
 
 
@@ -144,9 +145,9 @@ def test_refuses_inexact_or_non_numbers(fmt: FormatterService, amount: object) -
         {"compact_style": "tiny"},
     ],
 )
-def test_bad_options(fmt: FormatterService, options: dict[str, object]) -> None:
+def test_bad_options(fmt: FormatterService, options: dict[str, Any]) -> None:
     with pytest.raises(InvalidRequestError) as info:
-        FormatOptions(**options)  # type: ignore[arg-type]
+        FormatOptions(**options)
     assert_error(info.value, InvalidRequestError)
     with pytest.raises(InvalidRequestError):
         fmt.format("1", **options)

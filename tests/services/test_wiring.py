@@ -38,5 +38,5 @@ async def test_price_provider_is_given_to_the_bank(backend: BoundBackend) -> Non
     async def price() -> Decimal:
         return Decimal("0.125")
 
-    async with TokenBank(backend.settings(initial_supply="10"), price_provider=price) as bank:  # type: ignore[call-arg]
+    async with TokenBank(backend.settings(initial_supply="10"), price_provider=price) as bank:
         assert await bank.balances.get_balance_in_usd("treasury") == Decimal("1.25")

@@ -35,7 +35,7 @@ def _dependencies() -> tuple[set[str], dict[str, set[str]]]:
 
 
 def _third_party(code: str) -> set[str]:
-    modules = set()
+    modules: set[str] = set()
     for node in ast.walk(ast.parse(code)):
         if isinstance(node, ast.Import):
             modules.update(alias.name.split(".")[0] for alias in node.names)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
@@ -95,7 +96,7 @@ def test_storage_mode_aliases(clean_env: pytest.MonkeyPatch, value: str, mode: s
         ({"hold_sweep_interval": -1}, "TOKEN_HOLD_SWEEP_INTERVAL"),
     ],
 )
-def test_bad_configuration_names_the_variable(overrides: dict[str, object], variable: str) -> None:
+def test_bad_configuration_names_the_variable(overrides: dict[str, Any], variable: str) -> None:
     with pytest.raises(ConfigurationError) as caught:
         Settings.load(**overrides)
     assert variable in str(caught.value)
