@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -146,6 +147,17 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
     for name in SETTINGS_ENV:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
+
+
+@contextlib.contextmanager
+def module_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoundBackend]:
+    """A module-scoped fixture's backend (its param) with a directory of its own and the caller's TOKEN_* / *_URL
+    variables removed while it is open: for tables of calls that must each change nothing (which the tests check),
+    so they can share one bank."""
+    with pytest.MonkeyPatch.context() as env:
+        for name in SETTINGS_ENV:
+            env.delenv(name, raising=False)
+        yield _bind(request, tmp_path_factory.mktemp("shared"))
 
 
 def _bind(request: pytest.FixtureRequest, tmp_path: Path) -> BoundBackend:

@@ -10,8 +10,10 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from tests.backends import BoundBackend, params, unique
+from tests.conftest import module_backend
 from tests.support import assert_error, history, open_bank, snapshot
 from tokenbank import (
     AccountClosedError,
@@ -338,16 +340,27 @@ def _bad_input() -> list[Any]:
     ]  # fmt: skip
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=params(lambda b: b.persistent))
+async def refusing_pair(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Pair]:
+    """One pair per backend for the whole table below: each bad call must change nothing, which the test checks."""
+    with module_backend(request, tmp_path_factory) as backend:
+        async for opened in _pair(backend):
+            yield opened
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("call", "error", "param"), _bad_input())
 async def test_bad_input_is_refused_before_any_write(
-    pair: Pair, call: Callable[[Pair], Awaitable[object]], error: type[TokenBankError], param: str | None
+    refusing_pair: Pair, call: Callable[[Pair], Awaitable[object]], error: type[TokenBankError], param: str | None
 ) -> None:
-    before = await pair.state()
+    before = await refusing_pair.state()
     with pytest.raises(TokenBankError) as caught:
-        await call(pair)
+        await call(refusing_pair)
     assert_error(caught.value, error)
     assert caught.value.param == param
-    assert await pair.state() == before
+    assert await refusing_pair.state() == before
 
 
 async def test_banks_that_cannot_share_one_store_call_are_refused(durable_backend: BoundBackend, tmp_path: Any) -> None:

@@ -9,8 +9,8 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from tests.backends import BoundBackend, Scope, by_name, params
-from tests.conftest import SETTINGS_ENV
+from tests.backends import by_name, params
+from tests.conftest import module_backend
 from tests.integrations.conftest import API_KEY, AUTH, BASE_URL, assert_error, fund
 from tests.support import open_bank, snapshot
 from tokenbank import TokenBank
@@ -146,10 +146,7 @@ async def refusing_api(
     """One app and bank per backend for every bad request below, alice funded with 10.00 once: each request must
     change nothing, which the test checks, so they can share it (an app per request made this module the
     slowest of the suite)."""
-    with pytest.MonkeyPatch.context() as env:
-        for name in SETTINGS_ENV:
-            env.delenv(name, raising=False)
-        backend: BoundBackend = request.param.bind(Scope(tmp_path_factory.mktemp("api-errors")))
+    with module_backend(request, tmp_path_factory) as backend:
         async with open_bank(backend, initial_supply=1000) as bank:
             app = create_app(bank=bank, api_key=API_KEY)
             transport = httpx.ASGITransport(app=app)
