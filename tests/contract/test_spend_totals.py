@@ -4,12 +4,13 @@ made, however many spends the window holds, through pruning, a changed window an
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 
 from tests.backends import BoundBackend
-from tokenbank import LimitExceededError, TokenBank
+from tokenbank import BatchAbortedError, LimitExceededError, TokenBank, TransferRequest
 from tokenbank.testing import ManualClock
 
 
@@ -108,4 +109,66 @@ async def test_a_changed_window_counts_what_the_old_one_held_at_the_change(
         assert await _spent(bank) == 0
         await bank.transfer("alice", "bob", 100)
         assert await _spent(bank) == 100
+        assert (await bank.verify()).ok
+
+
+async def test_a_spend_stamped_before_earlier_ones_leaves_the_window_at_its_own_time(backend: BoundBackend) -> None:
+    """Two processes' clocks, or an import, can stamp a debit before one already counted: it still counts for
+    exactly the window's seconds after its own time, neither longer nor shorter."""
+    clock = ManualClock()
+    start = clock.now()
+    async with TokenBank(backend.settings(initial_supply=1000), clock=clock) as bank:
+        await bank.transfer("treasury", "alice", 500)
+        await bank.set_limits("alice", spend_per_window=(100, 10))
+        await bank.transfer("alice", "bob", 10)  # t=0
+        clock.advance(5)
+        await bank.transfer("alice", "bob", 20)  # t=5
+        clock.set(start + timedelta(seconds=2))
+        await bank.transfer("alice", "bob", 30)  # t=2, stamped after t=5's
+        clock.set(start + timedelta(seconds=11))  # t=0's left
+        assert await _spent(bank) == 50
+        with pytest.raises(LimitExceededError):
+            await bank.transfer("alice", "bob", Decimal("50.01"))
+        clock.advance(2)  # t=13: t=2's left too, before t=5's
+        assert await _spent(bank) == 20
+        await bank.transfer("alice", "bob", 80)
+        with pytest.raises(LimitExceededError):
+            await bank.transfer("alice", "bob", Decimal("0.01"))
+        clock.advance(3)  # t=16: t=5's left
+        assert await _spent(bank) == 80
+        assert (await bank.verify()).ok
+
+
+async def test_an_atomic_batch_that_fails_leaves_the_window_as_it_was(backend: BoundBackend) -> None:
+    """A refused op rolls back the window's changes of the ops before it: the spends they dropped from the window's
+    head, the one they appended and one they put in its place in time."""
+    clock = ManualClock()
+    start = clock.now()
+    async with TokenBank(backend.settings(initial_supply=1000), clock=clock) as bank:
+        await bank.transfer("treasury", "alice", 500)
+        await bank.set_limits("alice", spend_per_window=(100, 10))
+        for _ in range(3):  # t=0, 1, 2
+            await bank.transfer("alice", "bob", 10)
+            clock.advance(1)
+        await bank.freeze("carol", debits=False, credits=True, reason="review")
+        clock.set(start + timedelta(seconds=11))  # t=0's and t=1's left; nothing pruned them yet
+        doomed = [TransferRequest("alice", "bob", 40), TransferRequest("alice", "carol", 1)]
+        results = await bank.transfer_many(doomed, atomic=True)
+        assert isinstance(results[0].error, BatchAbortedError)
+        clock.set(start + timedelta(seconds=1, milliseconds=500))
+        results = await bank.transfer_many(doomed, atomic=True)  # stamped before t=2's spend
+        assert isinstance(results[0].error, BatchAbortedError)
+        clock.set(start + timedelta(seconds=11))
+        assert await _spent(bank) == 10
+        await bank.transfer("alice", "bob", 90)
+        with pytest.raises(LimitExceededError):
+            await bank.transfer("alice", "bob", Decimal("0.01"))
+        clock.set(start + timedelta(seconds=12))  # t=2's left: only the 90
+        assert await _spent(bank) == 90
+        clock.set(start + timedelta(seconds=22))  # everything left: an append the batch kept would show now
+        assert await _spent(bank) == 0
+        await bank.transfer("alice", "bob", 100)
+        with pytest.raises(LimitExceededError):
+            await bank.transfer("alice", "bob", Decimal("0.01"))
+        assert await bank.get_balance("alice") == 500 - 30 - 90 - 100
         assert (await bank.verify()).ok

@@ -129,7 +129,7 @@ def test_without_a_ledger_group_the_key_names_are_unchanged() -> None:
     keys = TokenKeys.for_token("tb", "TARO")
     assert keys == TokenKeys.for_token("tb", "TARO", None)
     assert (keys.tag, keys.bal, keys.history("a"), keys.spends("a")) == (
-        "{tb:TARO}", "{tb:TARO}:bal", "{tb:TARO}:h:a", "{tb:TARO}:sp:a",
+        "{tb:TARO}", "{tb:TARO}:bal", "{tb:TARO}:h:a", "{tb:TARO}:sw:a",
     )  # fmt: skip
 
 
@@ -138,7 +138,7 @@ def test_a_ledger_group_puts_its_tokens_in_one_slot_with_the_symbol_after_the_ta
 
     taro, jiro = TokenKeys.for_token("tb", "TARO", "game"), TokenKeys.for_token("tb", "JIRO", "game")
     assert (taro.bal, taro.history("a"), taro.spends("a"), taro.chain_hashes) == (
-        "{tb:game}:TARO:bal", "{tb:game}:TARO:h:a", "{tb:game}:TARO:sp:a", "{tb:game}:TARO:chainhash",
+        "{tb:game}:TARO:bal", "{tb:game}:TARO:h:a", "{tb:game}:TARO:sw:a", "{tb:game}:TARO:chainhash",
     )  # fmt: skip
     slots = {key_slot(key.encode()) for keys in (taro, jiro) for key in (*keys.write_keys(), keys.history("x"))}
     assert len(slots) == 1

@@ -119,8 +119,13 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
-        """Check the server answers and load the scripts. Raises StorageUnavailableError."""
+        """Check the server answers, load the scripts and move spend windows an earlier build left in its layout.
+        Raises StorageUnavailableError."""
         await self._retrying(lambda: self.scripts.load(self.client))
+        if await self._cmd("EXISTS", self.keys.old_spent):
+            keys = [self.keys.old_spent, self.keys.window]
+            args = [self.keys.old_spends_prefix, self.keys.spends("")]
+            await self._script(self.scripts.spend_layout, keys, args)
 
     async def close(self) -> None:
         for client in (self.client,) if self._writes is self.client else (self.client, self._writes):
@@ -342,7 +347,7 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
         self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None
     ) -> Status:
         keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq, self.keys.token,
-                self.keys.spent, self.keys.spends(user_id), self.keys.lots]  # fmt: skip
+                self.keys.window, self.keys.spends(user_id), self.keys.lots]  # fmt: skip
         fields = [name for group in groups for name in CONTROL_FIELDS[group]]
         args = [user_id, change.to_json(user_id), json.dumps(fields), action, "" if now is None else to_us(now)]
         return Status(int(await self._script(self.scripts.set_controls, keys, args, resend=False)))
@@ -355,7 +360,7 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
         if controls.window_seconds is None:
             return controls
         start = redis_controls.window_start_us(now, controls.window_seconds)
-        keys = [self.keys.spent, self.keys.spends(user_id)]
+        keys = [self.keys.window, self.keys.spends(user_id)]
         spent = await self._script(self.scripts.window_spent, keys, [user_id, start])
         return replace(controls, window_spent=int(spent))
 

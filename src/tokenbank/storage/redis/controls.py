@@ -1,5 +1,5 @@
-"""The spend window of an account in Redis: a sorted set of ``tx_id:amount`` members scored by the debit's time
-(microseconds), written by ops.lua and read by window_spent.lua; the controls themselves are
+"""The spend window of an account in Redis: a list of ``time:amount`` entries (the debit's time in microseconds) in
+time order, written by ops.lua and read by window_spent.lua; the controls themselves are
 :meth:`ControlsRecord.to_json` in the ``ctrl`` hash."""
 
 from __future__ import annotations

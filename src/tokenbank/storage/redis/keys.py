@@ -98,14 +98,26 @@ class TokenKeys:
         return self.history_prefix + user_id
 
     def spends(self, user_id: str) -> str:
-        """The debits one account's spend window counts (a sorted set; the id is data after a fixed segment)."""
-        return self.tag + ":sp:" + user_id
+        """The debits one account's spend window counts: a list of ``time:amount`` entries (microseconds) in time
+        order (the id is data after a fixed segment)."""
+        return self.tag + ":sw:" + user_id
 
     @property
-    def spent(self) -> str:
-        """Each account's spend window state (a hash): ``total:oldest``, the running total of its spend set and
-        the score of the set's oldest member (empty: none), kept by the write scripts. A bare total is the form
-        written before the oldest was kept; the scripts read it too."""
+    def window(self) -> str:
+        """Each account's spend window state (a hash): ``total:oldest:newest``, the running total of its spend list
+        and the times of the list's first and last entries (empty: none), kept by the write scripts."""
+        return self.tag + ":window"
+
+    @property
+    def old_spends_prefix(self) -> str:
+        """Where earlier builds kept each account's spends (a sorted set per account), until :meth:`old_spent`'s
+        accounts are moved to the list layout on open."""
+        return self.tag + ":sp:"
+
+    @property
+    def old_spent(self) -> str:
+        """The spend window state of earlier builds (``total:oldest`` or a bare total per account); its presence
+        means some windows are still in the sorted-set layout."""
         return self.tag + ":spent"
 
     def write_keys(self) -> list[str]:

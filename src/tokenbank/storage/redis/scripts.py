@@ -32,6 +32,7 @@ _PREPENDED = {
     "update_token.lua": ("status.lua",),
     "set_controls.lua": ("status.lua", "decimal.lua"),
     "window_spent.lua": ("decimal.lua",),
+    "spend_layout.lua": ("decimal.lua",),
 }
 _PER_TOKEN = ("status.lua", "decimal.lua", "lib.lua", "lots.lua", "ops.lua", "ledger_api.lua")
 """One token's ledger inside a script that touches several tokens: these files, wrapped in
@@ -91,6 +92,7 @@ class Scripts:
     top_holders: AsyncScript
     rank: AsyncScript
     window_spent: AsyncScript
+    spend_layout: AsyncScript
     spendable: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript

@@ -30,7 +30,7 @@ local held_now = {}       -- account -> its held amount now, for accounts this c
 local hist, audits, events = {}, {}, {}   -- deferred effects, written only at commit
 local chained = {}         -- "seq:id" of each transaction of this call, appended to the chain list at commit
 local seq_start, seq_now = nil, nil -- the seq counter, read once per call and written back at commit
-local window_now = {}     -- account -> { total, oldest } of its spend window as ops.lua last read or wrote it
+local window_now = {}     -- account -> { total, oldest, newest } of its spend window as ops.lua last read or wrote it
                           -- this call (a rollback forgets it with the changes it mirrors)
 
 local function hset(key, field, value)
@@ -55,6 +55,22 @@ local function zset(key, member, score) -- score false = remove
     if score then redis.call('ZADD', key, score, member) else redis.call('ZREM', key, member) end
 end
 
+local function rpush(key, value)
+    if undo then undo[#undo + 1] = { 'rpush', key } end
+    redis.call('RPUSH', key, value)
+end
+
+local function linsert_before(key, pivot, value) -- before the first entry equal to pivot
+    if undo then undo[#undo + 1] = { 'linsert', key, value } end
+    redis.call('LINSERT', key, 'BEFORE', pivot, value)
+end
+
+local function ltrim_head(key, dropped) -- remove the list's first #dropped entries (dropped: those entries)
+    if #dropped == 0 then return end
+    if undo then undo[#undo + 1] = { 'ltrim', key, dropped } end
+    redis.call('LTRIM', key, #dropped, -1)
+end
+
 local function next_seq()
     if not seq_now then
         seq_start = tonumber(redis.call('GET', K_SEQ) or '0')
@@ -67,12 +83,17 @@ end
 local function rollback()
     for i = #undo, 1, -1 do
         local u = undo[i]
-        if u[1] == 'h' then
-            if u[4] then redis.call('HSET', u[2], u[3], u[4]) else redis.call('HDEL', u[2], u[3]) end
-        elseif u[4] then
-            redis.call('ZADD', u[2], u[4], u[3])
-        else
-            redis.call('ZREM', u[2], u[3])
+        local kind, key = u[1], u[2]
+        if kind == 'h' then
+            if u[4] then redis.call('HSET', key, u[3], u[4]) else redis.call('HDEL', key, u[3]) end
+        elseif kind == 'z' then
+            if u[4] then redis.call('ZADD', key, u[4], u[3]) else redis.call('ZREM', key, u[3]) end
+        elseif kind == 'rpush' then
+            redis.call('RPOP', key)
+        elseif kind == 'linsert' then
+            redis.call('LREM', key, 1, u[3]) -- equal entries are alike: whichever goes, the list is as before
+        else -- 'ltrim': the dropped entries back at the head, in their order
+            for j = #u[3], 1, -1 do redis.call('LPUSH', key, u[3][j]) end
         end
     end
     undo, touched, held_now, hist, audits, events, chained = {}, {}, {}, {}, {}, {}, {}

@@ -1,7 +1,7 @@
 -- set_controls.lua: change one account's controls and write their audit entry, atomically.
--- KEYS: 1 ctrl hash, 2 bal hash, 3 held hash, 4 audit hash, 5 audit id counter, 6 token hash, 7 spent hash
---       (account -> "total:oldest" of its spend set), 8 the account's spend set ("tx_id:amount" scored by time),
---       9 lots hash (account -> its open credit lots, lots.lua)
+-- KEYS: 1 ctrl hash, 2 bal hash, 3 held hash, 4 audit hash, 5 audit id counter, 6 token hash, 7 window hash
+--       (account -> "total:oldest:newest" of its spend list), 8 the account's spend list ("time:amount", in time
+--       order), 9 lots hash (account -> its open credit lots, lots.lua)
 -- ARGV: 1 account id, 2 the change (ControlsRecord.to_json), 3 the JSON fields it replaces (a JSON array),
 --       4 audit action, 5 the time of the change in microseconds ('': the server's)
 -- Returns the status (status.lua is prepended): ST_OK; ST_ACCOUNT_CLOSED = the account is closed already;
@@ -52,15 +52,22 @@ if limits and old_ws then
     if not controls.ws then
         redis.call('DEL', KEYS[8])
         redis.call('HDEL', KEYS[7], user)
-    else
-        redis.call('ZREMRANGEBYSCORE', KEYS[8], '-inf', string.format('%.0f', tonumber(now) - old_ws * 1000000))
-        local total, oldest = '0', nil
-        local kept = redis.call('ZRANGE', KEYS[8], 0, -1, 'WITHSCORES')
-        for i = 1, #kept, 2 do
-            total = add(total, string.match(kept[i], ':(%d+)$'))
-            oldest = oldest or string.format('%.0f', tonumber(kept[i + 1]))
+    else -- the list is in time order: the spends that left the window are a run at its head
+        local cut, gone, total, oldest, newest = tonumber(now) - old_ws * 1000000, 0, '0', nil, nil
+        for _, entry in ipairs(redis.call('LRANGE', KEYS[8], 0, -1)) do
+            local at, amount = string.match(entry, '^(%d+):(%d+)$')
+            if tonumber(at) <= cut then
+                gone = gone + 1
+            else
+                total, oldest, newest = add(total, amount), oldest or at, at
+            end
         end
-        if oldest then redis.call('HSET', KEYS[7], user, total .. ':' .. oldest) else redis.call('HDEL', KEYS[7], user) end
+        if gone > 0 then redis.call('LTRIM', KEYS[8], gone, -1) end
+        if oldest then
+            redis.call('HSET', KEYS[7], user, total .. ':' .. oldest .. ':' .. newest)
+        else
+            redis.call('HDEL', KEYS[7], user)
+        end
     end
 end
 local encoded = cjson.encode(controls)
