@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from hypothesis import HealthCheck, settings
 from pydantic import AliasChoices
 
@@ -30,6 +31,7 @@ from tests.backends import (
     service_address,
 )
 from tests.cluster.support import cluster_problem, stop_session_cluster
+from tests.support import open_bank
 from tokenbank import Settings, TokenBank
 
 CI = os.environ.get("CI", "").lower() == "true"
@@ -153,7 +155,10 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 def module_backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BoundBackend]:
     """A module-scoped fixture's backend (its param) with a directory of its own and the caller's TOKEN_* / *_URL
     variables removed while it is open: for tables of calls that must each change nothing (which the tests check),
-    so they can share one bank."""
+    so they can share one bank. Its services are checked first (a module fixture is set up before the
+    ``_required_services`` check of its tests, so a service that is down would otherwise error them, not skip them)."""
+    for service in request.param.services:
+        require_service(service)
     with pytest.MonkeyPatch.context() as env:
         for name in SETTINGS_ENV:
             env.delenv(name, raising=False)
@@ -190,6 +195,18 @@ async def bank(backend: BoundBackend) -> AsyncIterator[TokenBank]:
         yield opened
         report = await opened.verify()
         assert report.ok, f"verify() after the test: {report}"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=params())
+async def shared_bank(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[TokenBank]:
+    """Like ``bank``, but one per module and backend (tests using it run in the module's event loop): for tables of
+    calls that must each change nothing, which their tests check after every call, so they need not open a bank
+    per row."""
+    with module_backend(request, tmp_path_factory) as backend:
+        async with open_bank(backend, initial_supply=1000) as opened:
+            yield opened
 
 
 __all__ = ["CI", "SERVICES", "require_service"]

@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from tests.backends import BoundBackend, unique
 from tests.support import history, open_bank, snapshot
@@ -240,12 +241,21 @@ def _outcome(exc: BaseException | None, expected: type[TokenBankError]) -> str |
     return None
 
 
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def refusing_bank(shared_bank: TokenBank) -> TokenBank:
+    """The module's bank on one backend, alice funded with 100.00 and bob with 10.00 once: every test below
+    that takes it makes calls that must change nothing, and checks that after each call."""
+    await shared_bank.transfer("treasury", "alice", 100)
+    await shared_bank.transfer("treasury", "bob", 10)
+    return shared_bank
+
+
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("table", TABLES)
-async def test_bad_input_is_refused_and_changes_nothing(bank: TokenBank, table: str) -> None:
-    """Every row: the exact error class, its stable code, and a ledger that did not move (one bank per table
-    and backend; the ledger is compared after every row, so a row that changes anything is named)."""
-    await bank.transfer("treasury", "alice", 100)
-    await bank.transfer("treasury", "bob", 10)
+async def test_bad_input_is_refused_and_changes_nothing(refusing_bank: TokenBank, table: str) -> None:
+    """Every row: the exact error class, its stable code, and a ledger that did not move (one bank per backend
+    for all tables; the ledger is compared after every row, so a row that changes anything is named)."""
+    bank = refusing_bank
     expected_state = await _state(bank)
     problems = []
     for label, call, error in TABLES[table]:
@@ -285,8 +295,12 @@ CONTROL_EDGES: list[Case] = [
 ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("label", "call", "error"), CONTROL_EDGES, ids=[case[0] for case in CONTROL_EDGES])
-async def test_control_edge_values_are_typed_errors(bank: TokenBank, label: str, call: Call, error: type) -> None:
+async def test_control_edge_values_are_typed_errors(
+    refusing_bank: TokenBank, label: str, call: Call, error: type
+) -> None:
+    bank = refusing_bank
     before = await _state(bank)
     raised: BaseException | None = None
     try:
@@ -335,8 +349,12 @@ async def test_text_with_nul_round_trips_or_is_refused_never_a_storage_error(ban
         assert latest.reason == NUL_TEXT
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize("method", ["get_transaction_by_id", "reverse", "capture", "void", "get_hold"])
-async def test_ids_with_nul_are_not_found_or_refused_never_a_storage_error(bank: TokenBank, method: str) -> None:
+async def test_ids_with_nul_are_not_found_or_refused_never_a_storage_error(
+    refusing_bank: TokenBank, method: str
+) -> None:
+    bank = refusing_bank
     calls: dict[str, Call] = {
         "get_transaction_by_id": lambda b: b.transactions.get_transaction_by_id("a\x00b"),
         "reverse": lambda b: b.reverse("a\x00b", reason="r"),

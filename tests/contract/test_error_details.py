@@ -128,11 +128,15 @@ CALLS: list[tuple[str, Any, type[Exception], str]] = [
 ]
 
 
+@pytest.mark.asyncio(loop_scope="module")
 @pytest.mark.parametrize(("call", "error", "param"), [c[1:] for c in CALLS], ids=[c[0] for c in CALLS])
-async def test_errors_name_the_argument(bank: TokenBank, call: Any, error: type[Exception], param: str) -> None:
+async def test_errors_name_the_argument(shared_bank: TokenBank, call: Any, error: type[Exception], param: str) -> None:
+    """One bank per backend for the whole table: every call is refused and must change nothing."""
+    before = await snapshot(shared_bank)
     with pytest.raises(error) as caught:
-        await call(bank)
+        await call(shared_bank)
     assert getattr(caught.value, "param", None) == param
+    assert await snapshot(shared_bank) == before
 
 
 async def test_refusals_from_the_store_name_the_argument(funded: TokenBank) -> None:
