@@ -80,6 +80,48 @@ class Node:
         return f"127.0.0.1:{self.port}"
 
 
+@dataclass(frozen=True)
+class NodeEntry:
+    """One line of ``CLUSTER NODES``: who a node is, its role, whom it replicates and which slots it serves."""
+
+    id: str
+    port: int
+    flags: frozenset[str]
+    master_id: str | None
+    slots: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def parse(cls, line: str) -> NodeEntry:
+        parts = line.split()
+        slots = []
+        for part in parts[8:]:
+            if not part.startswith("["):  # "[slot->-node]": a slot being migrated
+                first, _, last = part.partition("-")
+                slots.append((int(first), int(last or first)))
+        return cls(
+            id=parts[0],
+            port=int(parts[1].split("@")[0].rsplit(":", 1)[1]),
+            flags=frozenset(parts[2].split(",")),
+            master_id=None if parts[3] == "-" else parts[3],
+            slots=tuple(slots),
+        )
+
+    @property
+    def is_master(self) -> bool:
+        return "master" in self.flags
+
+    @property
+    def failing(self) -> bool:
+        """Flagged as failed, or as possibly failed ("fail?") by the node that printed the line."""
+        return bool(self.flags & {"fail", "fail?"})
+
+
+def _replicas_seen(view: list[NodeEntry]) -> int:
+    """How many healthy replicas of healthy masters that serve slots ``view`` lists."""
+    masters = {entry.id for entry in view if entry.is_master and entry.slots and not entry.failing}
+    return sum(1 for entry in view if not entry.is_master and not entry.failing and entry.master_id in masters)
+
+
 @dataclass
 class LocalCluster:
     """``masters`` masters, each with ``replicas_per_master`` replicas, on spare ports (see the module docstring)."""
@@ -109,8 +151,7 @@ class LocalCluster:
                  "--cluster-replicas", str(self.replicas_per_master), "--cluster-yes"],
                 check=True, capture_output=True, timeout=timeout,
             )  # fmt: skip
-            self.wait_ok(timeout=timeout)
-            self.wait_replicas_synced(timeout=timeout)
+            self.wait_settled(timeout=timeout)
         except BaseException:
             self.stop()
             raise
@@ -137,6 +178,14 @@ class LocalCluster:
 
     def live(self) -> list[Node]:
         return [node for node in self.nodes if node.proc is not None and node.proc.poll() is None]
+
+    def wait_settled(self, *, timeout: float = 30.0) -> None:
+        """Wait until the cluster is ok, every replica has synced and every node sees every replica. Also after
+        the start: on a loaded machine a master that stalls past the node timeout is failed over by the cluster
+        itself, and its old master comes back as a replica that must sync first."""
+        self.wait_ok(timeout=timeout)
+        self.wait_replicas_synced(timeout=timeout)
+        self.wait_every_node_sees_every_replica(timeout=timeout)
 
     def wait_ok(self, *, timeout: float = 30.0) -> float:
         """Wait until every live node reports ``cluster_state:ok`` and agrees on who serves each slot; seconds
@@ -166,21 +215,20 @@ class LocalCluster:
             time.sleep(0.05)
         raise TimeoutError(f"the replicas did not finish their first sync within {timeout} s")
 
+    def view(self, port: int) -> list[NodeEntry]:
+        """Every node of the cluster as the node on ``port`` sees it (``CLUSTER NODES``)."""
+        return [NodeEntry.parse(line) for line in self.cli(port, "CLUSTER", "NODES").splitlines() if line.strip()]
+
     def slot_owners(self, port: int) -> tuple[tuple[int, int, int], ...]:
         """(first slot, last slot, master port) of every slot range, as the node on ``port`` sees them."""
-        lines = self.cli(port, "CLUSTER", "NODES").splitlines()
-        out = []
-        for line in lines:
-            parts = line.split()
-            if "master" not in parts[2] or "fail" in parts[2]:
-                continue
-            master = int(parts[1].split("@")[0].rsplit(":", 1)[1])
-            for part in parts[8:]:
-                if part.startswith("["):
-                    continue
-                first, _, last = part.partition("-")
-                out.append((int(first), int(last or first), master))
-        return tuple(sorted(out))
+        return tuple(
+            sorted(
+                (*slots, entry.port)
+                for entry in self.view(port)
+                if entry.is_master and not entry.failing
+                for slots in entry.slots
+            )
+        )
 
     def master_of_slot(self, slot: int) -> Node:
         """The node serving ``slot`` now (as a live node sees it)."""
@@ -192,17 +240,32 @@ class LocalCluster:
     def keyslot(self, key: str) -> int:
         return int(self.cli(self.live()[0].port, "CLUSTER", "KEYSLOT", key).strip())
 
-    def replica_of(self, master: Node) -> Node:
-        """A live replica of ``master``."""
-        ids = {}
-        for line in self.cli(self.live()[0].port, "CLUSTER", "NODES").splitlines():
-            parts = line.split()
-            ids[parts[0]] = (int(parts[1].split("@")[0].rsplit(":", 1)[1]), parts[2], parts[3])
-        master_id = next(node_id for node_id, (port, _, _) in ids.items() if port == master.port)
-        for port, flags, of in ids.values():
-            if of == master_id and "slave" in flags and "fail" not in flags:
-                return next(node for node in self.nodes if node.port == port)
-        raise LookupError(f"no live replica of {master.address}")
+    def replica_of(self, master: Node, *, timeout: float = 10.0) -> Node:
+        """A replica of ``master`` that the first live node sees as healthy. Gossip can take a moment to tell
+        every node about a replica, and a loaded machine can flag one as failing for a moment: so this waits.
+        Raises LookupError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.view(self.live()[0].port)
+            master_id = next((entry.id for entry in view if entry.port == master.port), None)
+            for entry in view:
+                if entry.master_id == master_id and not entry.is_master and not entry.failing:
+                    return next(node for node in self.nodes if node.port == entry.port)
+            if time.monotonic() > deadline:
+                raise LookupError(f"no live replica of {master.address} within {timeout} s")
+            time.sleep(0.05)
+
+    def wait_every_node_sees_every_replica(self, *, timeout: float = 30.0) -> None:
+        """Wait until every live node sees each replica as a healthy replica of a master with slots: right after
+        ``--cluster create`` a node may still list a replica as an empty master."""
+        deadline = time.monotonic() + timeout
+        expected = self.masters * self.replicas_per_master
+        while time.monotonic() < deadline:
+            views = [self.view(node.port) for node in self.live()]
+            if all(_replicas_seen(view) == expected for view in views):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"the nodes did not agree on the {expected} replicas within {timeout} s")
 
     def wait_promoted(self, slot: int, old: Node, *, timeout: float = 30.0) -> float:
         """Wait until a node other than ``old`` serves ``slot`` and the cluster is ok again; seconds waited."""

@@ -66,6 +66,7 @@ async def fail_over(cluster: LocalCluster, wait_replicas: int) -> dict[str, floa
     prefix = "tbf" + secrets.token_hex(4)
     keys = TokenKeys.for_token(prefix, "FAIL")
     slot = cluster.keyslot(keys.token)
+    await asyncio.to_thread(cluster.wait_settled)
     master = cluster.master_of_slot(slot)
     replica = cluster.replica_of(master)
     settings = Settings(
