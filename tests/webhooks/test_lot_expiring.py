@@ -103,6 +103,25 @@ async def test_a_lot_granted_inside_the_warning_after_the_window_passed_is_warne
         assert warned.event["type"] == "lot.expiring"
 
 
+async def test_a_grant_read_after_the_window_passed_its_expiry_is_warned(
+    lot_bank: TokenBank, clock: ManualClock
+) -> None:
+    """A grant stamped long before the window reached its expiry, but committed or read only after (a slow
+    commit, a worker that fell behind, another process's clock): the pass that reads it warns about it."""
+    bank = lot_bank
+    with running_receiver() as receiver:
+        await bank.webhooks.add(receiver.url, events=["lot.expiring"])
+        granted_at = clock.now()  # after the endpoint was added: its events start there
+        passed_at = clock.advance(3 * HOUR)
+        await _pass(bank)  # the window now reaches a day ahead: past the lot's expiry below
+        clock.set(granted_at)  # the grant's own time: 26 hours before its expiry, outside the warning then
+        late = await bank.grant("alice", "3", expires_at=passed_at + DAY - HOUR)
+        clock.set(passed_at)
+        await _pass(bank)
+        await _pass(bank)
+        assert [e["lot_id"] for e in _warned(receiver)] == [late.id]
+
+
 async def test_a_first_pass_does_not_warn_about_lots_already_expired(lot_bank: TokenBank, clock: ManualClock) -> None:
     bank = lot_bank
     await bank.grant("alice", "3", expires_at=clock.now() + HOUR)

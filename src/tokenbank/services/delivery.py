@@ -178,7 +178,7 @@ class Dispatcher:
         warning = self._ledger.settings.lot_expiry_warning
         if warning <= 0 or not isinstance(store, LotStore) or not any(LOT_EXPIRING in e.events for e in endpoints):
             return {}
-        grants = lot_warnings.warned_grants(txs, timedelta(seconds=warning) + lot_warnings.GRANT_MARGIN)
+        grants = lot_warnings.warned_grants(txs, timedelta(seconds=warning) + lot_warnings.GRANT_MARGIN, now)
         return await lot_warnings.open_lots(store, grants, now) if grants else {}
 
     async def warn_expiring(self, now: datetime) -> tuple[int, int, bool]:

@@ -7,8 +7,9 @@ delivery per endpoint and event id):
   which warnings were queued; each pass takes the open lots expiring in (max(cursor, now), now + warning] and moves
   the cursor with them in one store call: a lot already expired (a token's first pass, a worker that was down)
   is not warned.
-- the feed: a lot granted with less than the warning (plus :data:`GRANT_MARGIN`) left was already inside the
-  window when the cursor passed its expiry, so the pass that reads its ``grant`` transaction warns about it.
+- the feed: a lot with less than the warning (plus :data:`GRANT_MARGIN`) left when it was granted, or when the
+  pass reads its ``grant`` transaction, may lie behind the cursor already (granted inside the window, or committed
+  or read late), so that pass warns about it.
 """
 
 from __future__ import annotations
@@ -27,9 +28,9 @@ LOTS_CURSOR = "lots.expiring"
 LOT_POSITION = 63
 """A time-driven warning's place among the events of the feed position it is queued at: after them."""
 GRANT_MARGIN = timedelta(seconds=60)
-"""How much more than the warning a grant read from the feed may have left and still be warned there: a grant
-whose transaction time lies just before the window reached its expiry may commit after the time-driven step read
-the lots (a commit's lag, clocks of two processes); both paths finding it is harmless."""
+"""How much more than the warning a grant read from the feed may have left and still be warned there: another
+process's time-driven step may judge by a clock ahead of this one's, so its window may already reach a little
+further; both paths finding a lot is harmless."""
 ONE_MOMENT = 1_000_000
 """At most this many lots expiring at one microsecond are read at once (a full batch of one moment is read whole:
 the cursor cannot stop inside a moment)."""
@@ -45,12 +46,14 @@ def data(lot: LotRecord, decimals: int) -> dict[str, Any]:
     return lot_data(lot.id, lot.user_id, from_base_units(lot.remaining, decimals), lot.expires_at, lot.category)
 
 
-def warned_grants(txs: Sequence[TxRecord], warning: timedelta) -> list[TxRecord]:
-    """The grants of a feed batch already inside their warning when granted."""
+def warned_grants(txs: Sequence[TxRecord], warning: timedelta, now: datetime) -> list[TxRecord]:
+    """The grants of a feed batch inside their warning when granted or when read at ``now``: the time-driven
+    step's window never reaches past ``now`` plus the warning, so a lot that expires later is still ahead of it,
+    however late its grant was committed or read."""
     return [
         tx
         for tx in txs
-        if tx.type == OpKind.GRANT and tx.expires_at is not None and tx.expires_at <= tx.timestamp + warning
+        if tx.type == OpKind.GRANT and tx.expires_at is not None and tx.expires_at <= max(tx.timestamp, now) + warning
     ]
 
 
