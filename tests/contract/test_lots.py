@@ -379,3 +379,71 @@ async def test_sweepers_of_two_banks_expire_each_lot_once(durable_backend: Bound
     finally:
         await second.close()
         await first.close()
+
+
+async def test_an_account_with_many_lots_spends_exactly_as_the_rules_say(backend: BoundBackend) -> None:
+    """60 lots (more than a store reads whole: expiries shared by several lots, lots without one, pending and expired
+    ones among them) debited down to a few: every debit's moves, the balance and each refusal match a plain model
+    of the rules (spendable lots soonest expiry first, equal expiries by id, none last; pending and expired locked)."""
+    clock = ManualClock()
+    bank = await _open(backend, clock)
+    try:
+        start = clock.now()
+        terms: dict[str, tuple[datetime | None, datetime | None]] = {}  # lot id -> (expires_at, available_at)
+        for index in range(60):
+            expiry = None if index % 6 == 0 else start + (index % 9 + 1) * DAY + (index % 2) * timedelta(hours=12)
+            available = start + 4 * DAY if index % 10 == 3 else None
+            if index % 13 == 5:
+                expiry = start + timedelta(hours=1)  # expired below, not swept: locked
+            lot = await bank.grant("alice", 10 + index % 7, expires_at=expiry, available_at=available)
+            terms[lot.id] = (expiry, available)
+        await bank.transfer("treasury", "alice", 25)
+        clock.advance(timedelta(hours=2))
+
+        def spendable(lot_id: str) -> bool:
+            expiry, available = terms[lot_id]
+            now = clock.now()
+            return (expiry is None or expiry > now) and (available is None or available <= now)
+
+        def expected(remaining: dict[str, int], amount: int) -> tuple[tuple[str, int], ...]:
+            order = sorted(remaining, key=lambda i: (terms[i][0] is None, terms[i][0] or start, i))
+            moves, left = [], amount
+            for lot_id in order:
+                if left and remaining[lot_id] and spendable(lot_id):
+                    taken = min(remaining[lot_id], left)
+                    moves.append((lot_id, taken))
+                    left -= taken
+            return tuple(moves)
+
+        def locked(remaining: dict[str, int]) -> int:
+            return sum(units for lot_id, units in remaining.items() if not spendable(lot_id))
+
+        remaining = {lot.id: int(lot.amount) for lot in await bank.get_lots("alice")}
+        assert set(remaining) == set(terms)
+        plain, refused = 25, 0
+        first = plain + sum(remaining.values()) - locked(remaining) + 1  # just over: pending and expired lots lock
+        expiring = sum(units for lot_id, units in remaining.items() if spendable(lot_id) and terms[lot_id][0])
+        # ...then every spendable lot with an expiry and into the second without one, then smaller debits.
+        for step, amount in enumerate((first, expiring + 15, 7, 40, 3, 60, 2, 75, 180, 33, 90, 400)):
+            if step == 5:
+                clock.advance(5 * DAY)  # the pending lots mature; lots of the first days expire
+            balance = plain + sum(remaining.values()) - locked(remaining)
+            assert await bank.get_balance("alice") == balance, step
+            if amount > balance:
+                with pytest.raises(InsufficientBalanceError):
+                    await bank.transfer("alice", "bob", amount)
+                refused += 1
+                continue
+            moves = expected(remaining, amount)
+            tx = await bank.transfer("alice", "bob", amount)
+            assert tx.lot_moves == _moves(*moves), step
+            for lot_id, taken in moves:
+                remaining[lot_id] -= taken
+            plain -= amount - sum(taken for _, taken in moves)
+            assert {lot.id: int(lot.amount) for lot in await bank.get_lots("alice")} == {
+                i: left for i, left in remaining.items() if left
+            }
+        assert refused >= 2 and plain >= 0
+        await _conserved(bank, "alice", "bob")
+    finally:
+        await bank.close()

@@ -325,6 +325,11 @@ lots = sa.Table(
     sa.Column("created_at", TIME, nullable=False),
 )
 _lot_left = sa.text("remaining > 0")
-# An account's open lots (a debit's spend order), and the open lots by expiry (the sweeper's walk).
-sa.Index("ix_tb_lots_owner", lots.c.token, lots.c.user_id, postgresql_where=_lot_left, sqlite_where=_lot_left)
+# An account's open lots in a debit's spend order (its expired ones a range at the head), its lots not yet
+# available, and the open lots by expiry (the sweeper's walk).
+sa.Index("ix_tb_lots_spend", lots.c.token, lots.c.user_id, lots.c.expires_at, lots.c.id, postgresql_where=_lot_left,
+         sqlite_where=_lot_left)  # fmt: skip
+_lot_pending = sa.text("remaining > 0 AND available_at IS NOT NULL")
+sa.Index("ix_tb_lots_pending", lots.c.token, lots.c.user_id, lots.c.available_at, postgresql_where=_lot_pending,
+         sqlite_where=_lot_pending)  # fmt: skip
 sa.Index("ix_tb_lots_expiry", lots.c.token, lots.c.expires_at, postgresql_where=_lot_left, sqlite_where=_lot_left)
