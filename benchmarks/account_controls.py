@@ -5,7 +5,7 @@
 For SQLite (a file), PostgreSQL and Redis: ``bank.transfer()`` from 32 concurrent tasks between 200 funded
 accounts for a fixed time, between accounts without controls ("plain") and between accounts that each have a
 maximum balance and a spend limit per window, both far above what the load reaches ("limited": every transfer
-is checked against both, none is refused). Runs go plain, limited, limited, plain, three times; the median run
+is checked against both, none is refused). Runs go plain, limited, limited, plain, five times; the median run
 of each side is reported.
 
 Two ratios, limited over plain: the cost, CPU seconds per transfer of every process doing the work (this
@@ -155,7 +155,7 @@ async def main() -> int:
     options = parser.parse_args()
     if warning := busy_warning():
         print(warning)
-    seconds, rounds, accounts = (0.3, 1, 20) if options.quick else (4.0, 3, ACCOUNTS)
+    seconds, rounds, accounts = (0.3, 1, 20) if options.quick else (4.0, 5, ACCOUNTS)
     tag = "tbbc_" + secrets.token_hex(4)
     results: dict[str, Any] = {}
     try:
