@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import BoundBackend, Scope, by_name, params
+from tests.backends import Backend, BoundBackend, Scope, by_name, params
 from tokenbank.blocking import TokenBank
 
 
 @pytest.fixture(params=params(by_name("sqlite", "postgres")))
 def sync_backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> BoundBackend:
-    return request.param.bind(Scope(tmp_path))  # type: ignore[no-any-return]
+    backend: Backend = request.param
+    return backend.bind(Scope(tmp_path))
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from tests.backends import BoundBackend, Scope, by_name, params
+from tests.backends import Backend, BoundBackend, Scope, by_name, params
 from tests.support import open_bank
 from tokenbank import TokenBank
 from tokenbank.integrations.fastapi import create_app
@@ -27,7 +27,8 @@ BASE_URL = "http://tokenbank.test"
 @pytest.fixture(params=params(by_name("sqlite", "postgres", "redis")))
 def api_backend(request: pytest.FixtureRequest, tmp_path: Path, clean_env: pytest.MonkeyPatch) -> BoundBackend:
     """SQLite in a temp file, and PostgreSQL in this session's schema (test isolation by token symbol)."""
-    return request.param.bind(Scope(tmp_path))  # type: ignore[no-any-return]
+    backend: Backend = request.param
+    return backend.bind(Scope(tmp_path))
 
 
 @pytest.fixture
@@ -52,7 +53,8 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 async def fund(client: httpx.AsyncClient, user: str, amount: str) -> dict[str, Any]:
     response = await client.post("/transfers", json={"from_user_id": "treasury", "to_user_id": user, "amount": amount})
     assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
+    created: dict[str, Any] = response.json()
+    return created
 
 
 _ANY: Any = object()
