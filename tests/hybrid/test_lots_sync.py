@@ -106,7 +106,10 @@ async def test_a_sql_bank_reads_the_lots_and_a_rebuilt_cache_keeps_spending_them
     assert await sql_bank.get_balance_detail("alice") == await bank.get_balance_detail("alice")
     assert (await bank.reconcile()).lot_mismatches == []
 
-    await store.redis.client.hset(store.redis.keys.lots, "alice", "[]")  # Redis loses alice's lots
+    client, keys = store.redis.client, store.redis.keys
+    for lot in await bank.get_lots("alice"):  # Redis loses alice's lots
+        await client.hdel(keys.lots, lot.id)
+    await client.delete(keys.lot_order("alice"), keys.lot_avail("alice"))
     assert (await bank.reconcile()).lot_mismatches == [later.id]
     await bank.rebuild_cache(force=True)
     assert [(lot.id, lot.amount) for lot in await bank.get_lots("alice")] == [(later.id, 35)]

@@ -114,13 +114,20 @@ class Lots:
         raw: dict[str, Any] = json.loads(cast(str, await self.store.client.hget(self.store.keys.holds, hold_id)))
         return raw
 
-    async def state(self) -> tuple[Any, ...]:
-        """Everything lots and balances are kept in, to compare before and after a refused write."""
+    async def state(self, users: tuple[str, ...] = ("alice", "bob", "carol", "dave")) -> tuple[Any, ...]:
+        """Everything lots and balances are kept in (the per-account lot sets of ``users``), to compare before and
+        after a refused write."""
         client, keys = self.store.client, self.store.keys
+        sets = [
+            await client.zrange(key, 0, -1, withscores=True)
+            for user in users
+            for key in (keys.lot_order(user), keys.lot_avail(user))
+        ]
         return (
             await client.hgetall(keys.bal), await client.hgetall(keys.held), await client.hgetall(keys.lots),
             await client.hgetall(keys.lotsdone), await client.zrange(keys.lotexp, 0, -1, withscores=True),
             await client.hget(keys.token, "total_supply"), await client.hlen(keys.tx), await client.get(keys.seq),
+            sets,
         )  # fmt: skip
 
 
@@ -386,8 +393,14 @@ async def test_verify_checks_the_lots(redis_backend: BoundBackend, clock: Manual
         await lots.transfer("alice", "bob", 120)
         report = {check.name: check for check in (await bank.verify()).checks}
         assert report["lots"].ok and all(check.ok for check in report.values()), report
-        bad = [["lot-b", "60", "50", None, None, None, "0"]]
-        await lots.store.client.hset(lots.store.keys.lots, "alice", json.dumps(bad))
+        client, keys = lots.store.client, lots.store.keys
+        await client.zrem(keys.lot_order("alice"), "lot-b")  # a debit would no longer find it
+        report = {check.name: check for check in (await bank.verify()).checks}
+        assert not report["lots"].ok and "lot-b" in report["lots"].detail and "spend order" in report["lots"].detail
+        await client.zadd(keys.lot_order("alice"), {"lot-b": float("inf")})
+        assert (await bank.verify()).ok
+        bad = ["lot-b", "60", "50", None, None, None, "0", "alice"]
+        await client.hset(keys.lots, "lot-b", json.dumps(bad))
         report = {check.name: check for check in (await bank.verify()).checks}
         assert not report["lots"].ok and "lot-b" in report["lots"].detail
 
@@ -488,3 +501,33 @@ async def test_concurrent_debits_batched_into_one_call_share_the_lots_exactly(lo
     assert statuses.count(Status.OK) == 33 and statuses.count(Status.INSUFFICIENT_BALANCE) == 7
     assert await lots.remaining("alice") == [("lot-4", 1), ("lot-pending", 50)]
     assert await lots.balance("alice") == 51
+
+
+async def test_a_debit_over_many_lots_takes_them_in_spend_order_past_the_pending_ones(lots: Lots) -> None:
+    """lots.lua reads the spend order a few lots at a time (8, then 16, 32...): a debit taking more than that,
+    with pending lots in between and lots used up on the way, takes exactly the first spendable ones."""
+    order = []
+    for n in range(60):
+        pending = n % 3 == 1
+        await lots.grant("alice", 2, lot_id=f"lot-{n:02d}", expires_in=(n // 2 + 1) * HOUR,  # pairs share an expiry
+                         available_in=HOUR / 2 if pending else None)  # fmt: skip
+        if not pending:
+            order.append(f"lot-{n:02d}")
+    await lots.transfer("treasury", "alice", 5)  # plain
+    assert await lots.spendable("alice") == 2 * len(order) + 5
+    before = await lots.state()
+    ops = [
+        lots.op(OpKind.TRANSFER, from_user_id="alice", to_user_id="bob", amount=2 * 30 + 1),
+        lots.op(OpKind.TRANSFER, from_user_id="carol", to_user_id="dave", amount=1),  # refused: all goes back
+    ]
+    assert [r.status for r in await lots.store.apply(ops, atomic=True)] == [
+        Status.BATCH_ABORTED, Status.INSUFFICIENT_BALANCE,
+    ]  # fmt: skip
+    assert await lots.state() == before
+    [tx] = (await lots.transfer("alice", "bob", 2 * 30 + 1)).transactions
+    assert moves(tx) == [(lot_id, 2) for lot_id in order[:30]] + [(order[30], 1)]
+    left = [lot_id for lot_id, _ in await lots.remaining("alice")]
+    assert left == sorted([order[30], *(f"lot-{n:02d}" for n in range(60) if n % 3 == 1), *order[31:]])
+    [rest] = (await lots.transfer("alice", "bob", 2 * (len(order) - 31) + 1 + 5)).transactions
+    assert moves(rest)[0] == (order[30], 1) and len(moves(rest)) == len(order) - 30
+    assert await lots.spendable("alice") == 0

@@ -92,8 +92,8 @@ async def _controls(store: StorePair) -> None:
 
 
 async def _lots(store: StorePair) -> None:
-    """Every credit lot, CHUNK accounts at a time (an account's lots are written together: its field in Redis holds
-    them all). Used-up lots come too: a void or a reversal may still give back to them."""
+    """Every credit lot, CHUNK accounts at a time. Used-up lots come too: a void or a reversal may still give back
+    to them."""
     sql, after = store.sql, ""
     while True:
         users_stmt = (

@@ -85,8 +85,9 @@ async def _lot_mismatches(store: StorePair) -> list[str]:
     """Open lots whose owner or remainder differs between Redis and PostgreSQL (after the drain), by id."""
     redis_side: dict[str, tuple[str, int]] = {}
     async with translated():
-        async for user, text in store.redis.client.hscan_iter(store.redis.keys.lots, count=CHUNK):
-            redis_side.update({lot.id: (lot.user_id, lot.remaining) for lot in redis_lots.decode(user, text)})
+        async for _, text in store.redis.client.hscan_iter(store.redis.keys.lots, count=CHUNK):
+            lot = redis_lots.decode(text)
+            redis_side[lot.id] = (lot.user_id, lot.remaining)
     stmt = sa.select(lots.c.id, lots.c.user_id, lots.c.remaining).where(lots.c.token == store.sql.token,
                                                                          lots.c.remaining > 0)  # fmt: skip
     pg_side = {row.id: (row.user_id, int(row.remaining)) for row in await fetch(store.sql, stmt)}

@@ -119,13 +119,16 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
 
     # lifecycle ---------------------------------------------------------------------------------------------
     async def open(self) -> None:
-        """Check the server answers, load the scripts and move spend windows an earlier build left in its layout.
-        Raises StorageUnavailableError."""
+        """Check the server answers, load the scripts and move spend windows and credit lots an earlier build left
+        in its layout. Raises StorageUnavailableError."""
         await self._retrying(lambda: self.scripts.load(self.client))
         if await self._cmd("EXISTS", self.keys.old_spent):
             keys = [self.keys.old_spent, self.keys.window]
             args = [self.keys.old_spends_prefix, self.keys.spends("")]
             await self._script(self.scripts.spend_layout, keys, args)
+        if lots.old_layout(await self._cmd("HRANDFIELD", self.keys.lots, 1, "WITHVALUES")):
+            args = [self.keys.lot_order(""), self.keys.lot_avail("")]
+            await self._script(self.scripts.lots_layout, [self.keys.lots], args)
 
     async def close(self) -> None:
         for client in (self.client,) if self._writes is self.client else (self.client, self._writes):
@@ -347,7 +350,7 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
         self, user_id: str, change: ControlsRecord, groups: Sequence[str], action: str, now: datetime | None = None
     ) -> Status:
         keys = [self.keys.ctrl, self.keys.bal, self.keys.held, self.keys.audit, self.keys.auditseq, self.keys.token,
-                self.keys.window, self.keys.spends(user_id), self.keys.lots]  # fmt: skip
+                self.keys.window, self.keys.spends(user_id), self.keys.lot_order(user_id)]  # fmt: skip
         fields = [name for group in groups for name in CONTROL_FIELDS[group]]
         args = [user_id, change.to_json(user_id), json.dumps(fields), action, "" if now is None else to_us(now)]
         return Status(int(await self._script(self.scripts.set_controls, keys, args, resend=False)))
@@ -366,35 +369,32 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
 
     # credit lots (lua/lots.lua, storage/redis/lots.py) ------------------------------------------------------
     async def get_lots(self, user_id: str) -> list[LotRecord]:
-        return lots.decode(user_id, await self._cmd("HGET", self.keys.lots, user_id))
+        rows = await self._read_script(self.scripts.account_lots, [self.keys.lot_order(user_id), self.keys.lots], [])
+        return [lots.decode(row) for row in rows]
 
     async def expired_lots(self, now: datetime, limit: int) -> list[tuple[str, str]]:
         members = await self._cmd("ZRANGE", self.keys.lotexp, "-inf", to_us(now), "BYSCORE", "LIMIT", 0, limit)
         return [lots.expiry_member(member) for member in members]
 
     async def expiring_lots(self, after: datetime, until: datetime, limit: int) -> list[LotRecord]:
-        """Two reads: the expiry index, then the owners' fields; a lot used up in between is no longer in its
-        owner's field and is left out (it has nothing left to warn about)."""
+        """Two reads: the expiry index, then the lots; a lot used up in between is no longer open and is left out
+        (it has nothing left to warn about)."""
         members = await self._cmd(
             "ZRANGE", self.keys.lotexp, f"({to_us(after)}", to_us(until), "BYSCORE", "LIMIT", 0, limit
         )
         wanted = [lots.expiry_member(member) for member in members]
-        owners = list(dict.fromkeys(user_id for _, user_id in wanted))
-        fields = await self._cmd("HMGET", self.keys.lots, *owners) if owners else []
-        found = {lot.id: lot for owner, text in zip(owners, fields, strict=True) for lot in lots.decode(owner, text)}
-        return [found[lot_id] for lot_id, _ in wanted if lot_id in found and found[lot_id].remaining > 0]
+        rows = await self._cmd("HMGET", self.keys.lots, *(lot_id for lot_id, _ in wanted)) if wanted else []
+        found = [lots.decode(row) for row in rows if row is not None]
+        return [lot for lot in found if lot.remaining > 0]
 
     async def spendable_balances(self, user_ids: Sequence[str], now: datetime) -> dict[str, int]:
-        """One round trip, shared with concurrent reads: spendable.lua reads the balances and the lots at one
-        moment, the locked part is computed here."""
+        """One round trip, shared with concurrent reads: spendable.lua reads each balance less what its lots hold
+        locked at ``now``, at one moment, reading only the locked lots."""
         ids = list(user_ids)
         if not ids:
             return {}
-        flat = await self._read_script(self.scripts.spendable, [self.keys.bal, self.keys.lots], ids)
-        count = len(ids)
-        return {
-            user: int(flat[i] or 0) - lots.locked(lots.decode(user, flat[count + i]), now) for i, user in enumerate(ids)
-        }
+        rows = await self._read_script(self.scripts.spendable, [self.keys.bal, self.keys.lots], [to_us(now), *ids])
+        return {user: int(value) for user, value in zip(ids, rows, strict=True)}
 
     async def _read_script(self, script: AsyncScript, keys: list[str], args: Sequence[str | int]) -> Any:
         """A read-only script as a plain EVALSHA through the read auto-pipeline (no script slot, coalesced with

@@ -3,9 +3,9 @@ group (``TOKEN_LEDGER_GROUP``) ``{<key_prefix>:<group>}`` followed by ``:<symbol
 
 One hash tag per token puts all its keys in one cluster slot (each script touches one slot) while different
 tokens spread over the cluster; the tokens of one group share a slot, so one script can touch two of them (an
-exchange). Account ids only ever appear as hash fields, sorted-set members, or after the
-fixed ``:h:`` segment of a history key (behind the hash tag, which is the first ``{...}`` of the name), so no
-id can name or reach another key.
+exchange). Account ids only ever appear as hash fields, sorted-set members, or after a fixed segment of a
+per-account key (``:h:``, ``:sw:``, ``:lo:``, ``:la:``, behind the hash tag, which is the first ``{...}`` of the
+name), so no id can name or reach another key.
 """
 
 from __future__ import annotations
@@ -58,9 +58,10 @@ class TokenKeys:
     chain: str
     ctrl: str
     lots: str
-    """Account id -> JSON array of its open credit lots (remaining > 0) in spend order (lua/lots.lua)."""
+    """Lot id -> JSON of an open credit lot (remaining > 0) with its account id (lua/lots.lua); each account's
+    open lots are indexed by :meth:`lot_order` and :meth:`lot_avail`."""
     lotsdone: str
-    """Lot id -> JSON of a lot with nothing left (with its ``user_id``), which a void or reversal may refill."""
+    """Lot id -> JSON of a lot with nothing left (with its account id), which a void or reversal may refill."""
     lotexp: str
     """Sorted set of the open lots with an expiry: ``<lot id>:<account id>``, score = ``expires_at`` (us)."""
     history_prefix: str
@@ -101,6 +102,16 @@ class TokenKeys:
         """The debits one account's spend window counts: a list of ``time:amount`` entries (microseconds) in time
         order (the id is data after a fixed segment)."""
         return self.tag + ":sw:" + user_id
+
+    def lot_order(self, user_id: str) -> str:
+        """One account's open credit lots in spend order: a sorted set of lot ids, score = ``expires_at`` (us) or
+        ``+inf`` for none, equal scores in id byte order (the id is data after a fixed segment)."""
+        return self.tag + ":lo:" + user_id
+
+    def lot_avail(self, user_id: str) -> str:
+        """One account's open credit lots that have an ``available_at``: a sorted set of lot ids scored by it (us),
+        so the pending ones are one range read (the id is data after a fixed segment)."""
+        return self.tag + ":la:" + user_id
 
     @property
     def window(self) -> str:

@@ -157,17 +157,17 @@ async def put_controls(client: Redis, keys: TokenKeys, entries: Mapping[str, str
 
 
 def put_lots(pipe: Pipeline, keys: TokenKeys, lots: Iterable[LotRecord]) -> None:
-    """Queue credit lots as the write scripts keep them (lua/lots.lua): each account's open lots as one array in
-    spend order (replacing what its field held), used-up lots in ``lotsdone``, open lots with an expiry in
-    ``lotexp``. Give every lot of an account in one call: its field is written from these alone."""
-    by_user: dict[str, list[LotRecord]] = {}
+    """Queue credit lots as the write scripts keep them (lua/lots.lua): open lots by id in ``lots``, in their
+    account's spend-order set (and its availability set when they have an ``available_at``) and, with an expiry,
+    in ``lotexp``; used-up lots in ``lotsdone``."""
     for lot in lots:
-        if lot.remaining > 0:
-            by_user.setdefault(lot.user_id, []).append(lot)
-            if lot.expires_at is not None:
-                pipe.zadd(keys.lotexp, {f"{lot.id}:{lot.user_id}": to_us(lot.expires_at)})
-        else:
-            pipe.hset(keys.lotsdone, lot.id, json.dumps([*redis_lots.encode(lot), lot.user_id]))
-    for user_id, open_lots in by_user.items():
-        open_lots.sort(key=redis_lots.spend_order)
-        pipe.hset(keys.lots, user_id, json.dumps([redis_lots.encode(lot) for lot in open_lots]))
+        row = json.dumps(redis_lots.encode(lot))
+        if lot.remaining <= 0:
+            pipe.hset(keys.lotsdone, lot.id, row)
+            continue
+        pipe.hset(keys.lots, lot.id, row)
+        pipe.zadd(keys.lot_order(lot.user_id), {lot.id: redis_lots.order_score(lot)})
+        if lot.available_at is not None:
+            pipe.zadd(keys.lot_avail(lot.user_id), {lot.id: to_us(lot.available_at)})
+        if lot.expires_at is not None:
+            pipe.zadd(keys.lotexp, {f"{lot.id}:{lot.user_id}": to_us(lot.expires_at)})

@@ -1,14 +1,14 @@
-"""Credit lots as the write scripts keep them (lua/lots.lua): an account's open lots, a JSON array in spend order
-under its field of the ``lots`` hash, each lot a positional array ``[id, remaining, amount, expires_at,
-available_at, category, created_at]`` (amounts as decimal strings, times as microseconds since the epoch, null
-where unset; a used-up lot in ``lotsdone`` has the account id appended), and the expiry index's ``<lot id>:<account
-id>`` members."""
+"""Credit lots as the write scripts keep them (lua/lots.lua): each open lot under its id in the ``lots`` hash, a
+positional array ``[id, remaining, amount, expires_at, available_at, category, created_at, account id]`` (amounts
+as decimal strings, times as microseconds since the epoch, null where unset), a used-up lot the same way in
+``lotsdone``; per account a sorted set of its open lot ids in spend order (score :func:`order_score`) and one of
+those with an ``available_at``; and the expiry index's ``<lot id>:<account id>`` members."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Sequence
+from typing import Any
 
 from tokenbank.storage.base import LotRecord
 from tokenbank.storage.wire import from_us, to_us
@@ -17,9 +17,10 @@ Row = Sequence[str | None]
 """One lot as the scripts keep it (see the module docstring)."""
 
 
-def record(user_id: str, row: Row) -> LotRecord:
-    lot_id, remaining, amount, expires_at, available_at, category, created_at = row[:7]
+def record(row: Row) -> LotRecord:
+    lot_id, remaining, amount, expires_at, available_at, category, created_at, user_id = row[:8]
     assert lot_id is not None and remaining is not None and amount is not None and created_at is not None
+    assert user_id is not None
     return LotRecord(
         id=lot_id,
         user_id=user_id,
@@ -32,16 +33,17 @@ def record(user_id: str, row: Row) -> LotRecord:
     )
 
 
-def decode(user_id: str, text: str | bytes | None) -> list[LotRecord]:
-    """The open lots of ``user_id`` from its field of the ``lots`` hash (None: none), in spend order."""
-    if not text:
-        return []
-    return [record(user_id, row) for row in json.loads(text)]
+def decode(text: str | bytes) -> LotRecord:
+    """A lot from its value in the ``lots`` (or ``lotsdone``) hash."""
+    return record(json.loads(text))
 
 
-def locked(lots: Iterable[LotRecord], now: datetime) -> int:
-    """What the lots hold that cannot be spent at ``now`` (not yet available, or expired but not swept)."""
-    return sum(lot.remaining for lot in lots if not lot.spendable_at(now))
+def old_layout(sample: Sequence[Any]) -> bool:
+    """Whether a field of the ``lots`` hash (the reply of ``HRANDFIELD lots 1 WITHVALUES``: ``[field, value]``, or
+    ``[[field, value]]`` in RESP3; empty when there is no hash) is in the layout of earlier builds, where each
+    field was an account's array of lots (an array of arrays; an empty one too), not a lot."""
+    pair = sample[0] if sample and isinstance(sample[0], list) else sample
+    return len(pair) == 2 and (pair[1].startswith("[[") or pair[1].replace(" ", "") == "[]")
 
 
 def expiry_member(member: str) -> tuple[str, str]:
@@ -50,13 +52,14 @@ def expiry_member(member: str) -> tuple[str, str]:
     return lot_id, user_id
 
 
-def spend_order(lot: LotRecord) -> tuple[bool, datetime | None, bytes]:
-    """Sort key of the spend order: sooner expiry first, no expiry last, then the id in byte order."""
-    return lot.expires_at is None, lot.expires_at, lot.id.encode()
+def order_score(lot: LotRecord) -> int | float:
+    """The lot's score in its account's spend-order set: ``expires_at`` in microseconds, ``+inf`` for none (Redis
+    then orders equal scores by member bytes: the id in byte order, the spend order's tie-break)."""
+    return float("inf") if lot.expires_at is None else to_us(lot.expires_at)
 
 
 def encode(lot: LotRecord) -> list[str | None]:
-    """A lot as the scripts keep it in the ``lots`` hash (without the account id, the field it is kept under)."""
+    """A lot as the scripts keep it in the ``lots`` and ``lotsdone`` hashes."""
     return [
         lot.id,
         str(lot.remaining),
@@ -65,4 +68,5 @@ def encode(lot: LotRecord) -> list[str | None]:
         None if lot.available_at is None else str(to_us(lot.available_at)),
         lot.category,
         str(to_us(lot.created_at)),
+        lot.user_id,
     ]

@@ -33,6 +33,7 @@ _PREPENDED = {
     "set_controls.lua": ("status.lua", "decimal.lua"),
     "window_spent.lua": ("decimal.lua",),
     "spend_layout.lua": ("decimal.lua",),
+    "spendable.lua": ("decimal.lua",),
 }
 _PER_TOKEN = ("status.lua", "decimal.lua", "lib.lua", "lots.lua", "ops.lua", "ledger_api.lua")
 """One token's ledger inside a script that touches several tokens: these files, wrapped in
@@ -40,6 +41,7 @@ _PER_TOKEN = ("status.lua", "decimal.lua", "lib.lua", "lots.lua", "ops.lua", "le
 _MULTI_TOKEN = ("exchange.lua",)
 _READ_ONLY = (
     "top_holders.lua", "rank.lua", "history.lua", "balance_at.lua", "feed.lua", "window_spent.lua", "spendable.lua",
+    "account_lots.lua",
 )  # fmt: skip
 
 HYBRID_SCRIPTS = ("sync_lease", "sync_release", "raise_counter", "set_account", "set_supply")
@@ -93,7 +95,9 @@ class Scripts:
     rank: AsyncScript
     window_spent: AsyncScript
     spend_layout: AsyncScript
+    lots_layout: AsyncScript
     spendable: AsyncScript
+    account_lots: AsyncScript
     history: AsyncScript
     balance_at: AsyncScript
     feed: AsyncScript

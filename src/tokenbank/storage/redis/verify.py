@@ -64,9 +64,12 @@ async def _scan(client: Redis, keys: TokenKeys) -> _Scan:
         scan.ranked[user] = score
     async for _, row in _hscan(client, keys.tx):
         _replay(scan, json.loads(row))
-    async for user, row in _hscan(client, keys.lots):  # lots as storage/redis/lots.py describes them
-        for lot in json.loads(row):
-            _check_lot(scan, lot, user, open_lot=True)
+    open_lots: list[list[str]] = []
+    async for _, row in _hscan(client, keys.lots):  # lots as storage/redis/lots.py describes them
+        lot = json.loads(row)
+        _check_lot(scan, lot, lot[7] if len(lot) > 7 else None, open_lot=True)
+        open_lots.append(lot)
+    await _check_order(client, keys, scan, open_lots)
     async for _, row in _hscan(client, keys.lotsdone):
         lot = json.loads(row)
         _check_lot(scan, lot, lot[7] if len(lot) > 7 else None, open_lot=False)
@@ -87,6 +90,19 @@ def _check_lot(scan: _Scan, lot: list[str], user: str | None, *, open_lot: bool)
     if not 0 <= remaining <= amount or (remaining > 0) != open_lot:
         where = "open" if open_lot else "used up"
         scan.bad_lot = f"lot {lot_id} of {user!r}: remaining {remaining} of {amount} ({where})"
+
+
+async def _check_order(client: Redis, keys: TokenKeys, scan: _Scan, open_lots: list[list[str]]) -> None:
+    """Each open lot is in its account's spend-order set, scored by its expiry (a debit finds it only there)."""
+    for start in range(0, len(open_lots), _CHUNK):
+        part = open_lots[start : start + _CHUNK]
+        async with client.pipeline(transaction=False) as pipe:
+            for lot in part:
+                pipe.zscore(keys.lot_order(lot[7]), lot[0])
+            scores = await pipe.execute()
+        for lot, score in zip(part, scores, strict=True):
+            if scan.bad_lot is None and score != (float("inf") if lot[3] is None else float(lot[3])):
+                scan.bad_lot = f"lot {lot[0]} of {lot[7]!r}: not in its spend order as it should be (score {score})"
 
 
 def _replay(scan: _Scan, tx: dict[str, str]) -> None:

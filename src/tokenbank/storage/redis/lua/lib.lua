@@ -5,8 +5,9 @@
 --   1 token  2 seq  3 bal  4 held  5 lb  6 tx  7 idem  8 rev  9 holds  10 hexp  11 stream  12 audit
 --   13 auditseq  14 htrim  15 chain (the journal in seq order, "seq:id" per entry, for the chain sealer)
 --   16 ctrl (account controls: account -> JSON, see storage/redis/controls.py)
---   17 lots (account -> JSON array of its open credit lots, remaining > 0, in spend order; see ops.lua)
---   18 lotsdone (lot id -> JSON of a lot with nothing left, with its user_id: a void or reversal may refill it)
+--   17 lots (lot id -> JSON of an open credit lot, remaining > 0, with its account id; per account sets name
+--      the open lots in spend order and the ones with an available_at: see lots.lua)
+--   18 lotsdone (lot id -> JSON of a lot with nothing left, with its account id: a void or reversal may refill it)
 --   19 lotexp (sorted set "<lot id>:<account id>" of the open lots with an expiry, score = expires_at in us)
 -- ARGV (first three, common): 1 history key prefix ("{p:SYM}:h:"), 2 history retention per account,
 --   3 stream MAXLEN ("0" = never trim)

@@ -2,109 +2,132 @@
 -- after lib.lua and before ops.lua, which calls it.
 -- KEYS, ARGV: lib.lua's (17 lots, 18 lotsdone, 19 lotexp). Returns: nothing (a library).
 --
--- Layout: K_LOTS is a hash account -> JSON array of its open lots (remaining > 0) in spend order: expires_at
--- ascending, none last, then id in byte order. Each lot is a positional array (half the JSON work of an object,
--- and a third less memory): [id, remaining, amount, expires_at, available_at, category, created_at], amounts as
--- decimal strings, times as us since the epoch (strings), null where unset. An account whose lots are all used
--- up has no field, and a token without open lots has no K_LOTS key: that is what keeps accounts without lots
--- (almost) free, one EXISTS per script call. A lot with nothing left moves to K_LOTSDONE (lot id -> the same
--- array with the account id appended), where a void or a reversal that gives back to it finds it. K_LOTEXP lists the
--- open lots that have an expiry ("<lot id>:<account id>", score = expires_at), for the expiry sweep; lot ids
--- never contain ':' (malformed() refuses such a grant), so the first ':' ends the id.
+-- Layout: K_LOTS is a hash lot id -> the open lot (remaining > 0), a positional array (half the JSON work of an
+-- object, and a third less memory): [id, remaining, amount, expires_at, available_at, category, created_at,
+-- account id], amounts as decimal strings, times as us since the epoch (strings), null where unset. Per account,
+-- named after the token's tag like the spend windows (ops.lua):
+--   "{tag}:lo:<account>" a sorted set of its open lot ids in spend order: score = expires_at, +inf for none; equal
+--     scores sort by member bytes, which is the spend order's tie-break (the id in byte order);
+--   "{tag}:la:<account>" a sorted set of its open lots that have an available_at (score = available_at), so the
+--     pending ones are one range read.
+-- A debit reads what is locked (the pending lots, and the expired ones not swept yet: the head of the spend order
+-- up to now), then walks the spendable rest of the spend order only as far as the amount needs: its cost follows
+-- the lots it touches and the lots locked, not every open lot of the account.
+-- A token without open lots has no K_LOTS key: that is what keeps accounts without lots (almost) free, one EXISTS
+-- per script call. A lot with nothing left moves to K_LOTSDONE (lot id -> the same array), where a void or a
+-- reversal that gives back to it finds it. K_LOTEXP lists the open lots that have an expiry ("<lot id>:<account
+-- id>", score = expires_at), for the expiry sweep; lot ids never contain ':' (malformed() refuses such a grant), so
+-- the first ':' ends the id.
 -- Every write goes through hset/hdel/zset, so an atomic batch that fails puts the lots back too.
 
 local L_ID, L_REM, L_AMOUNT, L_EXP, L_AVAIL, L_CAT, L_CREATED, L_USER = 1, 2, 3, 4, 5, 6, 7, 8
+local LOTS_TAG = string.sub(K_LOTS, 1, -5) -- "{tag}:" ("{tag}:lots" less "lots")
+local ORDER_PREFIX, AVAIL_PREFIX = LOTS_TAG .. 'lo:', LOTS_TAG .. 'la:'
+local NEVER = math.huge
+local WALK_FIRST, WALK_MAX = 8, 256 -- lots a debit reads at a time: few at first (most debits touch one or two)
 
 local lots_any = nil -- whether the token has any open lot: read once per script call, set by a grant or refill
-                     -- (left true after a rollback: that costs an HGET, never a wrong answer)
+                     -- (left true after a rollback: that costs a read, never a wrong answer)
 
-local function lots_of(user) -- the account's open lots in spend order (a list), nil for none
+local function any_lots()
     if lots_any == nil then lots_any = redis.call('EXISTS', K_LOTS) == 1 end
-    if not lots_any then return nil end
-    local js = redis.call('HGET', K_LOTS, user)
-    return js and cjson.decode(js) or nil
+    return lots_any
 end
 
-local function put_lots(user, lots) -- the account's open lots after a change (none left: its field goes)
-    if #lots > 0 then
-        hset(K_LOTS, user, cjson.encode(lots))
-        lots_any = true
-    elseif redis.call('HEXISTS', K_LOTS, user) == 1 then
-        hdel(K_LOTS, user)
-    end
-end
-
-local function spendable(lot, now_n)
-    local avail, exp = lot[L_AVAIL], lot[L_EXP]
-    return (avail == NULL or tonumber(avail) <= now_n) and (exp == NULL or tonumber(exp) > now_n)
-end
-
-local function locked(lots, now_n) -- what the lots hold that cannot be spent at now (pending or expired)
-    local sum = '0'
-    for _, lot in ipairs(lots) do
-        if not spendable(lot, now_n) then sum = add(sum, lot[L_REM]) end
-    end
-    return sum
-end
-
-local function byte_less(a, b) -- byte order (Lua's < follows the server's locale)
-    for i = 1, math.min(#a, #b) do
-        local x, y = string.byte(a, i), string.byte(b, i)
-        if x ~= y then return x < y end
-    end
-    return #a < #b
-end
-
-local NEVER = math.huge
-local function spends_before(a, b) -- spend order: sooner expiry first, no expiry last, then id
-    local x = a[L_EXP] ~= NULL and tonumber(a[L_EXP]) or NEVER
-    local y = b[L_EXP] ~= NULL and tonumber(b[L_EXP]) or NEVER
-    if x ~= y then return x < y end
-    return byte_less(a[L_ID], b[L_ID])
-end
-
-local function insert_lot(lots, lot)
-    local at = #lots + 1
-    for i, other in ipairs(lots) do
-        if spends_before(lot, other) then
-            at = i
-            break
-        end
-    end
-    table.insert(lots, at, lot)
-end
+local function order_score(lot) return lot[L_EXP] ~= NULL and lot[L_EXP] or 'inf' end
 
 local function exp_member(user, id) return id .. ':' .. user end
 
-local function retire(user, lot) -- a lot with nothing left: out of the expiry index, into K_LOTSDONE
-    lot[L_USER] = user
-    hset(K_LOTSDONE, lot[L_ID], cjson.encode(lot))
-    lot[L_USER] = nil
-    if lot[L_EXP] ~= NULL then zset(K_LOTEXP, exp_member(user, lot[L_ID]), false) end
+local function lots_by_id(ids) -- the open lots of these ids, decoded (a table id -> lot; a missing one is absent)
+    local out = {}
+    for first = 1, #ids, 1000 do -- unpack has a stack limit
+        local part = { unpack(ids, first, math.min(first + 999, #ids)) }
+        local rows = redis.call('HMGET', K_LOTS, unpack(part))
+        for i, id in ipairs(part) do
+            if rows[i] then out[id] = cjson.decode(rows[i]) end
+        end
+    end
+    return out
+end
+
+local function put_lot(lot) -- an open lot's new state (its indexes unchanged)
+    hset(K_LOTS, lot[L_ID], cjson.encode(lot))
+    lots_any = true
+end
+
+local function index_lot(user, lot) -- an open lot into its account's sets and the expiry index
+    local id = lot[L_ID]
+    zset(ORDER_PREFIX .. user, id, order_score(lot))
+    if lot[L_AVAIL] ~= NULL then zset(AVAIL_PREFIX .. user, id, lot[L_AVAIL]) end
+    if lot[L_EXP] ~= NULL then zset(K_LOTEXP, exp_member(user, id), lot[L_EXP]) end
+end
+
+local function retire(user, lot) -- a lot with nothing left: out of the open lots and their indexes, into K_LOTSDONE
+    local id = lot[L_ID]
+    hdel(K_LOTS, id)
+    hset(K_LOTSDONE, id, cjson.encode(lot))
+    zset(ORDER_PREFIX .. user, id, false)
+    if lot[L_AVAIL] ~= NULL then zset(AVAIL_PREFIX .. user, id, false) end
+    if lot[L_EXP] ~= NULL then zset(K_LOTEXP, exp_member(user, id), false) end
+end
+
+-- What the account's lots hold locked at now (pending: available_at ahead; expired and not swept: expires_at
+-- reached), and the set of the pending ids (a debit's walk skips them); nil when the account has no open lot.
+local function locked_lots(user, now)
+    if not any_lots() then return nil end
+    local order = ORDER_PREFIX .. user
+    local head = redis.call('ZRANGE', order, 0, 0, 'WITHSCORES') -- whether it has a lot, and whether one expired
+    if #head == 0 then return nil end
+    local expired = (tonumber(head[2]) or NEVER) <= tonumber(now)
+    local ids, skip = expired and redis.call('ZRANGE', order, '-inf', now, 'BYSCORE') or {}, {}
+    local pending = redis.call('ZRANGE', AVAIL_PREFIX .. user, '(' .. now, '+inf', 'BYSCORE')
+    for _, id in ipairs(pending) do
+        skip[id] = true
+        ids[#ids + 1] = id -- a lot is never both: its available_at comes before its expires_at
+    end
+    local sum = '0'
+    for _, lot in pairs(lots_by_id(ids)) do sum = add(sum, lot[L_REM]) end
+    return sum, skip
 end
 
 local function add_lot(user, id, amount, expires_at, available_at, category, created_at) -- a grant's new lot
-    local js = redis.call('HGET', K_LOTS, user)
-    local lots = js and cjson.decode(js) or {}
-    insert_lot(lots, { id, amount, amount, expires_at or NULL, available_at or NULL, category or NULL, created_at })
-    put_lots(user, lots)
-    if expires_at then zset(K_LOTEXP, exp_member(user, id), expires_at) end
+    local lot = { id, amount, amount, expires_at or NULL, available_at or NULL, category or NULL, created_at, user }
+    put_lot(lot)
+    index_lot(user, lot)
 end
 
 -- Take `amount` from the account's spendable lots in spend order; the moves {{id, n}, ...}, nil for none.
--- The caller has checked the debit (balance less what is locked).
-local function take_lots(user, lots, amount, now_n)
-    local moves, left, kept = {}, amount, {}
-    for _, lot in ipairs(lots) do
-        if left ~= '0' and spendable(lot, now_n) then
-            local n = cmp(lot[L_REM], left) < 0 and lot[L_REM] or left
-            lot[L_REM], left = sub(lot[L_REM], n), sub(left, n)
-            moves[#moves + 1] = { lot[L_ID], n }
+-- The caller has checked the debit (balance less what is locked); `pending` is locked_lots()'s set. The walk reads
+-- the spend order after now (the expired head is locked) a few lots at a time, as far as the amount needs.
+local function take_lots(user, amount, now, pending)
+    local order, moves, left, offset, size = ORDER_PREFIX .. user, {}, amount, 0, WALK_FIRST
+    while left ~= '0' do
+        local ids = redis.call('ZRANGE', order, '(' .. now, '+inf', 'BYSCORE', 'LIMIT', offset, size)
+        local open = {}
+        for _, id in ipairs(ids) do
+            if not pending[id] then open[#open + 1] = id end
         end
-        if lot[L_REM] == '0' then retire(user, lot) else kept[#kept + 1] = lot end
+        local rows, retired = #open > 0 and redis.call('HMGET', K_LOTS, unpack(open)) or {}, 0
+        for i, id in ipairs(open) do
+            if left == '0' then break end
+            local lot = rows[i] and cjson.decode(rows[i]) -- decoded only when it pays (always stored: the sets
+            if lot then                                    -- index the open lots only)
+                local n = cmp(lot[L_REM], left) < 0 and lot[L_REM] or left
+                lot[L_REM], left = sub(lot[L_REM], n), sub(left, n)
+                moves[#moves + 1] = { id, n }
+                if lot[L_REM] == '0' then
+                    retire(user, lot)
+                    retired = retired + 1
+                else
+                    put_lot(lot)
+                end
+            end
+        end
+        if #ids < size then break end
+        offset = offset + #ids - retired -- the retired lots left the set ahead of the next read
+        size = math.min(size * 2, WALK_MAX)
     end
     if #moves == 0 then return nil end
-    put_lots(user, kept)
     return moves
 end
 
@@ -112,33 +135,30 @@ end
 -- past its expiry (the next sweep takes it). A lot that is not the account's (or gone) is skipped: that part
 -- stays plain. Returns the moves made as a transaction records them, {{id, "-n"}, ...} (maybe empty).
 local function give_back(user, moves)
-    local js = redis.call('HGET', K_LOTS, user)
-    local lots, back = js and cjson.decode(js) or {}, {}
+    local back = {}
     for _, move in ipairs(moves) do
-        local id, n, lot = move[1], move[2], nil
-        for _, open in ipairs(lots) do
-            if open[L_ID] == id then
-                lot = open
-                break
-            end
-        end
-        if lot then
+        local id, n = move[1], move[2]
+        local js = redis.call('HGET', K_LOTS, id)
+        local lot = js and cjson.decode(js) or nil
+        if lot and lot[L_USER] == user then
             lot[L_REM] = add(lot[L_REM], n)
-        else
+            put_lot(lot)
+        elseif not lot then
             local done = redis.call('HGET', K_LOTSDONE, id)
             lot = done and cjson.decode(done) or nil
             if lot and lot[L_USER] == user then
                 hdel(K_LOTSDONE, id)
-                lot[L_USER], lot[L_REM] = nil, n
-                insert_lot(lots, lot)
-                if lot[L_EXP] ~= NULL then zset(K_LOTEXP, exp_member(user, id), lot[L_EXP]) end
+                lot[L_REM] = n
+                put_lot(lot)
+                index_lot(user, lot)
             else
                 lot = nil
             end
+        else
+            lot = nil -- another account's open lot
         end
         if lot then back[#back + 1] = { id, '-' .. n } end
     end
-    if #back > 0 then put_lots(user, lots) end
     return back
 end
 
@@ -158,18 +178,13 @@ end
 -- Expire one lot of `user` at now: its remaining (nil when there is nothing to do: no such open lot of the
 -- account, or not expired). The lot is retired; the caller moves the balance.
 local function expire_lot(user, id, now_n)
-    local lots = lots_of(user)
-    if not lots then return nil end
-    for i, lot in ipairs(lots) do
-        if lot[L_ID] == id then
-            if lot[L_EXP] == NULL or tonumber(lot[L_EXP]) > now_n then return nil end
-            local r = lot[L_REM]
-            table.remove(lots, i)
-            lot[L_REM] = '0'
-            retire(user, lot)
-            put_lots(user, lots)
-            return r
-        end
-    end
-    return nil
+    if not any_lots() then return nil end
+    local js = redis.call('HGET', K_LOTS, id)
+    local lot = js and cjson.decode(js) or nil
+    if not lot or lot[L_USER] ~= user then return nil end
+    if lot[L_EXP] == NULL or tonumber(lot[L_EXP]) > now_n then return nil end
+    local r = lot[L_REM]
+    lot[L_REM] = '0'
+    retire(user, lot)
+    return r
 end

@@ -208,14 +208,13 @@ end
 
 local function spend(user, amount, now) -- debit(), lots first: the balance after (nil: refused) and the moves
     -- (nil: none). The check leaves out what the account's lots hold locked (pending or expired).
-    local od, lots = overdraft(user), lots_of(user)
-    if not lots then return debit(user, amount, od), nil end
-    local now_n = tonumber(now)
-    local held_back = locked(lots, now_n)
+    local od = overdraft(user)
+    local held_back, pending = locked_lots(user, now)
+    if not held_back then return debit(user, amount, od), nil end
     if held_back ~= '0' and not within(ssub(ssub(balance(user), held_back), amount), od) then return nil end
     local after = debit(user, amount, od)
     if not after then return nil end
-    return after, take_lots(user, lots, amount, now_n)
+    return after, take_lots(user, amount, now, pending)
 end
 
 local function supply_refusal(amount) -- ST_SUPPLY_CAP_EXCEEDED when minting amount passes the cap, else nil

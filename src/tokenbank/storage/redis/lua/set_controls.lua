@@ -1,7 +1,7 @@
 -- set_controls.lua: change one account's controls and write their audit entry, atomically.
 -- KEYS: 1 ctrl hash, 2 bal hash, 3 held hash, 4 audit hash, 5 audit id counter, 6 token hash, 7 window hash
 --       (account -> "total:oldest:newest" of its spend list), 8 the account's spend list ("time:amount", in time
---       order), 9 lots hash (account -> its open credit lots, lots.lua)
+--       order), 9 the account's spend-order set of open credit lots ("{tag}:lo:<account>", lots.lua)
 -- ARGV: 1 account id, 2 the change (ControlsRecord.to_json), 3 the JSON fields it replaces (a JSON array),
 --       4 audit action, 5 the time of the change in microseconds ('': the server's)
 -- Returns the status (status.lua is prepended): ST_OK; ST_ACCOUNT_CLOSED = the account is closed already;
@@ -24,9 +24,9 @@ for _, name in ipairs(cjson.decode(ARGV[3])) do
     if name == 'ws' then limits = true end
 end
 if controls.closed and (redis.call('HEXISTS', KEYS[2], user) == 1 or redis.call('HEXISTS', KEYS[3], user) == 1
-                        or redis.call('HEXISTS', KEYS[9], user) == 1) then
-    return ST_ACCOUNT_NOT_EMPTY -- the write scripts delete zero balances, held amounts and used-up lot lists:
-                                -- present = not zero
+                        or redis.call('EXISTS', KEYS[9]) == 1) then
+    return ST_ACCOUNT_NOT_EMPTY -- the write scripts delete zero balances and held amounts, and a set loses
+                                -- a lot once it is used up: present = not zero
 end
 local balance = redis.call('HGET', KEYS[2], user)
 if balance and string.sub(balance, 1, 1) == '-' then -- it owes: the overdraft must still cover the debt
