@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import closing
-from itertools import chain
 from typing import Any
 
 from tokenbank.storage.base import LotMoves
@@ -110,12 +109,11 @@ class SqliteLots:
 
     def _in_spend_order(self, user_id: str, now: str) -> Generator[tuple[str, int]]:
         """The account's spendable lots in spend order, read as far as the caller goes."""
-        expiring = self.raw.execute(_EXPIRING_IN_ORDER, (self.token, user_id, now))
-        for lot_id, remaining, available_at in chain(
-            expiring, self.raw.execute(_LASTING_IN_ORDER, (self.token, user_id))
-        ):
-            if available_at is None or available_at <= now:
-                yield lot_id, int(remaining)
+        reads = ((_EXPIRING_IN_ORDER, (self.token, user_id, now)), (_LASTING_IN_ORDER, (self.token, user_id)))
+        for statement, params in reads:  # the second only once the caller has gone through the first
+            for lot_id, remaining, available_at in self.raw.execute(statement, params):
+                if available_at is None or available_at <= now:
+                    yield lot_id, int(remaining)
 
     def apply(self, moves: Sequence[tuple[str, int]]) -> None:
         """Apply moves as a transaction records them: each lot's remaining less ``units`` (a negative move gives
