@@ -3,9 +3,9 @@ of its own writes.
 
 Replication is PostgreSQL's own; this module only decides, per read, whether the replica may answer:
 
-- A bank that has written since its last replica read asks the primary once for its WAL insert position
-  (``pg_current_wal_insert_lsn()``, taken after the writes committed, so it lies past their commit records). Writes
-  themselves pay nothing: one LSN query covers every write committed before it, however many batches that was.
+- A bank that has written since its last replica read asks the primary once for a WAL position past the commit
+  records of those writes (:data:`PRIMARY_POSITION`). Writes themselves pay nothing: one LSN query covers every
+  write committed before it, however many batches that was.
 - Before reading, the replica must have replayed that position (``pg_last_wal_replay_lsn()``); the highest position
   seen is remembered, so once the replica is known to be past it no further check is made. It is polled for up to
   ``TOKEN_REPLICA_WAIT_MS``, then the primary answers (counted in :class:`ReplicaStats`, logged at debug).
@@ -54,7 +54,15 @@ POLL_MAX_SECONDS = 0.02
 
 _HEALTH_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, TokenBankError, *_translate.SQL_ERRORS.catches)
 _REPLAY = sa.text("SELECT pg_last_wal_replay_lsn()::text")
-_PRIMARY_LSN = sa.text("SELECT pg_current_wal_insert_lsn()::text")
+POSITION_PAST_COMMITS = (
+    "CASE WHEN current_setting('synchronous_commit') = 'off' THEN pg_current_wal_insert_lsn()"
+    " ELSE pg_current_wal_flush_lsn() END::text"
+)
+PRIMARY_POSITION = sa.text(f"SELECT {POSITION_PAST_COMMITS}")
+"""Where the replica must have replayed to hold every write committed before the query: the flushed WAL, as a
+commit returns only once its record is flushed; with ``synchronous_commit = off`` it may not be yet, so the
+inserted WAL. (The inserted WAL would always do, but it also holds other sessions' unflushed records, which the
+replica receives only at the WAL writer's next flush, up to ``wal_writer_delay`` later: a wait for nothing.)"""
 _PRIMARY_FLUSHED = sa.text("SELECT pg_current_wal_flush_lsn()::text")
 _STATUS = sa.text(
     "SELECT pg_is_in_recovery(), pg_last_wal_replay_lsn()::text,"
@@ -153,7 +161,7 @@ class ReplicaReader:
             if self._covered >= wanted:
                 return
             count = self._writes
-            position = await self._primary(lambda conn: conn.scalar(_PRIMARY_LSN))
+            position = await self._primary(lambda conn: conn.scalar(PRIMARY_POSITION))
             assert isinstance(position, str)
             self._needed = max(self._needed, parse_lsn(position))
             self._covered = count
