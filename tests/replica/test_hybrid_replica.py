@@ -4,11 +4,12 @@ replayed what the sync wrote."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.backends import REDIS_URL, unique
+from tests.backends import REDIS_SESSION_PREFIX, REDIS_URL
 from tests.hybrid.support import drain, store_of
 from tests.replica.cluster import ReplicatedCluster
 from tests.replica.conftest import SettingsFactory, superuser
@@ -23,7 +24,11 @@ async def test_hybrid_reads_its_ledger_of_record_from_the_replica(
     running: ReplicatedCluster, replica_settings: SettingsFactory, open_banks: Opener
 ) -> None:
     settings = replica_settings(
-        storage_mode="hybrid", redis_url=REDIS_URL, key_prefix=unique("tbtrep"), replica_wait_ms=100, decimals=0
+        storage_mode="hybrid",
+        redis_url=REDIS_URL,
+        key_prefix=REDIS_SESSION_PREFIX + "r" + secrets.token_hex(5),
+        replica_wait_ms=100,
+        decimals=0,
     )
     bank = await open_banks(settings)
     store = store_of(bank)
