@@ -115,7 +115,7 @@ async def raw_transfer(store: str, tag: str, folder: Path) -> tuple[Call, Callab
         return pg, close_pg
     if store == "redis":
         client = aioredis.Redis.from_url(REDIS_URL)
-        key = "{" + tag + "}:raw"
+        key = "{" + tag + ":raw}"  # under the pattern cleanup() deletes
 
         async def rd() -> None:
             async with client.pipeline(transaction=True) as pipe:
