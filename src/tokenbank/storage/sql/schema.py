@@ -70,6 +70,17 @@ accounts = sa.Table(
 # Leaderboard: an index walk from the top, ties broken by user id.
 sa.Index("ix_tb_accounts_leaderboard", accounts.c.token, accounts.c.balance.desc(), accounts.c.user_id)
 
+# A hot account's balance split into slices (PostgreSQL only): its balance is its tb_accounts row's plus the sum of
+# its slices, so concurrent debits can each lock a slice instead of waiting for one row.
+account_shards = sa.Table(
+    "tb_account_shards",
+    metadata,
+    sa.Column("token", sa.String(16), primary_key=True),
+    sa.Column("user_id", sa.String(128).with_variant(sa.String(128, collation="C"), "postgresql"), primary_key=True),
+    sa.Column("shard", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("balance", UNITS, nullable=False),
+)
+
 transactions = sa.Table(
     "tb_transactions",
     metadata,
