@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     leaderboard_exclude: Annotated[tuple[str, ...] | None, NoDecode] = Field(
         None, validation_alias=_env("TOKEN_LEADERBOARD_EXCLUDE", "leaderboard_exclude")
     )
+    hot_accounts: Annotated[dict[str, int], NoDecode] = Field(
+        default_factory=dict, validation_alias=_env("TOKEN_HOT_ACCOUNTS", "hot_accounts")
+    )
+    """PostgreSQL: accounts split into slices that concurrent debits lock one each, ``account:slices`` separated by
+    commas (``treasury:8``; ``:1`` joins an account back). See docs/hot-accounts.md."""
     auto_create: bool = Field(True, validation_alias=_env("TOKEN_AUTO_CREATE", "auto_create"))
     """Opening a bank creates a missing token (with these settings); off: it raises TokenNotInitializedError."""
     auto_migrate: bool = Field(True, validation_alias=_env("TOKEN_AUTO_MIGRATE", "auto_migrate"))
@@ -148,6 +153,29 @@ class Settings(BaseSettings):
     def _split_exclude(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("hot_accounts", mode="before")
+    @classmethod
+    def _split_hot(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        accounts: dict[str, str] = {}
+        for part in filter(None, (part.strip() for part in value.split(","))):
+            account, separator, slices = part.rpartition(":")
+            if not separator or not account.strip():
+                raise ValueError(f"{part!r}: write account:slices, e.g. treasury:8")
+            accounts[account.strip()] = slices.strip()
+        return accounts
+
+    @field_validator("hot_accounts")
+    @classmethod
+    def _hot_in_range(cls, value: dict[str, int]) -> dict[str, int]:
+        for account, slices in value.items():
+            if not 1 <= len(account) <= 128:
+                raise ValueError(f"{account!r}: an account id is 1-128 characters")
+            if not 1 <= slices <= 64:
+                raise ValueError(f"{account}: {slices} slices; an account has 1 to 64")
         return value
 
     @model_validator(mode="after")

@@ -13,7 +13,7 @@ from sqlalchemy import Connection
 
 from tokenbank.chain.proofs import Checkpoint
 from tokenbank.errors import StorageError, SupplyCapExceededError, error_for
-from tokenbank.settings import Settings
+from tokenbank.settings import Settings, StorageMode
 from tokenbank.status import Status
 from tokenbank.storage import _translate
 from tokenbank.storage.base import (
@@ -59,6 +59,10 @@ from tokenbank.storage.sql.writer import writer_for
 T = TypeVar("T")
 
 
+_CONFIGURE_HOT = sa.text("SELECT tb_hot_configure(:token, :account, :slices)")
+_HOT_ACCOUNTS = sa.text("SELECT DISTINCT user_id FROM tb_account_shards WHERE token = :token")
+
+
 class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeStore, LotStore):
     """One token's ledger in a SQL database. What differs between SQLite and PostgreSQL is the writer chosen
     when the store is built (see writer.py): PostgreSQL writes are one autocommit ``tb_apply`` call; SQLite work
@@ -83,6 +87,22 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeSto
         )
         async with _translate.SQL_ERRORS.translated():
             await self._writer.open()
+        hybrid = self.settings.storage_mode != StorageMode.SQL
+        if (self.settings.hot_accounts or hybrid) and parse_url(self.settings).get_backend_name() == "postgresql":
+            await self._retrying(lambda: self.run_sync(self._configure_hot_accounts, write=True))
+
+    def _configure_hot_accounts(self, conn: Connection) -> None:
+        """Each account of ``hot_accounts`` split into its slices (or joined back), in user_id order like every
+        other lock taker; an account not named stays as it is (a process started without the setting, a CLI read,
+        changes nothing). SQLite applies one write at a time, so nothing waits on a row there and the setting
+        changes nothing. Under hybrid mode the sync worker writes balances into account rows, so accounts split
+        earlier are joined back."""
+        if self.settings.storage_mode == StorageMode.SQL:
+            wanted = dict(self.settings.hot_accounts)
+        else:
+            wanted = dict.fromkeys(conn.scalars(_HOT_ACCOUNTS, {"token": self.token}).all(), 1)
+        for account, slices in sorted(wanted.items()):
+            conn.execute(_CONFIGURE_HOT, {"token": self.token, "account": account, "slices": slices})
 
     async def close(self) -> None:
         await self._writer.close()
