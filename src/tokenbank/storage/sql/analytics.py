@@ -8,6 +8,7 @@ is split into high and low 32-bit halves that each fit, and recombined in Python
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from sqlalchemy import Connection
 
 from tokenbank.storage.base import TxRecord
 from tokenbank.storage.sql.schema import accounts, tokens, transactions
+from tokenbank.storage.sql.slices import hot_totals, not_hot
 from tokenbank.storage.wire import SQL
 
 PERIODS: dict[str, tuple[str, str]] = {
@@ -188,11 +190,23 @@ def supply_buckets(
     return at_since, [Bucket(_bucket_start(r.bucket), int(r.n), minted.value(r), burned.value(r)) for r in rows]
 
 
-def _holders(token: str, exclude: Sequence[str], include_zero: bool) -> list[sa.ColumnElement[bool]]:
+@dataclass(frozen=True)
+class _Holders:
+    """The selected accounts: the ordinary ones (an index range of ix_tb_accounts_leaderboard) and the hot ones,
+    whose rows hold only part of their balance (few: read as their totals)."""
+
+    where: list[sa.ColumnElement[bool]]
+    hot: sa.Select[tuple[int]]
+
+
+def _holders(token: str, exclude: Sequence[str], include_zero: bool) -> _Holders:
     clauses = [accounts.c.token == token, accounts.c.balance >= 0 if include_zero else accounts.c.balance > 0]
+    hot = hot_totals(token)
+    hot_clauses = [hot.c.balance >= 0 if include_zero else hot.c.balance > 0]
     if exclude:
         clauses.append(accounts.c.user_id.not_in(list(exclude)))
-    return clauses
+        hot_clauses.append(hot.c.user_id.not_in(list(exclude)))
+    return _Holders([*clauses, not_hot(token)], sa.select(hot.c.balance).where(*hot_clauses))
 
 
 def balance_stats(
@@ -209,12 +223,11 @@ def balance_stats(
     in double precision, which is not exact above 2**53). SQLite reads the balances in order through the
     leaderboard index, in chunks, and sums with Python ints. Call :func:`snapshot` first.
     """
-    where = _holders(token, exclude, include_zero)
+    holders = _holders(token, exclude, include_zero)
     if conn.dialect.name != "postgresql":
-        return _scan_balances(conn, where, ranks_for)
-    ranked = sa.select(accounts.c.balance, sa.func.row_number().over(order_by=accounts.c.balance).label("rn")).where(
-        *where
-    )
+        return _scan_balances(conn, holders, ranks_for)
+    every = sa.union_all(sa.select(accounts.c.balance).where(*holders.where), holders.hot).subquery()
+    ranked = sa.select(every.c.balance, sa.func.row_number().over(order_by=every.c.balance).label("rn"))
     r = ranked.subquery()
     row = (
         conn.execute(
@@ -234,24 +247,23 @@ def balance_stats(
     return BalanceStats(count, int(row.total or 0), int(row.weighted or 0), at_rank)
 
 
-def _scan_balances(
-    conn: Connection, where: list[sa.ColumnElement[bool]], ranks_for: Callable[[int], Collection[int]]
-) -> BalanceStats:
-    count = int(conn.scalar(sa.select(sa.func.count()).select_from(accounts).where(*where)) or 0)
+def _scan_balances(conn: Connection, holders: _Holders, ranks_for: Callable[[int], Collection[int]]) -> BalanceStats:
+    hot = sorted(int(row.balance) for row in conn.execute(holders.hot))
+    count = int(conn.scalar(sa.select(sa.func.count()).select_from(accounts).where(*holders.where)) or 0) + len(hot)
     wanted = set(ranks_for(count))
     total = weighted = rank = 0
     at_rank: dict[int, int] = {}
     # (balance ASC, user_id DESC) is the leaderboard index (balance DESC, user_id) walked backwards: no sort.
     # The cursor is read SCAN_CHUNK rows at a time, so memory stays flat however many accounts there are.
-    ordered = sa.select(accounts.c.balance).where(*where).order_by(accounts.c.balance, accounts.c.user_id.desc())
-    for chunk in conn.execute(ordered).partitions(SCAN_CHUNK):
-        for row in chunk:
-            value = int(row.balance)
-            rank += 1
-            total += value
-            weighted += rank * value
-            if rank in wanted:
-                at_rank[rank] = value
+    ordered = sa.select(accounts.c.balance).where(*holders.where)
+    ordered = ordered.order_by(accounts.c.balance, accounts.c.user_id.desc())
+    walked = (int(row.balance) for chunk in conn.execute(ordered).partitions(SCAN_CHUNK) for row in chunk)
+    for value in heapq.merge(walked, hot):
+        rank += 1
+        total += value
+        weighted += rank * value
+        if rank in wanted:
+            at_rank[rank] = value
     return BalanceStats(rank, total, weighted, at_rank)
 
 

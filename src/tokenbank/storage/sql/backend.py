@@ -42,7 +42,7 @@ from tokenbank.storage.capabilities import (
     LotStore,
     SqlLedgerAccess,
 )
-from tokenbank.storage.sql import chain, reads, verify
+from tokenbank.storage.sql import chain, leaderboard, reads, verify
 from tokenbank.storage.sql.connection import parse_url
 from tokenbank.storage.sql.controls import prune_spends, read_controls, write_controls
 from tokenbank.storage.sql.migrate import (
@@ -271,10 +271,10 @@ class SqlStorage(Storage, SqlLedgerAccess, ChainStore, HealthChecks, ExchangeSto
         return await self.run_sync(lambda conn: reads.get_held(conn, self.token, user_id))
 
     async def top_holders(self, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
-        return await self.run_report(lambda conn: reads.top_holders(conn, self.token, limit, offset, exclude))
+        return await self.run_report(lambda conn: leaderboard.top_holders(conn, self.token, limit, offset, exclude))
 
     async def rank(self, user_id: str, exclude: Sequence[str]) -> int | None:
-        return await self.run_report(lambda conn: reads.rank(conn, self.token, user_id, exclude))
+        return await self.run_report(lambda conn: leaderboard.rank(conn, self.token, user_id, exclude))
 
     async def sum_balances(self, user_ids: Sequence[str]) -> int:
         return await self.run_sync(lambda conn: reads.sum_balances(conn, self.token, user_ids))

@@ -73,6 +73,10 @@ def _upsert(conn: Connection, token: str, user_id: str, controls: ControlsRecord
     )
 
 
+_GATHER = sa.text("SELECT tb_hot_gather(:token, CAST(:users AS text[]))")
+_SPREAD = sa.text("SELECT tb_hot_spread(:token, CAST(:users AS text[]))")
+
+
 def write_controls(
     conn: Connection,
     token: str,
@@ -86,14 +90,35 @@ def write_controls(
     unless it is closed, or the change closes it while it still holds funds, or leaves it owing more than its
     overdraft allows (a limit lowered below the debt), or raises its overdraft past the room the total supply
     leaves (:func:`overdraft_room`); in a write transaction of the caller.
-    The account's row is locked first (created if new), as every write of the account does."""
+    The account's row is locked first (created if new), as every write of the account does; on PostgreSQL a hot
+    account's slices are then gathered into it (so the checks see its whole balance, and no debit takes a slice
+    meanwhile) and spread again at the end."""
     insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     conn.execute(insert(accounts).values(token=token, user_id=user_id, balance=0, held=0).on_conflict_do_nothing())
+    mine = sa.and_(accounts.c.token == token, accounts.c.user_id == user_id)
+    conn.execute(sa.select(accounts.c.user_id).where(mine).with_for_update()).one()
+    hot = conn.dialect.name == "postgresql" and bool(conn.scalar(_GATHER, {"token": token, "users": [user_id]}))
     balance, held, has_lots = conn.execute(
-        sa.select(accounts.c.balance, accounts.c.held, accounts.c.has_lots)
-        .where(accounts.c.token == token, accounts.c.user_id == user_id)
-        .with_for_update()
+        sa.select(accounts.c.balance, accounts.c.held, accounts.c.has_lots).where(mine)
     ).one()
+    status = _change_controls(conn, token, user_id, change, groups, action, now, (balance, held, has_lots))
+    if hot:
+        conn.execute(_SPREAD, {"token": token, "users": [user_id]})
+    return status
+
+
+def _change_controls(
+    conn: Connection,
+    token: str,
+    user_id: str,
+    change: ControlsRecord,
+    groups: Sequence[str],
+    action: str,
+    now: datetime,
+    account: tuple[int, int, bool],
+) -> Status:
+    """:func:`write_controls`'s checks and change, the account's row locked and holding its whole balance."""
+    balance, held, has_lots = account
     row = conn.execute(
         sa.select(account_controls).where(account_controls.c.token == token, account_controls.c.user_id == user_id)
     ).first()

@@ -21,6 +21,7 @@ from tokenbank.storage.base import (
     exclusions_to_text,
 )
 from tokenbank.storage.sql.schema import accounts, audit, holds, lots, tokens, transactions
+from tokenbank.storage.sql.slices import TOTAL, received_delta, sent_delta, shards
 from tokenbank.storage.wire import SQL
 
 
@@ -64,14 +65,16 @@ def accounts_after(token: str, after: str, limit: int) -> sa.Select[tuple[str, o
     )
 
 
+_BALANCES = sa.select(accounts.c.user_id, TOTAL.label("balance")).where(
+    accounts.c.token == sa.bindparam("token"), accounts.c.user_id.in_(sa.bindparam("ids", expanding=True))
+)
+"""Built once, like _SPENDABLE."""
+
+
 def get_balances(conn: Connection, token: str, user_ids: Sequence[str]) -> dict[str, int]:
     result = dict.fromkeys(user_ids, 0)
     if user_ids:
-        rows = conn.execute(
-            sa.select(accounts.c.user_id, accounts.c.balance).where(
-                accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
-            )
-        )
+        rows = conn.execute(_BALANCES, {"token": token, "ids": list(user_ids)})
         result.update({row.user_id: int(row.balance) for row in rows})
     return result
 
@@ -81,52 +84,16 @@ def get_held(conn: Connection, token: str, user_id: str) -> int:
     return int(value or 0)
 
 
-def _ranked(token: str, exclude: Sequence[str]) -> sa.ColumnElement[bool]:
-    clause = sa.and_(accounts.c.token == token, accounts.c.balance > 0)
-    if exclude:
-        clause = sa.and_(clause, accounts.c.user_id.not_in(list(exclude)))
-    return clause
-
-
-def top_holders(conn: Connection, token: str, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
-    rows = conn.execute(
-        sa.select(accounts.c.user_id, accounts.c.balance)
-        .where(_ranked(token, exclude))
-        .order_by(accounts.c.balance.desc(), accounts.c.user_id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return [(row.user_id, int(row.balance)) for row in rows]
-
-
-def rank(conn: Connection, token: str, user_id: str, exclude: Sequence[str]) -> int | None:
-    if user_id in exclude:
-        return None
-    balance = conn.scalar(sa.select(accounts.c.balance).where(accounts.c.token == token, accounts.c.user_id == user_id))
-    if balance is None or balance <= 0:  # only positive balances are ranked (an overdrawn one is not)
-        return None
-    ahead = conn.scalar(
-        sa.select(sa.func.count())
-        .select_from(accounts)
-        .where(
-            _ranked(token, exclude),
-            sa.or_(
-                accounts.c.balance > balance,
-                sa.and_(accounts.c.balance == balance, accounts.c.user_id < user_id),
-            ),
-        )
-    )
-    return int(ahead or 0) + 1
-
-
 def sum_balances(conn: Connection, token: str, user_ids: Sequence[str]) -> int:
     if not user_ids:
         return 0
-    value = conn.scalar(
-        sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
-            accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
-        )
+    rows = sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
+        accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
     )
+    sliced = sa.select(sa.func.coalesce(sa.func.sum(shards.balance), 0)).where(
+        shards.token == token, shards.user_id.in_(list(user_ids))
+    )
+    value = conn.scalar(sa.select(rows.scalar_subquery() + sliced.scalar_subquery()))
     return int(value or 0)
 
 
@@ -174,24 +141,53 @@ def expired_holds(conn: Connection, token: str, now: datetime, limit: int) -> li
     return [row.id for row in rows]
 
 
-def balance_at(conn: Connection, token: str, user_id: str, at: datetime) -> int:
-    """Balance after the account's last entry at or before ``at`` (each entry records both sides' balances)."""
-    candidates = []
-    for side, after in (
-        (transactions.c.from_user_id, transactions.c.from_balance_after),
-        (transactions.c.to_user_id, transactions.c.to_balance_after),
-    ):
-        row = (
-            conn.execute(
-                sa.select(transactions.c.seq, after)
-                .where(transactions.c.token == token, side == user_id, transactions.c.created_at <= at)
-                .order_by(transactions.c.seq.desc())
-                .limit(1)
-            )
-        ).first()
+_SIDES = (
+    (transactions.c.from_user_id, transactions.c.from_balance_after, sent_delta(transactions)),
+    (transactions.c.to_user_id, transactions.c.to_balance_after, received_delta(transactions)),
+)
+"""Each side of an entry: its account, the balance it recorded for it (NULL: not known) and what it changed."""
+
+
+def _last_entry(
+    conn: Connection, token: str, user_id: str, at: datetime, *, known: bool = False, before: int | None = None
+) -> tuple[int, int | None] | None:
+    """(seq, balance after) of the account's last entry at or before ``at`` (``known``: that recorded its balance;
+    ``before``: below that seq): one index walk per side, newest first."""
+    found = []
+    for account, after, _ in _SIDES:
+        stmt = sa.select(transactions.c.seq, after).where(
+            transactions.c.token == token, account == user_id, transactions.c.created_at <= at
+        )
+        if known:
+            stmt = stmt.where(after.is_not(None))
+        if before is not None:
+            stmt = stmt.where(transactions.c.seq < before)
+        row = conn.execute(stmt.order_by(transactions.c.seq.desc()).limit(1)).first()
         if row is not None:
-            candidates.append((int(row[0]), int(row[1] or 0)))
-    return max(candidates)[1] if candidates else 0
+            found.append((int(row[0]), None if row[1] is None else int(row[1])))
+    return max(found, key=lambda entry: entry[0]) if found else None
+
+
+def balance_at(conn: Connection, token: str, user_id: str, at: datetime) -> int:
+    """Balance after the account's last entry at or before ``at``: the balance it recorded. An entry that moved a
+    hot account's balance through one of its slices records none for it (its total was not known): then the last
+    entry that did, plus what the later ones up to ``at`` changed, in seq order."""
+    last = _last_entry(conn, token, user_id, at)
+    if last is None:
+        return 0
+    if last[1] is not None:
+        return last[1]
+    known = _last_entry(conn, token, user_id, at, known=True, before=last[0])
+    since, balance = (0, 0) if known is None else (known[0], known[1] or 0)
+    for account, after, delta in _SIDES:
+        moved = conn.scalar(
+            sa.select(sa.func.coalesce(sa.func.sum(delta), 0)).where(
+                transactions.c.token == token, account == user_id, transactions.c.seq > since,
+                transactions.c.seq <= last[0], transactions.c.created_at <= at, after.is_(None),
+            )
+        )  # fmt: skip
+        balance += int(moved or 0)
+    return balance
 
 
 def audit_log(conn: Connection, token: str, limit: int, before_id: int | None) -> list[AuditRecord]:
@@ -251,9 +247,9 @@ def expiring_lots(conn: Connection, token: str, after: datetime, until: datetime
 
 
 def _spendable_statement() -> sa.Select[tuple[str, int]]:
-    """Each account's balance less what its lots hold locked at ``:now`` (expired and not yet swept, or not yet
-    available: two index ranges, so its other lots are not read), for the accounts ``:ids`` of token ``:token``;
-    an account without lots reads no lot row."""
+    """Each account's balance (its row's and its slices') less what its lots hold locked at ``:now`` (expired and
+    not yet swept, or not yet available: two index ranges, so its other lots are not read), for the accounts
+    ``:ids`` of token ``:token``; an account without lots reads no lot row."""
     now = sa.bindparam("now", type_=lots.c.expires_at.type)
 
     def locked(*when: sa.ColumnElement[bool]) -> sa.ScalarSelect[int]:  # one index range each
@@ -262,7 +258,7 @@ def _spendable_statement() -> sa.Select[tuple[str, int]]:
 
     expired = locked(lots.c.expires_at <= now)
     pending = locked(lots.c.available_at > now, sa.or_(lots.c.expires_at.is_(None), lots.c.expires_at > now))
-    spendable = accounts.c.balance - sa.case((accounts.c.has_lots, expired + pending), else_=0)
+    spendable = TOTAL - sa.case((accounts.c.has_lots, expired + pending), else_=0)
     return sa.select(accounts.c.user_id, spendable.label("spendable")).where(
         accounts.c.token == sa.bindparam("token"), accounts.c.user_id.in_(sa.bindparam("ids", expanding=True))
     )

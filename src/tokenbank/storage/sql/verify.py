@@ -7,6 +7,7 @@ from sqlalchemy import Connection
 
 from tokenbank.storage.base import CheckRecord
 from tokenbank.storage.sql.schema import account_controls, accounts, holds, lots, tokens, transactions
+from tokenbank.storage.sql.slices import CREDITS, DEBITS, shards, slice_totals
 
 _SAMPLE = 5
 _LOW_BITS = 0xFFFFFFFF
@@ -30,14 +31,11 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
     total = int(total)
     checks = [CheckRecord("token initialized", True)]
 
-    held_and_balances = int(
-        conn.scalar(
-            sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
-                accounts.c.token == token
-            )
-        )
-        or 0
+    rows = sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
+        accounts.c.token == token
     )
+    sliced = sa.select(sa.func.coalesce(sa.func.sum(shards.balance), 0)).where(shards.token == token)
+    held_and_balances = int(conn.scalar(sa.select(rows.scalar_subquery() + sliced.scalar_subquery())) or 0)
     checks.append(
         CheckRecord(
             "balances + held == total supply",
@@ -63,12 +61,17 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
         CheckRecord("total supply == minted - burned", total == minted - burned, f"minted {minted}, burned {burned}")
     )
 
-    # A balance may be negative only down to minus the account's overdraft (none: not below zero).
+    # A balance may be negative only down to minus the account's overdraft (none: not below zero); a hot account's
+    # slices never below zero (only its row may owe).
     floor = -sa.func.coalesce(account_controls.c.overdraft, 0)
+    sliced_accounts = slice_totals(token)
     negative = conn.scalar(
         sa.select(sa.func.count())
-        .select_from(accounts.outerjoin(account_controls, _same_account()))
-        .where(accounts.c.token == token, sa.or_(accounts.c.balance < floor, accounts.c.held < 0))
+        .select_from(_with_slices(accounts.outerjoin(account_controls, _same_account()), sliced_accounts))
+        .where(
+            accounts.c.token == token,
+            sa.or_(_total(sliced_accounts) < floor, accounts.c.held < 0, sliced_accounts.c.lowest < 0),
+        )
     )
     checks.append(
         CheckRecord("no balance below its overdraft", not negative, f"{negative or 0} accounts below their floor")
@@ -98,8 +101,12 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
     checks.append(_lots_within_grants(conn, token))
     closed_holding = conn.execute(
         sa.select(accounts.c.user_id)
-        .select_from(accounts.join(account_controls, _same_account()))
-        .where(accounts.c.token == token, account_controls.c.closed, (accounts.c.balance != 0) | (accounts.c.held != 0))
+        .select_from(_with_slices(accounts.join(account_controls, _same_account()), sliced_accounts))
+        .where(
+            accounts.c.token == token,
+            account_controls.c.closed,
+            (_total(sliced_accounts) != 0) | (accounts.c.held != 0),
+        )
         .limit(_SAMPLE)
     ).all()
     checks.append(
@@ -114,23 +121,33 @@ def _same_account() -> sa.ColumnElement[bool]:
     return sa.and_(account_controls.c.token == accounts.c.token, account_controls.c.user_id == accounts.c.user_id)
 
 
+def _with_slices(accounts_from: sa.FromClause, sliced: sa.Subquery) -> sa.Join:
+    """The accounts (of one token) beside their slices' totals: one aggregate of the slices, not a probe per row."""
+    return accounts_from.outerjoin(sliced, sliced.c.user_id == accounts.c.user_id)
+
+
+def _total(sliced: sa.Subquery) -> sa.ColumnElement[int]:
+    """An account's balance: its row's plus its slices'."""
+    return accounts.c.balance + sa.func.coalesce(sliced.c.total, 0)
+
+
 def _ledger_matches_balances(conn: Connection, token: str) -> CheckRecord:
-    """Replay the journal per account (credits - debits, holds moved to held) and compare with balances."""
+    """Replay the journal per account (credits - debits, holds moved to held) and compare with balances (a hot
+    account's: its row's plus its slices')."""
     t = transactions
-    debit_types = ("transfer", "burn", "hold", "reversal", "grant", "expire")  # a minted grant has no sender
-    credit_types = ("transfer", "mint", "capture", "reversal", "grant", "expire")
     deltas = sa.union_all(
         sa.select(t.c.from_user_id.label("user_id"), (-t.c.amount).label("delta")).where(
-            t.c.token == token, t.c.type.in_(debit_types), t.c.from_user_id.is_not(None)
+            t.c.token == token, t.c.type.in_(DEBITS), t.c.from_user_id.is_not(None)
         ),
-        sa.select(t.c.to_user_id, t.c.amount).where(t.c.token == token, t.c.type.in_(credit_types)),
+        sa.select(t.c.to_user_id, t.c.amount).where(t.c.token == token, t.c.type.in_(CREDITS)),
         sa.select(t.c.from_user_id, t.c.amount).where(t.c.token == token, t.c.type == "void"),
     ).subquery()
     high, low = _split_sum(deltas.c.delta)
     derived = sa.select(deltas.c.user_id, high.label("high"), low.label("low")).group_by(deltas.c.user_id).subquery()
+    sliced = slice_totals(token)
     rows = conn.execution_options(yield_per=10_000).execute(
-        sa.select(accounts.c.user_id, accounts.c.balance, derived.c.high, derived.c.low)
-        .select_from(accounts.outerjoin(derived, derived.c.user_id == accounts.c.user_id))
+        sa.select(accounts.c.user_id, _total(sliced).label("balance"), derived.c.high, derived.c.low)
+        .select_from(_with_slices(accounts, sliced).outerjoin(derived, derived.c.user_id == accounts.c.user_id))
         .where(accounts.c.token == token)
     )
     mismatched = [row.user_id for row in rows if _join(row.high, row.low) != row.balance]

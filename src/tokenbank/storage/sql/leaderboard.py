@@ -1,0 +1,82 @@
+"""The leaderboard's reads: top holders and an account's rank, each exact for hot accounts.
+
+The ordinary accounts are walked (or counted) on ix_tb_accounts_leaderboard as before; a hot account's row holds
+only part of its balance, so the walk leaves the hot accounts (few) out and they are ranked by their totals. The
+statements are built once: building them and their cache keys would cost more than SQLite spends answering them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from sqlalchemy import Connection
+
+from tokenbank.storage.sql.schema import UNITS, accounts
+from tokenbank.storage.sql.slices import TOTAL, hot_totals, not_hot
+
+_TOKEN = sa.bindparam("token", type_=accounts.c.token.type)
+_EXCLUDE = sa.bindparam("exclude", expanding=True, type_=accounts.c.user_id.type)
+_HOT = hot_totals(_TOKEN)
+_ON_BOARD = sa.and_(
+    accounts.c.token == _TOKEN, accounts.c.balance > 0, not_hot(_TOKEN), accounts.c.user_id.not_in(_EXCLUDE)
+)
+"""The ordinary accounts on the leaderboard: an index range of ix_tb_accounts_leaderboard."""
+_HOT_ON_BOARD = sa.and_(_HOT.c.balance > 0, _HOT.c.user_id.not_in(_EXCLUDE))
+
+
+def _top_statement() -> sa.Select[tuple[str, int]]:
+    """The ordinary accounts' first ``:window`` (offset + limit) by the index walk and the hot accounts by their
+    totals, merged in one statement (one snapshot): the page is within the two, however the hot ones rank among
+    them (PostgreSQL merges the two ordered inputs, no sort)."""
+    walked = (
+        sa.select(accounts.c.user_id, accounts.c.balance)
+        .where(_ON_BOARD)
+        .order_by(accounts.c.balance.desc(), accounts.c.user_id)
+        .limit(sa.bindparam("window", type_=sa.Integer))
+        .subquery("walked")
+    )
+    hot = sa.select(_HOT.c.user_id, _HOT.c.balance).where(_HOT_ON_BOARD)
+    merged = sa.union_all(sa.select(walked), hot).subquery("merged")
+    return (
+        sa.select(merged)
+        .order_by(merged.c.balance.desc(), merged.c.user_id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+    )
+
+
+def _ahead_statement() -> sa.Select[tuple[int]]:
+    """How many accounts on the leaderboard rank ahead of ``:user_id`` holding ``:balance``."""
+    balance, user_id = sa.bindparam("balance", type_=UNITS), sa.bindparam("user_id", type_=accounts.c.user_id.type)
+    counts = [
+        sa.select(sa.func.count())
+        .select_from(table)
+        .where(on_board, sa.or_(value > balance, sa.and_(value == balance, user < user_id)))
+        .scalar_subquery()
+        for table, on_board, value, user in (
+            (accounts, _ON_BOARD, accounts.c.balance, accounts.c.user_id),
+            (_HOT, _HOT_ON_BOARD, _HOT.c.balance, _HOT.c.user_id),
+        )
+    ]
+    return sa.select(counts[0] + counts[1])
+
+
+_TOP = _top_statement()
+_AHEAD = _ahead_statement()
+_BALANCE = sa.select(TOTAL).where(accounts.c.token == _TOKEN, accounts.c.user_id == sa.bindparam("user_id"))
+
+
+def top_holders(conn: Connection, token: str, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
+    params = {"token": token, "exclude": list(exclude), "window": offset + limit, "limit": limit, "offset": offset}
+    return [(row.user_id, int(row.balance)) for row in conn.execute(_TOP, params)]
+
+
+def rank(conn: Connection, token: str, user_id: str, exclude: Sequence[str]) -> int | None:
+    if user_id in exclude:
+        return None
+    balance = conn.scalar(_BALANCE, {"token": token, "user_id": user_id})
+    if balance is None or balance <= 0:  # only positive balances are ranked (an overdrawn one is not)
+        return None
+    params = {"token": token, "exclude": list(exclude), "balance": int(balance), "user_id": user_id}
+    return int(conn.scalar(_AHEAD, params) or 0) + 1
