@@ -267,3 +267,24 @@ async def test_balance_at_replays_entries_without_a_balance(sql_backend: BoundBa
         # (SQLite hashes each entry as it writes it: the raw ones break its chain, not the balances.)
         failed = {check.name for check in (await bank.verify()).checks if not check.ok}
         assert failed <= {"chain"}, failed
+
+
+@pytest.mark.parametrize("batch_writes", [True, False], ids=["batched", "unbatched"])
+async def test_controls_changes_among_concurrent_debits(sql_backend: BoundBackend, batch_writes: bool) -> None:
+    """A controls change gathers a hot account's slices while debits take them one each: all of them go through,
+    and the account's balance is spread over its slices again afterwards."""
+    settings = sql_backend.settings(initial_supply=10_000, decimals=0, hot_accounts=HOT, batch_writes=batch_writes)
+    async with TokenBank(settings) as bank:
+        book = Ledger(bank, 10_000)
+        await asyncio.gather(
+            *(book.transfer("treasury", USERS[i % len(USERS)], i + 1) for i in range(30)),
+            *(bank.set_limits("treasury", max_balance=20_000 + i) for i in range(3)),
+        )
+        assert {user: int(value) for user, value in (await bank.get_balances(ACCOUNTS)).items()} == book.balances
+        if sliced(sql_backend):
+            row = await raw(bank, "SELECT balance FROM tb_accounts WHERE token = :token AND user_id = 'treasury'")
+            spread = await raw(
+                bank, "SELECT sum(balance) FROM tb_account_shards WHERE token = :token AND user_id = 'treasury'"
+            )
+            assert (row, spread) == (0, book.balances["treasury"])
+        assert (await bank.verify()).ok
