@@ -46,6 +46,23 @@ def _top_statement() -> sa.Select[tuple[str, int]]:
     )
 
 
+def _page_statement() -> sa.CompoundSelect[tuple[str, int, int]]:
+    """One page of the accounts by the index walk (``:limit`` from ``:offset``) as it was before hot accounts, and
+    the token's hot accounts beside it (flagged ``hot``): exact when there are none. SQLite sorts a union before its
+    OFFSET (the rows it walked past too), so there the page is read this way and :data:`_TOP` serves only a token
+    with hot accounts (SQLite's own writes never split one)."""
+    page = (
+        sa.select(accounts.c.user_id, accounts.c.balance)
+        .where(accounts.c.token == _TOKEN, accounts.c.balance > 0, accounts.c.user_id.not_in(_EXCLUDE))
+        .order_by(accounts.c.balance.desc(), accounts.c.user_id)
+        .limit(sa.bindparam("limit", type_=sa.Integer))
+        .offset(sa.bindparam("offset", type_=sa.Integer))
+        .subquery("page")
+    )
+    hot = sa.select(_HOT.c.user_id, _HOT.c.balance, sa.literal_column("1").label("hot"))
+    return sa.union_all(sa.select(page, sa.literal_column("0").label("hot")), hot)
+
+
 def _ahead_statement() -> sa.Select[tuple[int]]:
     """How many accounts on the leaderboard rank ahead of ``:user_id`` holding ``:balance``."""
     balance, user_id = sa.bindparam("balance", type_=UNITS), sa.bindparam("user_id", type_=accounts.c.user_id.type)
@@ -63,12 +80,17 @@ def _ahead_statement() -> sa.Select[tuple[int]]:
 
 
 _TOP = _top_statement()
+_PAGE = _page_statement()
 _AHEAD = _ahead_statement()
 _BALANCE = sa.select(TOTAL).where(accounts.c.token == _TOKEN, accounts.c.user_id == sa.bindparam("user_id"))
 
 
 def top_holders(conn: Connection, token: str, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
     params = {"token": token, "exclude": list(exclude), "window": offset + limit, "limit": limit, "offset": offset}
+    if conn.dialect.name != "postgresql":
+        rows = conn.execute(_PAGE, params).all()
+        if not any(row.hot for row in rows):
+            return sorted(((row.user_id, int(row.balance)) for row in rows), key=lambda row: (-row[1], row[0]))
     return [(row.user_id, int(row.balance)) for row in conn.execute(_TOP, params)]
 
 
