@@ -89,7 +89,7 @@ def top_holders(conn: Connection, token: str, limit: int, offset: int, exclude: 
     params = {"token": token, "exclude": list(exclude), "window": offset + limit, "limit": limit, "offset": offset}
     if conn.dialect.name != "postgresql":
         rows = conn.execute(_PAGE, params).all()
-        if not any(row.hot for row in rows):
+        if not any(row.hot for row in rows):  # (a union's rows come in no set order: the page's few sorted here)
             return sorted(((row.user_id, int(row.balance)) for row in rows), key=lambda row: (-row[1], row[0]))
     return [(row.user_id, int(row.balance)) for row in conn.execute(_TOP, params)]
 
