@@ -1,6 +1,7 @@
 """Four OS processes write one token at once, on every durable store: transfers under idempotency keys they all
 share, holds expiring under four racing sweepers, captures and voids near the expiry. Afterwards: exact
-conservation, each key applied once, each hold settled exactly once, and nothing but typed refusals on the way."""
+conservation, each key applied once, each hold settled exactly once, and nothing but typed refusals on the way.
+One of the accounts is hot (split into slices on PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ async def test_four_processes_write_one_token(durable_backend: BoundBackend) -> 
         **durable_backend.backend.options(durable_backend.scope),
         "symbol": durable_backend.scope.symbol,
         "hold_sweep_interval": 0.05,
+        # One of the accounts is hot: on PostgreSQL its transfers take one of its slices, its holds all of them.
+        "hot_accounts": {ACCOUNTS[0]: 4},
     }
     settings = Settings.load(**options)
     async with TokenBank(settings) as bank:

@@ -49,6 +49,7 @@ def downgrade() -> None:
         for statement in statements("0013_lots.sql"):
             if "FUNCTION tb_apply(" in statement:
                 op.execute(statement)
-        for name in ("tb_hot_configure(text, text, int)", "tb_hot_gather(text, text[])", "tb_hot_spread(text, text[])"):
+        for name in ("tb_hot_configure(text, text, int)", "tb_hot_gather(text, text[])", "tb_hot_spread(text, text[])",
+                     "tb_hot_spread_total(text, text, bigint)"):  # fmt: skip
             op.execute(f"DROP FUNCTION IF EXISTS {name}")
     op.drop_table("tb_account_shards")

@@ -298,7 +298,7 @@ BEGIN
         FOR v_h IN 1..cardinality(v_uid) LOOP
             CONTINUE WHEN h_all[v_h] IS NULL;
             v_tid[v_h] := NULL;
-            v_need := COALESCE((SELECT LEAST(sum(a), 9223372036854775807) FROM unnest(v_fi, v_amt) AS x(f, a) WHERE x.f = v_h), 0);
+            v_need := (SELECT LEAST(COALESCE(sum(a), 0), 9223372036854775807) FROM unnest(v_fi, v_amt) AS x(f, a) WHERE x.f = v_h);
             v_s := NULL;
             SELECT shard, balance INTO v_s, v_a FROM tb_account_shards
                 WHERE token = p_token AND user_id = v_uid[v_h] AND balance >= v_need
