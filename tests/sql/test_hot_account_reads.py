@@ -105,14 +105,16 @@ async def ledger(request: pytest.FixtureRequest, sql_backend: BoundBackend) -> A
 
 
 async def test_the_writes_went_through_slices_on_postgres(ledger: Ledger, sql_backend: BoundBackend) -> None:
-    """What the other tests rely on: slices hold the hot accounts' balances, and entries lack their balance."""
+    """What the other tests rely on: slices hold the hot accounts' balances, and entries lack their balance on the
+    debited side (the treasury's) and on the credited side (the hub's)."""
     slices = await raw(ledger.bank, "SELECT count(*) FROM tb_account_shards WHERE token = :token")
-    blind = await raw(
-        ledger.bank,
-        "SELECT count(*) FROM tb_transactions WHERE token = :token AND ((from_user_id = 'treasury' AND "
-        "from_balance_after IS NULL) OR (to_user_id = 'hub' AND to_balance_after IS NULL))",
+    blind = (
+        "SELECT count(*) > 0 FROM tb_transactions "
+        "WHERE token = :token AND {0}_user_id = :user AND {0}_balance_after IS NULL"
     )
-    assert (slices, bool(blind)) == ((12, True) if sliced(sql_backend) else (0, False))
+    sent = await raw(ledger.bank, blind.format("from"), user="treasury")
+    received = await raw(ledger.bank, blind.format("to"), user="hub")
+    assert (slices, sent, received) == ((12, True, True) if sliced(sql_backend) else (0, False, False))
 
 
 async def test_balances_and_supply(ledger: Ledger) -> None:
