@@ -226,6 +226,8 @@ async def test_a_hot_account_at_a_tie(tied: TokenBank) -> None:
     assert [h.user_id for h in await tied.get_top_holders(limit=1, offset=2)] == ["hub"]
     assert [h.user_id for h in await tied.get_top_holders(limit=2, offset=1)] == ["a", "hub"]
     assert [await tied.get_rank(user) for user in ("m", "a", "hub", "z")] == [1, 2, 3, 4]
+    spread = await tied.analytics.get_balance_distribution()
+    assert (spread.accounts, spread.total, spread.median, spread.percentiles.p10) == (4, 210, 50, 50)
 
 
 async def test_an_excluded_hot_account(tied: TokenBank) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 
 from tokenbank.storage.base import TxRecord
 from tokenbank.storage.sql.schema import accounts, tokens, transactions
-from tokenbank.storage.sql.slices import hot_totals, not_hot
+from tokenbank.storage.sql.slices import any_hot, hot_totals, not_hot
 from tokenbank.storage.wire import SQL
 
 PERIODS: dict[str, tuple[str, str]] = {
@@ -192,19 +192,22 @@ def supply_buckets(
 
 @dataclass(frozen=True)
 class _Holders:
-    """The selected accounts: the ordinary ones (an index range of ix_tb_accounts_leaderboard) and the hot ones,
-    whose rows hold only part of their balance (few: read as their totals)."""
+    """The selected accounts: the ordinary ones (an index range of ix_tb_accounts_leaderboard) and the hot ones
+    (None: the token has none), whose rows hold only part of their balance (few: read as their totals)."""
 
     where: list[sa.ColumnElement[bool]]
-    hot: sa.Select[tuple[int]]
+    hot: sa.Select[tuple[int]] | None
 
 
-def _holders(token: str, exclude: Sequence[str], include_zero: bool) -> _Holders:
+def _holders(conn: Connection, token: str, exclude: Sequence[str], include_zero: bool) -> _Holders:
     clauses = [accounts.c.token == token, accounts.c.balance >= 0 if include_zero else accounts.c.balance > 0]
+    if exclude:
+        clauses.append(accounts.c.user_id.not_in(list(exclude)))
+    if not conn.scalar(sa.select(any_hot(token))):  # then no row needs checking against the hot accounts
+        return _Holders(clauses, None)
     hot = hot_totals(token)
     hot_clauses = [hot.c.balance >= 0 if include_zero else hot.c.balance > 0]
     if exclude:
-        clauses.append(accounts.c.user_id.not_in(list(exclude)))
         hot_clauses.append(hot.c.user_id.not_in(list(exclude)))
     return _Holders([*clauses, not_hot(token)], sa.select(hot.c.balance).where(*hot_clauses))
 
@@ -223,10 +226,11 @@ def balance_stats(
     in double precision, which is not exact above 2**53). SQLite reads the balances in order through the
     leaderboard index, in chunks, and sums with Python ints. Call :func:`snapshot` first.
     """
-    holders = _holders(token, exclude, include_zero)
+    holders = _holders(conn, token, exclude, include_zero)
     if conn.dialect.name != "postgresql":
         return _scan_balances(conn, holders, ranks_for)
-    every = sa.union_all(sa.select(accounts.c.balance).where(*holders.where), holders.hot).subquery()
+    ordinary = sa.select(accounts.c.balance).where(*holders.where)
+    every = (ordinary if holders.hot is None else sa.union_all(ordinary, holders.hot)).subquery()
     ranked = sa.select(every.c.balance, sa.func.row_number().over(order_by=every.c.balance).label("rn"))
     r = ranked.subquery()
     row = (
@@ -248,7 +252,7 @@ def balance_stats(
 
 
 def _scan_balances(conn: Connection, holders: _Holders, ranks_for: Callable[[int], Collection[int]]) -> BalanceStats:
-    hot = sorted(int(row.balance) for row in conn.execute(holders.hot))
+    hot = [] if holders.hot is None else sorted(int(row.balance) for row in conn.execute(holders.hot))
     count = int(conn.scalar(sa.select(sa.func.count()).select_from(accounts).where(*holders.where)) or 0) + len(hot)
     wanted = set(ranks_for(count))
     total = weighted = rank = 0

@@ -13,15 +13,15 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 
 from tokenbank.storage.sql.schema import UNITS, accounts
-from tokenbank.storage.sql.slices import TOTAL, hot_totals, not_hot
+from tokenbank.storage.sql.slices import TOTAL, any_hot, hot_totals, not_hot
 
 _TOKEN = sa.bindparam("token", type_=accounts.c.token.type)
 _EXCLUDE = sa.bindparam("exclude", expanding=True, type_=accounts.c.user_id.type)
 _HOT = hot_totals(_TOKEN)
-_ON_BOARD = sa.and_(
-    accounts.c.token == _TOKEN, accounts.c.balance > 0, not_hot(_TOKEN), accounts.c.user_id.not_in(_EXCLUDE)
-)
-"""The ordinary accounts on the leaderboard: an index range of ix_tb_accounts_leaderboard."""
+_ON_BOARD_PLAIN = sa.and_(accounts.c.token == _TOKEN, accounts.c.balance > 0, accounts.c.user_id.not_in(_EXCLUDE))
+"""The accounts on the leaderboard of a token without hot accounts: an index range of ix_tb_accounts_leaderboard."""
+_ON_BOARD = sa.and_(_ON_BOARD_PLAIN, not_hot(_TOKEN))
+"""The ordinary accounts on the leaderboard: the same range, the hot accounts left out."""
 _HOT_ON_BOARD = sa.and_(_HOT.c.balance > 0, _HOT.c.user_id.not_in(_EXCLUDE))
 
 
@@ -53,7 +53,7 @@ def _page_statement() -> sa.CompoundSelect[tuple[str, int, int]]:
     with hot accounts (SQLite's own writes never split one)."""
     page = (
         sa.select(accounts.c.user_id, accounts.c.balance)
-        .where(accounts.c.token == _TOKEN, accounts.c.balance > 0, accounts.c.user_id.not_in(_EXCLUDE))
+        .where(_ON_BOARD_PLAIN)
         .order_by(accounts.c.balance.desc(), accounts.c.user_id)
         .limit(sa.bindparam("limit", type_=sa.Integer))
         .offset(sa.bindparam("offset", type_=sa.Integer))
@@ -63,26 +63,29 @@ def _page_statement() -> sa.CompoundSelect[tuple[str, int, int]]:
     return sa.union_all(sa.select(page, sa.literal_column("0").label("hot")), hot)
 
 
-def _ahead_statement() -> sa.Select[tuple[int]]:
-    """How many accounts on the leaderboard rank ahead of ``:user_id`` holding ``:balance``."""
+def _ahead_statement(hot: bool) -> sa.Select[int]:
+    """How many accounts on the leaderboard rank ahead of ``:user_id`` holding ``:balance`` (``hot``: the token has
+    hot accounts; without, the count need not check each row against them)."""
     balance, user_id = sa.bindparam("balance", type_=UNITS), sa.bindparam("user_id", type_=accounts.c.user_id.type)
-    counts = [
-        sa.select(sa.func.count())
-        .select_from(table)
-        .where(on_board, sa.or_(value > balance, sa.and_(value == balance, user < user_id)))
-        .scalar_subquery()
-        for table, on_board, value, user in (
-            (accounts, _ON_BOARD, accounts.c.balance, accounts.c.user_id),
-            (_HOT, _HOT_ON_BOARD, _HOT.c.balance, _HOT.c.user_id),
-        )
-    ]
-    return sa.select(counts[0] + counts[1])
+
+    def ahead(value: sa.ColumnElement[int], user: sa.ColumnElement[str]) -> sa.ColumnElement[bool]:
+        return sa.or_(value > balance, sa.and_(value == balance, user < user_id))
+
+    count = sa.select(sa.func.count()).select_from(accounts)
+    if not hot:
+        return count.where(_ON_BOARD_PLAIN, ahead(accounts.c.balance, accounts.c.user_id))
+    ordinary = count.where(_ON_BOARD, ahead(accounts.c.balance, accounts.c.user_id)).scalar_subquery()
+    hot_ahead = sa.select(sa.func.count()).select_from(_HOT).where(_HOT_ON_BOARD, ahead(_HOT.c.balance, _HOT.c.user_id))
+    return sa.select(ordinary + hot_ahead.scalar_subquery())
 
 
 _TOP = _top_statement()
 _PAGE = _page_statement()
-_AHEAD = _ahead_statement()
-_BALANCE = sa.select(TOTAL).where(accounts.c.token == _TOKEN, accounts.c.user_id == sa.bindparam("user_id"))
+_AHEAD = {hot: _ahead_statement(hot) for hot in (False, True)}
+_BALANCE = sa.select(TOTAL, any_hot(_TOKEN)).where(
+    accounts.c.token == _TOKEN, accounts.c.user_id == sa.bindparam("user_id")
+)
+"""The account's balance, and whether the token has hot accounts (which of :data:`_AHEAD` counts)."""
 
 
 def top_holders(conn: Connection, token: str, limit: int, offset: int, exclude: Sequence[str]) -> list[tuple[str, int]]:
@@ -97,8 +100,8 @@ def top_holders(conn: Connection, token: str, limit: int, offset: int, exclude: 
 def rank(conn: Connection, token: str, user_id: str, exclude: Sequence[str]) -> int | None:
     if user_id in exclude:
         return None
-    balance = conn.scalar(_BALANCE, {"token": token, "user_id": user_id})
-    if balance is None or balance <= 0:  # only positive balances are ranked (an overdrawn one is not)
+    row = conn.execute(_BALANCE, {"token": token, "user_id": user_id}).first()
+    if row is None or row[0] <= 0:  # only positive balances are ranked (an overdrawn one is not)
         return None
-    params = {"token": token, "exclude": list(exclude), "balance": int(balance), "user_id": user_id}
-    return int(conn.scalar(_AHEAD, params) or 0) + 1
+    params = {"token": token, "exclude": list(exclude), "balance": int(row[0]), "user_id": user_id}
+    return int(conn.scalar(_AHEAD[bool(row[1])], params) or 0) + 1

@@ -40,6 +40,11 @@ def hot_users(token: Token) -> sa.Select[tuple[str]]:
     return sa.select(shards.user_id).where(shards.token == token).distinct()
 
 
+def any_hot(token: Token) -> sa.Exists:
+    """Whether the token has a hot account: without one, a walk need not leave any out (one index probe)."""
+    return sa.exists().where(shards.token == token)
+
+
 def not_hot(token: Token) -> sa.ColumnElement[bool]:
     """A ``tb_accounts`` row whose balance is the account's whole balance (the account has no slices)."""
     return accounts.c.user_id.not_in(hot_users(token))
