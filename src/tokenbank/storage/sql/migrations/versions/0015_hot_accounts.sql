@@ -2,8 +2,8 @@
 -- row's plus the sum of its slices in tb_account_shards. Between writes a hot account's row holds no balance
 -- (unless it is negative, which only an overdraft allows): it is spread over the slices, so a debit can lock one
 -- slice that holds enough instead of the row every other debit of the account waits for. Locks are taken in one
--- order everywhere: account rows in user_id order, then each hot account's slices in slice order; a debit that
--- takes a single slice takes it with SKIP LOCKED, after its account rows, and waits for nothing after it.
+-- order everywhere: account rows in user_id order, then each hot account's slices, hot accounts in user_id order
+-- and one account's slices in slice order (a debit taking one slice of an account holds none of its others).
 
 -- tb_hot_spread_total(token, user, total): the slices of a hot account (locked by the caller) set to ``total``
 -- spread evenly over them, the first ones one base unit more where it does not divide.
@@ -174,10 +174,11 @@ BEGIN
     RETURN v_results;
 END;
 $fn$;
+
 -- tb_apply_transfers(token, ops, atomic) -> json | NULL: as in 0014, except for hot accounts (see above): a hot
--- account's row is not locked; a slice holding all the call debits it is (SKIP LOCKED: another concurrent call
--- takes another), or, when none is free, all its slices (then its balance is exact and each op is judged against
--- it). Under one slice the balance after an op is not known and not recorded (NULL) for that account. A hot
+-- account's row is not locked; a slice holding all the call debits it is (a free one first, so concurrent calls
+-- take different ones, else the first to be free), or, when no slice holds that much, all its slices (then its
+-- balance is exact and each op is judged against it). Under one slice the balance after an op is not known and not recorded (NULL) for that account. A hot
 -- account with controls or lots is declined (tb_apply gathers it).
 CREATE OR REPLACE FUNCTION tb_apply_transfers(p_token text, p_ops jsonb, p_atomic boolean) RETURNS json
 LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $fn$
@@ -287,8 +288,9 @@ BEGIN
     END;
     IF cardinality(v_hot) > 0 THEN
         -- The arrays indexed like v_uid again (a hot account's row read, not locked); then, each hot account in
-        -- user_id order: one slice holding what the call debits it, taken with SKIP LOCKED so concurrent debits
-        -- take different ones, or, when none is free, all of them in slice order (its balance then exact).
+        -- user_id order: one slice holding what the call debits it, a free one (SKIP LOCKED) so concurrent debits
+        -- take different ones, else one as soon as it is free; when no slice holds enough, all of them in slice
+        -- order (its balance then exact).
         SELECT array_agg(a.ctid ORDER BY u.r), array_agg(a.balance ORDER BY u.r),
                array_agg(COALESCE(a.has_lots, false) ORDER BY u.r), array_agg(CASE WHEN u.u = ANY (v_hot) THEN false END ORDER BY u.r)
             INTO v_tid, v_old, v_lotted, h_all
@@ -303,6 +305,11 @@ BEGIN
             SELECT shard, balance INTO v_s, v_a FROM tb_account_shards
                 WHERE token = p_token AND user_id = v_uid[v_h] AND balance >= v_need
                 ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
+            IF v_s IS NULL THEN  -- every slice with enough is taken: wait for one (another if it then has too little)
+                SELECT shard, balance INTO v_s, v_a FROM tb_account_shards
+                    WHERE token = p_token AND user_id = v_uid[v_h] AND balance >= v_need
+                    ORDER BY random() LIMIT 1 FOR UPDATE;
+            END IF;
             IF v_s IS NOT NULL THEN
                 h_slice[v_h] := v_s;
                 v_old[v_h] := v_a;
