@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Connection
 
-from tests.backends import BoundBackend
+from tests.backends import BoundBackend, by_name, params
 from tokenbank import Settings, TokenBank, TransactionStateError
 from tokenbank.ids import new_id
 from tokenbank.storage.sql.schema import accounts, transactions
@@ -160,11 +160,10 @@ async def test_balance_distribution(ledger: Ledger, exclude: list[str] | None) -
     assert found == expected
 
 
-async def test_verify_counts_the_slices(ledger: Ledger, sql_backend: BoundBackend) -> None:
+@pytest.mark.parametrize("sql_backend", params(by_name("postgres")), indirect=True)
+async def test_verify_counts_the_slices(ledger: Ledger) -> None:
     """A slice changed behind the ledger's back breaks the supply and the replay; one below zero (the account's
-    total unchanged) breaks the floor check."""
-    if not sliced(sql_backend):
-        pytest.skip("only PostgreSQL splits accounts")
+    total unchanged) breaks the floor check (PostgreSQL: the store that splits accounts)."""
     bank = ledger.bank
 
     async def failed() -> set[str]:

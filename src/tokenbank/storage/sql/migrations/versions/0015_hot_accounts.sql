@@ -302,13 +302,17 @@ BEGIN
             v_tid[v_h] := NULL;
             v_need := (SELECT LEAST(COALESCE(sum(a), 0), 9223372036854775807) FROM unnest(v_fi, v_amt) AS x(f, a) WHERE x.f = v_h);
             v_s := NULL;
-            SELECT shard, balance INTO v_s, v_a FROM tb_account_shards
-                WHERE token = p_token AND user_id = v_uid[v_h] AND balance >= v_need
-                ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
-            IF v_s IS NULL THEN  -- every slice with enough is taken: wait for one (another if it then has too little)
+            -- About one call in 256 takes all the slices anyway: the exact balance it records keeps the run of
+            -- entries without one short, which balance_at adds up.
+            IF random() >= 1.0 / 256 THEN
                 SELECT shard, balance INTO v_s, v_a FROM tb_account_shards
                     WHERE token = p_token AND user_id = v_uid[v_h] AND balance >= v_need
-                    ORDER BY random() LIMIT 1 FOR UPDATE;
+                    ORDER BY random() LIMIT 1 FOR UPDATE SKIP LOCKED;
+                IF v_s IS NULL THEN  -- every slice with enough is taken: wait for one (another if it then has too little)
+                    SELECT shard, balance INTO v_s, v_a FROM tb_account_shards
+                        WHERE token = p_token AND user_id = v_uid[v_h] AND balance >= v_need
+                        ORDER BY random() LIMIT 1 FOR UPDATE;
+                END IF;
             END IF;
             IF v_s IS NOT NULL THEN
                 h_slice[v_h] := v_s;
