@@ -21,10 +21,8 @@ It prints transfers per second of each, the hot/uniform ratios with and without 
 it showed on a shared 2-core machine: with batching on, one hot account costs nothing on any store (PostgreSQL
 locks the treasury row once per batch, not once per transfer; SQLite's one writer and Redis's one thread have no
 row to wait for), and slices change nothing. With batching off on PostgreSQL every transfer waits for the
-treasury's lock (about 0.5x of uniform). Slices then help only when there are more of them than connections
-debiting at once (4 processes x a pool of 10 here): with 8 or 32, calls often find every slice taken and lock them
-all, slower than no slices; with 64, every debit takes one slice, and hot-source ran as fast as uniform in two runs
-of five (the others were short of CPU, another process busy on the machine).
+treasury's lock (about 0.35x of uniform); 8 slices brought it to 0.55x. More slices did no better: the commits then
+wait mostly for the database-wide lock that each commit sending a ``NOTIFY`` (balance events) holds, and for CPU.
 
 ``--quick``: short runs (a smoke test, not a measurement).
 
