@@ -25,6 +25,7 @@ RELEASED = {
     "0012_replicate_upsert.sql": (1, "91e07661a0271800296e533546d341e9a2734fd9692223e72728ea5523d0a2c9"),
     "0013_lots.sql": (10, "4bd5a5ce6de24294884514b0d62223b7f0d48466fe2fb3b3fa263eb35df19f07"),
     "0014_lot_spend_order.sql": (2, "e2ddeb994286545006807f1dcb16debc6aaeeccff7d578f4102b317b299e56d1"),
+    "0015_hot_accounts.sql": (6, "efe377c045c1ef9dce61f40c213844bfe80e8698bafb0ce53bed81928585703c"),
 }
 
 
