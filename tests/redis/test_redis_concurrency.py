@@ -50,3 +50,21 @@ async def test_concurrent_atomic_batches_and_reversals(make_bank: BankFactory) -
     assert sum(outcomes) == 50  # 1000 in the treasury pays 50 batches of 20
     assert await bank.get_balance("treasury") == 0
     assert all(check.ok for check in (await bank.verify()).checks)
+
+
+async def test_more_unbatched_writers_than_connections_all_get_through(make_bank: BankFactory) -> None:
+    """64 tasks looping on 2 connections: every write waits its turn, none fails for waiting. (The pool alone
+    woke its waiters in no order: a caller that came back first took the connection, and some waited past the
+    server timeout and failed with StorageUnavailableError.)"""
+    bank = await make_bank(decimals=0, initial_supply="1000000", batch_writes=False, pool_size=2)
+    done = 0
+    deadline = asyncio.get_running_loop().time() + 4
+
+    async def writer(n: int) -> None:
+        nonlocal done
+        while asyncio.get_running_loop().time() < deadline:
+            await bank.transfer("treasury", f"w{n % 8}", 1)
+            done += 1
+
+    await asyncio.gather(*(writer(n) for n in range(64)))
+    assert await bank.get_balance("treasury") == 1_000_000 - done

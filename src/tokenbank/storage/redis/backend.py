@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -112,6 +112,12 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
             asyncio.Semaphore(connect.cluster_connections(settings.pool_size) // 2) if connect.is_cluster(self.client)
             else contextlib.nullcontext()
         )  # fmt: skip
+        # Write calls queue here, first come first served, for one of the write client's connections: its pool
+        # wakes a waiter when a connection comes back, but a caller arriving meanwhile can take it first, so under
+        # more concurrent writes than connections some waited past SOCKET_TIMEOUT and failed.
+        self._write_slots = asyncio.Semaphore(
+            connect.cluster_connections(settings.pool_size) if connect.is_cluster(self._writes) else settings.pool_size
+        )
         # Redis runs one script at a time; two calls in flight keep it busy while the next batch travels.
         # Batches are capped so one script never blocks other clients for long.
         self._batch_writes(settings.batch_writes, max_in_flight=settings.write_concurrency or 2, max_ops=256)
@@ -202,7 +208,7 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
         if not ops:
             return "[]"
         args = [*self._common, "1" if atomic else "0", LUA.ops(ops)]
-        async with asyncio.timeout(SOCKET_TIMEOUT):
+        async with self._write_slot(), asyncio.timeout(SOCKET_TIMEOUT):
             if self.settings.redis_wait_replicas:
                 raw: str = await replicas.call_and_wait(
                     self._writes, self.scripts.apply, self.keys.write_keys(), args, self.settings.redis_wait_replicas
@@ -210,6 +216,16 @@ class RedisStorage(Storage, ChainStore, ExchangeStore, LotStore):
             else:
                 raw = await self.scripts.apply(keys=self.keys.write_keys(), args=args, client=self._writes)
         return raw
+
+    @contextlib.asynccontextmanager
+    async def _write_slot(self) -> AsyncIterator[None]:
+        """One of the write client's connections, waited for in arrival order up to POOL_WAIT."""
+        async with asyncio.timeout(POOL_WAIT):
+            await self._write_slots.acquire()
+        try:
+            yield
+        finally:
+            self._write_slots.release()
 
     def _decode(self, raw: str) -> list[OpResult]:
         return LUA.results(raw)
