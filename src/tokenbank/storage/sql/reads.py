@@ -21,7 +21,7 @@ from tokenbank.storage.base import (
     exclusions_to_text,
 )
 from tokenbank.storage.sql.schema import accounts, audit, holds, lots, tokens, transactions
-from tokenbank.storage.sql.slices import TOTAL, received_delta, sent_delta, shards
+from tokenbank.storage.sql.slices import TOTAL, holdings, received_delta, sent_delta
 from tokenbank.storage.wire import SQL
 
 
@@ -87,14 +87,7 @@ def get_held(conn: Connection, token: str, user_id: str) -> int:
 def sum_balances(conn: Connection, token: str, user_ids: Sequence[str]) -> int:
     if not user_ids:
         return 0
-    rows = sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
-        accounts.c.token == token, accounts.c.user_id.in_(list(user_ids))
-    )
-    sliced = sa.select(sa.func.coalesce(sa.func.sum(shards.balance), 0)).where(
-        shards.token == token, shards.user_id.in_(list(user_ids))
-    )
-    value = conn.scalar(sa.select(rows.scalar_subquery() + sliced.scalar_subquery()))
-    return int(value or 0)
+    return int(conn.scalar(holdings(token, user_ids)) or 0)
 
 
 def _side(token: str, column: sa.Column[str | None], query: HistoryQuery) -> sa.Select[tuple[object, ...]]:

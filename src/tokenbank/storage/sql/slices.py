@@ -6,6 +6,7 @@ expressions add to an ordinary account's read is one probe of an empty index ran
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -33,6 +34,16 @@ def slices_sum(token: sa.ColumnElement[str], user_id: sa.ColumnElement[str]) -> 
 
 TOTAL: sa.ColumnElement[int] = accounts.c.balance + slices_sum(accounts.c.token, accounts.c.user_id)
 """The balance of the ``tb_accounts`` row a statement reads: its row's plus its slices'."""
+
+
+def holdings(token: str, user_ids: Sequence[str] | None = None) -> sa.Select[tuple[int]]:
+    """What the accounts ``user_ids`` (None: every account of the token) hold, balances and held amounts together:
+    their rows' plus their slices', two sums (the slices' an index range of the slices' primary key)."""
+    rows = [accounts.c.token == token] + ([] if user_ids is None else [accounts.c.user_id.in_(list(user_ids))])
+    mine = [shards.token == token] + ([] if user_ids is None else [shards.user_id.in_(list(user_ids))])
+    in_rows = sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(*rows)
+    in_slices = sa.select(sa.func.coalesce(sa.func.sum(shards.balance), 0)).where(*mine)
+    return sa.select(in_rows.scalar_subquery() + in_slices.scalar_subquery())
 
 
 def hot_users(token: Token) -> sa.Select[tuple[str]]:

@@ -7,7 +7,7 @@ from sqlalchemy import Connection
 
 from tokenbank.storage.base import CheckRecord
 from tokenbank.storage.sql.schema import account_controls, accounts, holds, lots, tokens, transactions
-from tokenbank.storage.sql.slices import CREDITS, DEBITS, shards, slice_totals
+from tokenbank.storage.sql.slices import CREDITS, DEBITS, holdings, slice_totals
 
 _SAMPLE = 5
 _LOW_BITS = 0xFFFFFFFF
@@ -31,11 +31,7 @@ def run_checks(conn: Connection, token: str) -> list[CheckRecord]:
     total = int(total)
     checks = [CheckRecord("token initialized", True)]
 
-    rows = sa.select(sa.func.coalesce(sa.func.sum(accounts.c.balance + accounts.c.held), 0)).where(
-        accounts.c.token == token
-    )
-    sliced = sa.select(sa.func.coalesce(sa.func.sum(shards.balance), 0)).where(shards.token == token)
-    held_and_balances = int(conn.scalar(sa.select(rows.scalar_subquery() + sliced.scalar_subquery())) or 0)
+    held_and_balances = int(conn.scalar(holdings(token)) or 0)
     checks.append(
         CheckRecord(
             "balances + held == total supply",
